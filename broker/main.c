@@ -1,0 +1,231 @@
+#define ESC_LOG_MODULE "broker"
+/* escucha-broker: the stage between collectors and classifiers. It binds bus.collect (PULL,
+ * every collector connects) and bus.classify (PUSH, every classifier connects) and forwards
+ * frames one by one, so N collectors and M classifiers on any hosts meet at one well-known
+ * address and ZeroMQ load-balances posts over the classifiers. It never decodes a post. When no
+ * classifier can take more (all high-water marks reached) it stops reading its intake, and the
+ * collectors' sends block in turn: backpressure instead of loss. Single-threaded; signals come
+ * through a signalfd. */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <zmq.h>
+
+#include "escucha/esc_bus.h"
+#include "escucha/esc_cfg.h"
+#include "escucha/esc_log.h"
+#include "escucha/esc_mem.h"
+#include "escucha/esc_sig.h"
+#include "escucha/esc_util.h"
+
+struct brk_cfg {
+    int64_t grace_ms;       /* how long a drain may take */
+    int64_t drain_quiet_ms; /* drain ends once intake has been quiet this long */
+};
+
+static const struct esc_cfg_entry brk_cfg_map[] = {
+    ESC_CFG_INT("grace_ms", "5000", 0, 600000, struct brk_cfg, grace_ms,
+                "on SIGTERM, how long to keep forwarding what is in flight"),
+    ESC_CFG_INT("drain_quiet_ms", "300", 10, 60000, struct brk_cfg, drain_quiet_ms,
+                "on SIGTERM, stop once the intake has been quiet this long"),
+    ESC_CFG_END,
+};
+
+struct brk {
+    const struct esc_cfg *cfg;
+    struct brk_cfg bc;
+    esc_bus_t *in;           /* PULL, bound to bus.collect */
+    esc_bus_t *out;          /* PUSH, bound to bus.classify */
+    int sig_fd;
+    struct esc_drain drain;
+    uint64_t forwarded;
+    int64_t last_in_ms;      /* monotonic time of the last frame taken in */
+};
+
+static void
+s_usage(FILE *f)
+{
+    fprintf(f,
+            "usage: escucha-broker --config FILE [options]\n"
+            "Forwards posts from every collector (bus.collect) to every classifier "
+            "(bus.classify).\n\n"
+            "  --config FILE      deployment config (JSON)\n"
+            "  --check-config     validate the config and exit (0 ok, 2 invalid)\n"
+            "  --help-config      describe the broker's config keys\n"
+            "  --dump-config      print the effective broker config\n"
+            "  --log-level LEVEL  error|warn|info|debug (default info)\n"
+            "  --help, --version\n");
+}
+
+/* Moves at most `budget` frames from in to out without blocking. Returns frames moved. */
+static int
+s_forward(struct brk *b, int budget)
+{
+    int moved = 0;
+    const void *buf;
+    size_t len;
+
+    while (moved < budget) {
+        zmq_pollitem_t out_it = { esc_bus_zsock(b->out), 0, ZMQ_POLLOUT, 0 };
+
+        if (zmq_poll(&out_it, 1, 0) <= 0 || !(out_it.revents & ZMQ_POLLOUT)) {
+            break; /* no classifier can take more: leave frames in the intake queue */
+        }
+        if (esc_bus_recv(b->in, &buf, &len, ESC_BUS_DONTWAIT) != ESC_OK) {
+            break;
+        }
+        /* POLLOUT guaranteed room for one frame; a blocking send cannot stall here. */
+        if (esc_bus_send(b->out, buf, len, 0) != ESC_OK) {
+            esc_log_error("forward failed frames_lost=1");
+            break;
+        }
+        b->forwarded++;
+        moved++;
+    }
+    if (moved > 0) {
+        b->last_in_ms = esc_mono_ms();
+    }
+    return moved;
+}
+
+static int
+s_run(struct brk *b)
+{
+    for (;;) {
+        zmq_pollitem_t it[3] = {
+            { NULL, b->sig_fd, ZMQ_POLLIN, 0 },
+            { esc_bus_zsock(b->in), 0, ZMQ_POLLIN, 0 },
+            { esc_bus_zsock(b->out), 0, ZMQ_POLLOUT, 0 },
+        };
+        int rc = zmq_poll(it, 3, 100);
+
+        if (rc < 0 && errno != EINTR) {
+            esc_log_error("poll failed err=\"%s\"", zmq_strerror(errno));
+            return 1;
+        }
+        if (it[0].revents & ZMQ_POLLIN) {
+            esc_sig_handle(b->sig_fd, &b->drain, b->bc.grace_ms);
+            if (b->drain.reload) {
+                b->drain.reload = 0; /* nothing to reload: the broker has no per-topic state */
+            }
+        }
+        if ((it[1].revents & ZMQ_POLLIN) && (it[2].revents & ZMQ_POLLOUT)) {
+            s_forward(b, 1024);
+        }
+        if (b->drain.draining) {
+            int64_t now = esc_mono_ms();
+
+            if (now - b->last_in_ms >= b->bc.drain_quiet_ms || now >= b->drain.deadline_ms) {
+                break;
+            }
+        }
+    }
+    return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "config", required_argument, NULL, 'c' }, { "check-config", no_argument, NULL, 'k' },
+        { "help-config", no_argument, NULL, 'H' },  { "dump-config", no_argument, NULL, 'D' },
+        { "log-level", required_argument, NULL, 'l' }, { "help", no_argument, NULL, 'h' },
+        { "version", no_argument, NULL, 'V' },      { NULL, 0, NULL, 0 },
+    };
+    const char *config_path = NULL;
+    int check = 0;
+    int dump = 0;
+    int level = ESC_LOG_INFO;
+    struct esc_error err;
+    struct esc_cfg *cfg = NULL;
+    struct brk b;
+    int c;
+    int status = 0;
+    int64_t left;
+
+    memset(&b, 0, sizeof(b));
+    while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'c':
+            config_path = optarg;
+            break;
+        case 'k':
+            check = 1;
+            break;
+        case 'D':
+            dump = 1;
+            break;
+        case 'H':
+            printf("broker section (\"broker\": {...}):\n");
+            esc_cfg_print_help(stdout, "broker", brk_cfg_map);
+            return 0;
+        case 'l':
+            level = esc_log_level_parse(optarg);
+            if (level < 0) {
+                fprintf(stderr, "escucha-broker: unknown log level '%s'\n", optarg);
+                return 2;
+            }
+            break;
+        case 'h':
+            s_usage(stdout);
+            return 0;
+        case 'V':
+            printf("escucha-broker %s\n", ESC_VERSION);
+            return 0;
+        default:
+            s_usage(stderr);
+            return 2;
+        }
+    }
+    if (config_path == NULL) {
+        s_usage(stderr);
+        return 2;
+    }
+    esc_log_init("broker", (enum esc_log_level)level);
+    cfg = esc_cfg_load(config_path, &err);
+    if (cfg == NULL
+        || esc_cfg_section_apply(cfg, "broker", brk_cfg_map, NULL, &b.bc, &err) != ESC_OK) {
+        esc_error_print(stderr, "escucha-broker", &err);
+        esc_cfg_free(&cfg);
+        return ESC_CFG_EXIT_INVALID;
+    }
+    if (check || dump) {
+        if (dump) {
+            esc_cfg_print_values(stdout, "broker", brk_cfg_map, &b.bc);
+        }
+        else {
+            printf("config ok\n");
+        }
+        esc_cfg_free(&cfg);
+        return 0;
+    }
+    b.cfg = cfg;
+    b.sig_fd = esc_sig_init();
+    if (b.sig_fd < 0) {
+        esc_cfg_free(&cfg);
+        return 1;
+    }
+    b.in = esc_bus_new(ESC_BUS_PULL, cfg->bus.collect, true, (int)cfg->bus.hwm);
+    b.out = esc_bus_new(ESC_BUS_PUSH, cfg->bus.classify, true, (int)cfg->bus.hwm);
+    if (b.in == NULL || b.out == NULL) {
+        status = 1;
+        goto out;
+    }
+    esc_log_info("started collect=%s classify=%s", esc_bus_endpoint(b.in),
+                 esc_bus_endpoint(b.out));
+    b.last_in_ms = esc_mono_ms();
+    status = s_run(&b);
+
+out:
+    left = b.drain.draining ? b.drain.deadline_ms - esc_mono_ms() : 0;
+    esc_bus_destroy(&b.in, 0);
+    esc_bus_destroy(&b.out, (int)(left > 0 ? left : 0));
+    esc_bus_ctx_term();
+    esc_log_info("stopped forwarded=%llu", (unsigned long long)b.forwarded);
+    esc_cfg_free(&cfg);
+    close(b.sig_fd);
+    return status;
+}

@@ -1,0 +1,109 @@
+#ifndef ESC_MSG_H
+#define ESC_MSG_H
+
+/* Bus messages: msgpack maps with a schema version `v`, `type`, `id` and `ts` as required keys.
+ * Decoding happens once, at the edge, into the plain structs below; nothing else in escucha
+ * touches msgpack. Decoders ignore unknown keys, reject a missing/mistyped required key, a
+ * truncated or trailing-garbage buffer and anything over ESC_MSG_MAX with ESC_INVALID and a
+ * reason in err. */
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "esc_rc.h"
+
+#define ESC_MSG_VERSION 1
+#define ESC_MSG_MAX (1024 * 1024)    /* largest encoded message accepted, bytes */
+#define ESC_POST_TEXT_MAX (64 * 1024) /* longest post text kept, bytes (longer is rejected) */
+#define ESC_POST_LIST_MAX 256         /* most hashtags / mentions / topics in one post */
+
+enum esc_msg_type {
+    ESC_MSG_UNKNOWN = 0,
+    ESC_MSG_POST,       /* "post": collector -> classifier */
+    ESC_MSG_CLASSIFIED, /* "classified": classifier -> aggregator */
+    ESC_MSG_ALERT,      /* "alert": aggregator -> notifier */
+};
+
+/* A social media post, as every stage sees it. All strings are caller-owned (freed by
+ * esc_post_fini) and NUL-terminated; optional strings may be NULL. */
+struct esc_post {
+    char *id;              /* platform's id, kept as a string (required) */
+    char *platform;        /* "mastodon", "bluesky", "jsonl", ... (required) */
+    char *source;          /* name of the configured source that produced it */
+    char *author;          /* author handle, e.g. "@ana@mastodon.social" */
+    char *author_name;     /* display name */
+    int64_t followers;     /* author's follower count, 0 when unknown */
+    char *text;            /* plain text, UTF-8 (required, may be "") */
+    char *lang;            /* language hint from the platform, or NULL */
+    char *url;             /* canonical link to the post, or NULL */
+    int64_t created_at;    /* event time, Unix ms (required) */
+    int64_t ingested_at;   /* when the collector accepted it, Unix ms */
+    int64_t likes;         /* engagement counts, 0 when unknown */
+    int64_t reposts;
+    int64_t replies;
+    char **hashtags;       /* without '#', as the platform gave them */
+    size_t n_hashtags;
+    char **mentions;       /* without '@' */
+    size_t n_mentions;
+    /* Set by the classifier (type "classified" only). */
+    char **topics;         /* matched topic keys "team/topic" */
+    size_t n_topics;
+    char *language;        /* detected language (ISO 639-1) or "und" */
+    double sentiment;      /* polarity in [-1, 1] */
+};
+
+/* A spike alert for one topic. Strings caller-owned, freed by esc_alert_fini. */
+struct esc_alert {
+    char *id;            /* unique: "team/topic/<window_start>" */
+    char *team;          /* team id */
+    char *topic;         /* topic id */
+    char *topic_name;    /* human name of the topic */
+    char *kind;          /* "spike" */
+    int64_t window_start; /* event-time window that spiked, Unix ms, [start, end) */
+    int64_t window_end;
+    int64_t observed;    /* posts in the window */
+    double expected;     /* posts expected in a window of that length (baseline) */
+    double score;        /* observed / expected */
+    int64_t ts;          /* when the alert was raised, Unix ms */
+    char **samples;      /* up to a few sample post texts */
+    size_t n_samples;
+};
+
+void esc_post_init(struct esc_post *p);
+void esc_post_fini(struct esc_post *p);
+void esc_alert_init(struct esc_alert *a);
+void esc_alert_fini(struct esc_alert *a);
+
+/* Appends a copy of s to a string list (list, n) capped at ESC_POST_LIST_MAX. Returns 0, or -1
+ * when the list is full. */
+int esc_strlist_push(char ***list, size_t *n, const char *s);
+void esc_strlist_free(char ***list, size_t *n);
+
+/* Encodes p as a "post" (or "classified" when `classified` is non-zero) message.
+ * Returns a caller-owned buffer (esc_free) and sets *len. */
+char *esc_post_encode(const struct esc_post *p, int classified, size_t *len);
+/* Decodes a "post" or "classified" message into out (initialised here; caller must
+ * esc_post_fini it whatever the result). *type_out (may be NULL) receives the type.
+ * Returns ESC_OK or ESC_INVALID with err filled. */
+esc_rc esc_post_decode(const void *buf, size_t len, struct esc_post *out,
+                       enum esc_msg_type *type_out, struct esc_error *err);
+
+char *esc_alert_encode(const struct esc_alert *a, size_t *len);
+esc_rc esc_alert_decode(const void *buf, size_t len, struct esc_alert *out,
+                        struct esc_error *err);
+
+/* Reads only the `type` key of a message; ESC_MSG_UNKNOWN when it is not a valid message. */
+enum esc_msg_type esc_msg_peek_type(const void *buf, size_t len);
+
+/* Parses one post in the project's JSON shape (docs/post-format.md) into out (initialised here;
+ * caller must esc_post_fini it). `created_at` may be an RFC 3339 string or Unix ms.
+ * Returns ESC_OK or ESC_INVALID with err->text naming the field. */
+esc_rc esc_post_from_json(const char *json, size_t len, struct esc_post *out,
+                          struct esc_error *err);
+/* Writes p as one line of JSON in the same shape (classified fields included when set).
+ * Returns a caller-owned string. */
+char *esc_post_to_json(const struct esc_post *p);
+/* Writes a as JSON (the webhook payload). Returns a caller-owned string. */
+char *esc_alert_to_json(const struct esc_alert *a);
+
+#endif

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs, with apt-get, exactly the Debian 12 packages escucha needs that are missing.
+# Usage: scripts/deps.sh [--test]   (--test adds what the test suite needs)
+set -euo pipefail
+
+pkgs=(build-essential cmake pkg-config
+      libzmq3-dev libmsgpack-dev libhiredis-dev libjansson-dev libcurl4-openssl-dev
+      libutf8proc-dev libsodium-dev redis-server)
+if [ "${1:-}" = "--test" ]; then
+    pkgs+=(libcmocka-dev python3 python3-aiosmtpd)
+fi
+
+missing=()
+for p in "${pkgs[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+        missing+=("$p")
+    fi
+done
+if [ ${#missing[@]} -eq 0 ]; then
+    exit 0
+fi
+echo "deps: installing ${missing[*]}" >&2
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then
+    sudo="sudo"
+fi
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
