@@ -1,0 +1,1100 @@
+#define ESC_LOG_MODULE "msg"
+/* Bus message codecs: struct esc_post / struct esc_alert <-> msgpack, using msgpack-c's C API.
+ * This is the only file that sees msgpack_object; every service decodes once, at the edge.
+ * One field table per message kind drives both the encoder and the decoder, so the wire format
+ * below and the code cannot drift apart. No global state: safe to call from any thread. */
+
+/* Wire format, schema version ESC_MSG_VERSION = 1: one msgpack map with string keys.
+ *
+ *   every message  v (uint, == ESC_MSG_VERSION), type ("post"|"classified"|"alert"), id (str),
+ *                  ts (int, Unix ms: ingested_at for posts, raise time for alerts)     required
+ *   post           platform (str), text (str, <= ESC_POST_TEXT_MAX bytes),
+ *                  created_at (int, Unix ms)                                           required
+ *                  source, author, author_name, lang, url (str); followers, likes, reposts,
+ *                  replies (int); hashtags, mentions (array of str, <= ESC_POST_LIST_MAX)
+ *   classified     every post key, plus topics (array of str, required, may be empty),
+ *                  language (str), sentiment (float64; ints accepted)
+ *   alert          team, topic (str)                                                   required
+ *                  topic_name, kind (str); window_start, window_end, observed (int);
+ *                  expected, score (float64; ints accepted);
+ *                  samples (array of str, <= ESC_POST_LIST_MAX, each <= ESC_POST_TEXT_MAX)
+ *
+ * Encoding: ints are written always, NULL optional strings and empty optional lists are left
+ * out; a NULL required string is a producer bug (ESC_ASSERT). A "post" carries no classifier
+ * keys. Decoding: absent optional keys become NULL / 0; unknown keys are ignored (also the
+ * classifier keys of a plain "post"). Rejected with ESC_INVALID and the reason in err->text:
+ * more than ESC_MSG_MAX bytes, empty, truncated, trailing bytes, top level not a map, a
+ * non-string key, a known key twice, a wrong version, a missing required key, a wrong value
+ * type (a float where an int belongs, NaN), ints beyond int64, strings holding NUL, texts and
+ * lists over their limits, nesting deeper than msgpack-c's 32 levels. UTF-8 is not validated
+ * here: the classifier repairs it. */
+#include <inttypes.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <msgpack.h>
+
+#include "escucha/esc_log.h"
+#include "escucha/esc_mem.h"
+#include "escucha/esc_msg.h"
+#include "escucha/esc_util.h"
+
+/* ---------------------------------------------------------------------------------------------
+ * Field tables
+ */
+
+enum s_kind {
+    S_STR,  /* char * */
+    S_INT,  /* int64_t */
+    S_NUM,  /* double: float32/float64 or any int */
+    S_LIST, /* char ** + size_t count */
+};
+
+#define S_BIT(t) (1u << (t))
+#define S_ALL (S_BIT(ESC_MSG_POST) | S_BIT(ESC_MSG_CLASSIFIED) | S_BIT(ESC_MSG_ALERT))
+#define S_POSTS (S_BIT(ESC_MSG_POST) | S_BIT(ESC_MSG_CLASSIFIED))
+
+struct s_field {
+    const char *key;
+    enum s_kind kind;
+    unsigned types;    /* message types that carry the key (S_BIT mask) */
+    unsigned required; /* message types where it must be present */
+    size_t off;        /* offset of the value in the struct */
+    size_t n_off;      /* S_LIST: offset of the count */
+    size_t max;        /* S_STR / S_LIST elements: longest string in bytes, 0 = no own limit */
+};
+
+#define S_P(k, kind, types, req, field, max)                                                       \
+    { k, kind, types, req, offsetof(struct esc_post, field), 0, max }
+#define S_PL(k, types, req, field, nfield)                                                         \
+    {                                                                                              \
+        k, S_LIST, types, req, offsetof(struct esc_post, field),                                   \
+            offsetof(struct esc_post, nfield), 0                                                   \
+    }
+#define S_A(k, kind, req, field, max)                                                              \
+    { k, kind, S_ALL, req, offsetof(struct esc_alert, field), 0, max }
+
+static const struct s_field s_post_fields[] = {
+    S_P("id", S_STR, S_POSTS, S_POSTS, id, 0),
+    S_P("ts", S_INT, S_POSTS, S_POSTS, ingested_at, 0),
+    S_P("platform", S_STR, S_POSTS, S_POSTS, platform, 0),
+    S_P("source", S_STR, S_POSTS, 0, source, 0),
+    S_P("author", S_STR, S_POSTS, 0, author, 0),
+    S_P("author_name", S_STR, S_POSTS, 0, author_name, 0),
+    S_P("followers", S_INT, S_POSTS, 0, followers, 0),
+    S_P("text", S_STR, S_POSTS, S_POSTS, text, ESC_POST_TEXT_MAX),
+    S_P("lang", S_STR, S_POSTS, 0, lang, 0),
+    S_P("url", S_STR, S_POSTS, 0, url, 0),
+    S_P("created_at", S_INT, S_POSTS, S_POSTS, created_at, 0),
+    S_P("likes", S_INT, S_POSTS, 0, likes, 0),
+    S_P("reposts", S_INT, S_POSTS, 0, reposts, 0),
+    S_P("replies", S_INT, S_POSTS, 0, replies, 0),
+    S_PL("hashtags", S_POSTS, 0, hashtags, n_hashtags),
+    S_PL("mentions", S_POSTS, 0, mentions, n_mentions),
+    S_PL("topics", S_BIT(ESC_MSG_CLASSIFIED), S_BIT(ESC_MSG_CLASSIFIED), topics, n_topics),
+    S_P("language", S_STR, S_BIT(ESC_MSG_CLASSIFIED), 0, language, 0),
+    S_P("sentiment", S_NUM, S_BIT(ESC_MSG_CLASSIFIED), 0, sentiment, 0),
+};
+
+static const struct s_field s_alert_fields[] = {
+    S_A("id", S_STR, S_ALL, id, 0),
+    S_A("ts", S_INT, S_ALL, ts, 0),
+    S_A("team", S_STR, S_ALL, team, 0),
+    S_A("topic", S_STR, S_ALL, topic, 0),
+    S_A("topic_name", S_STR, 0, topic_name, 0),
+    S_A("kind", S_STR, 0, kind, 0),
+    S_A("window_start", S_INT, 0, window_start, 0),
+    S_A("window_end", S_INT, 0, window_end, 0),
+    S_A("observed", S_INT, 0, observed, 0),
+    S_A("expected", S_NUM, 0, expected, 0),
+    S_A("score", S_NUM, 0, score, 0),
+    {"samples", S_LIST, S_ALL, 0, offsetof(struct esc_alert, samples),
+     offsetof(struct esc_alert, n_samples), ESC_POST_TEXT_MAX},
+};
+
+/* The decoder tracks seen keys in a 64-bit mask. */
+_Static_assert(ESC_ARRAY_LEN(s_post_fields) <= 64, "too many post fields");
+_Static_assert(ESC_ARRAY_LEN(s_alert_fields) <= 64, "too many alert fields");
+
+static const char *const s_type_names[] = {
+    [ESC_MSG_UNKNOWN] = "unknown",
+    [ESC_MSG_POST] = "post",
+    [ESC_MSG_CLASSIFIED] = "classified",
+    [ESC_MSG_ALERT] = "alert",
+};
+
+static char **
+s_str_at(void *obj, size_t off)
+{
+    return (char **)((char *)obj + off);
+}
+
+static int64_t *
+s_int_at(void *obj, size_t off)
+{
+    return (int64_t *)((char *)obj + off);
+}
+
+static double *
+s_num_at(void *obj, size_t off)
+{
+    return (double *)((char *)obj + off);
+}
+
+static char ***
+s_list_at(void *obj, size_t off)
+{
+    return (char ***)((char *)obj + off);
+}
+
+static size_t *
+s_count_at(void *obj, size_t off)
+{
+    return (size_t *)((char *)obj + off);
+}
+
+/* Read-only twins of the accessors above, for the encoder. */
+static const char *
+s_get_str(const void *obj, size_t off)
+{
+    return *(const char *const *)((const char *)obj + off);
+}
+
+static int64_t
+s_get_int(const void *obj, size_t off)
+{
+    return *(const int64_t *)((const char *)obj + off);
+}
+
+static double
+s_get_num(const void *obj, size_t off)
+{
+    return *(const double *)((const char *)obj + off);
+}
+
+static char *const *
+s_get_list(const void *obj, size_t off)
+{
+    return *(char **const *)((const char *)obj + off);
+}
+
+static size_t
+s_get_count(const void *obj, size_t off)
+{
+    return *(const size_t *)((const char *)obj + off);
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Structs and string lists
+ */
+
+void
+esc_post_init(struct esc_post *p)
+{
+    memset(p, 0, sizeof(*p));
+}
+
+void
+esc_post_fini(struct esc_post *p)
+{
+    size_t i;
+
+    if (p == NULL) {
+        return;
+    }
+    for (i = 0; i < ESC_ARRAY_LEN(s_post_fields); i++) {
+        const struct s_field *f = &s_post_fields[i];
+
+        if (f->kind == S_STR) {
+            ESC_FREE(*s_str_at(p, f->off));
+        }
+        else if (f->kind == S_LIST) {
+            esc_strlist_free(s_list_at(p, f->off), s_count_at(p, f->n_off));
+        }
+    }
+    esc_post_init(p);
+}
+
+void
+esc_alert_init(struct esc_alert *a)
+{
+    memset(a, 0, sizeof(*a));
+}
+
+void
+esc_alert_fini(struct esc_alert *a)
+{
+    size_t i;
+
+    if (a == NULL) {
+        return;
+    }
+    for (i = 0; i < ESC_ARRAY_LEN(s_alert_fields); i++) {
+        const struct s_field *f = &s_alert_fields[i];
+
+        if (f->kind == S_STR) {
+            ESC_FREE(*s_str_at(a, f->off));
+        }
+        else if (f->kind == S_LIST) {
+            esc_strlist_free(s_list_at(a, f->off), s_count_at(a, f->n_off));
+        }
+    }
+    esc_alert_init(a);
+}
+
+/* A NULL string is refused like a full list (-1), so callers can push optional values. */
+int
+esc_strlist_push(char ***list, size_t *n, const char *s)
+{
+    ESC_ASSERT(list != NULL && n != NULL);
+    if (s == NULL || *n >= ESC_POST_LIST_MAX) {
+        return -1;
+    }
+    *list = esc_realloc(*list, (*n + 1) * sizeof(**list));
+    (*list)[*n] = esc_strdup(s);
+    (*n)++;
+    return 0;
+}
+
+void
+esc_strlist_free(char ***list, size_t *n)
+{
+    size_t i;
+
+    if (list == NULL || *list == NULL) {
+        if (n != NULL) {
+            *n = 0;
+        }
+        return;
+    }
+    for (i = 0; n != NULL && i < *n; i++) {
+        esc_free((*list)[i]);
+    }
+    ESC_FREE(*list);
+    if (n != NULL) {
+        *n = 0;
+    }
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Encoding
+ */
+
+/* The packer writes straight into an esc_realloc'd buffer: the result is esc_free-able by the
+ * caller and, since esc_realloc never fails, no pack call can fail either. */
+struct s_wbuf {
+    char *data;
+    size_t len;
+    size_t cap;
+};
+
+static int
+s_wbuf_write(void *data, const char *buf, size_t len)
+{
+    struct s_wbuf *w = data;
+
+    if (w->cap - w->len < len) {
+        size_t cap = w->cap ? w->cap : 256;
+
+        while (cap - w->len < len) {
+            cap *= 2;
+        }
+        w->data = esc_realloc(w->data, cap);
+        w->cap = cap;
+    }
+    memcpy(w->data + w->len, buf, len);
+    w->len += len;
+    return 0;
+}
+
+static void
+s_pack_str(msgpack_packer *pk, const char *s)
+{
+    size_t n = strlen(s);
+
+    msgpack_pack_str(pk, n);
+    msgpack_pack_str_body(pk, s, n);
+}
+
+/* True when the encoder writes field f of obj for a message of type t. */
+static int
+s_field_present(const struct s_field *f, const void *obj, enum esc_msg_type t)
+{
+    if ((f->types & S_BIT(t)) == 0) {
+        return 0;
+    }
+    if (f->kind == S_STR && s_get_str(obj, f->off) == NULL) {
+        /* A required string that is NULL is a bug in the producer, not bad input. */
+        ESC_ASSERT((f->required & S_BIT(t)) == 0);
+        return 0;
+    }
+    if (f->kind == S_LIST && s_get_count(obj, f->n_off) == 0) {
+        return (f->required & S_BIT(t)) != 0;
+    }
+    return 1;
+}
+
+static char *
+s_encode(const struct s_field *fields, size_t n_fields, const void *obj, enum esc_msg_type t,
+         size_t *len)
+{
+    struct s_wbuf w = {NULL, 0, 0};
+    msgpack_packer pk;
+    size_t i, j, count = 2; /* v, type */
+
+    for (i = 0; i < n_fields; i++) {
+        count += (size_t)s_field_present(&fields[i], obj, t);
+    }
+    msgpack_packer_init(&pk, &w, s_wbuf_write);
+    msgpack_pack_map(&pk, count);
+    s_pack_str(&pk, "v");
+    msgpack_pack_unsigned_int(&pk, ESC_MSG_VERSION);
+    s_pack_str(&pk, "type");
+    s_pack_str(&pk, s_type_names[t]);
+    for (i = 0; i < n_fields; i++) {
+        const struct s_field *f = &fields[i];
+
+        if (!s_field_present(f, obj, t)) {
+            continue;
+        }
+        s_pack_str(&pk, f->key);
+        switch (f->kind) {
+        case S_STR:
+            s_pack_str(&pk, s_get_str(obj, f->off));
+            break;
+        case S_INT:
+            msgpack_pack_int64(&pk, s_get_int(obj, f->off));
+            break;
+        case S_NUM:
+            msgpack_pack_double(&pk, s_get_num(obj, f->off));
+            break;
+        case S_LIST: {
+            char *const *list = s_get_list(obj, f->off);
+            size_t n = s_get_count(obj, f->n_off);
+
+            msgpack_pack_array(&pk, n);
+            for (j = 0; j < n; j++) {
+                s_pack_str(&pk, list[j]);
+            }
+            break;
+        }
+        }
+    }
+    if (w.len > ESC_MSG_MAX) {
+        /* Receivers will reject it; say so here, where the producer can be identified. */
+        esc_log_warn("encoded message exceeds limit type=%s bytes=%zu max=%d", s_type_names[t],
+                     w.len, ESC_MSG_MAX);
+    }
+    *len = w.len;
+    return w.data;
+}
+
+char *
+esc_post_encode(const struct esc_post *p, int classified, size_t *len)
+{
+    return s_encode(s_post_fields, ESC_ARRAY_LEN(s_post_fields), p,
+                    classified ? ESC_MSG_CLASSIFIED : ESC_MSG_POST, len);
+}
+
+char *
+esc_alert_encode(const struct esc_alert *a, size_t *len)
+{
+    return s_encode(s_alert_fields, ESC_ARRAY_LEN(s_alert_fields), a, ESC_MSG_ALERT, len);
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Raw structure scan
+ *
+ * msgpack_unpack_next allocates every array/map it meets at the size the header claims, before
+ * the elements arrive, so a 5-byte buffer can ask for gigabytes. This scanner walks the bytes
+ * first without allocating: every element needs at least one byte, so a header that claims more
+ * elements than bytes remain proves the buffer truncated. After it passes, unpacking allocates
+ * at most a small multiple of the (capped) input size. peek_type uses it to skip values.
+ */
+
+enum {
+    S_MP_OK = 0,
+    S_MP_TRUNC = -1, /* ran out of bytes */
+    S_MP_BAD = -2,   /* 0xc1, the one byte msgpack never uses */
+};
+
+enum s_mp_kind { S_MP_OTHER, S_MP_STR, S_MP_ARRAY, S_MP_MAP };
+
+/* Header of one msgpack object. */
+struct s_mp_head {
+    enum s_mp_kind kind;
+    size_t hdr;      /* bytes of the header itself */
+    uint64_t body;   /* bytes that follow the header (string data, number bytes, ext data) */
+    uint64_t nested; /* objects that follow as children (array n, map 2n) */
+};
+
+/* Formats 0xc0..0xdf: header size, width of the big-endian length/count field that ends the
+ * header (0 = none), fixed body bytes, what a length field counts. */
+enum s_mp_len { S_LEN_NONE, S_LEN_BODY, S_LEN_ITEMS, S_LEN_PAIRS };
+static const struct {
+    unsigned char hdr, width, body;
+    unsigned char len_is; /* enum s_mp_len */
+    unsigned char kind;   /* enum s_mp_kind */
+} s_mp_fmt[32] = {
+    [0x00] = {1, 0, 0, S_LEN_NONE, S_MP_OTHER},  /* nil */
+    [0x01] = {0, 0, 0, S_LEN_NONE, S_MP_OTHER},  /* never used: hdr 0 marks it bad */
+    [0x02] = {1, 0, 0, S_LEN_NONE, S_MP_OTHER},  /* false */
+    [0x03] = {1, 0, 0, S_LEN_NONE, S_MP_OTHER},  /* true */
+    [0x04] = {2, 1, 0, S_LEN_BODY, S_MP_OTHER},  /* bin 8 */
+    [0x05] = {3, 2, 0, S_LEN_BODY, S_MP_OTHER},  /* bin 16 */
+    [0x06] = {5, 4, 0, S_LEN_BODY, S_MP_OTHER},  /* bin 32 */
+    [0x07] = {3, 1, 0, S_LEN_BODY, S_MP_OTHER},  /* ext 8: len, type */
+    [0x08] = {4, 2, 0, S_LEN_BODY, S_MP_OTHER},  /* ext 16 */
+    [0x09] = {6, 4, 0, S_LEN_BODY, S_MP_OTHER},  /* ext 32 */
+    [0x0a] = {1, 0, 4, S_LEN_NONE, S_MP_OTHER},  /* float 32 */
+    [0x0b] = {1, 0, 8, S_LEN_NONE, S_MP_OTHER},  /* float 64 */
+    [0x0c] = {1, 0, 1, S_LEN_NONE, S_MP_OTHER},  /* uint 8 */
+    [0x0d] = {1, 0, 2, S_LEN_NONE, S_MP_OTHER},  /* uint 16 */
+    [0x0e] = {1, 0, 4, S_LEN_NONE, S_MP_OTHER},  /* uint 32 */
+    [0x0f] = {1, 0, 8, S_LEN_NONE, S_MP_OTHER},  /* uint 64 */
+    [0x10] = {1, 0, 1, S_LEN_NONE, S_MP_OTHER},  /* int 8 */
+    [0x11] = {1, 0, 2, S_LEN_NONE, S_MP_OTHER},  /* int 16 */
+    [0x12] = {1, 0, 4, S_LEN_NONE, S_MP_OTHER},  /* int 32 */
+    [0x13] = {1, 0, 8, S_LEN_NONE, S_MP_OTHER},  /* int 64 */
+    [0x14] = {2, 0, 1, S_LEN_NONE, S_MP_OTHER},  /* fixext 1: type + 1 */
+    [0x15] = {2, 0, 2, S_LEN_NONE, S_MP_OTHER},  /* fixext 2 */
+    [0x16] = {2, 0, 4, S_LEN_NONE, S_MP_OTHER},  /* fixext 4 */
+    [0x17] = {2, 0, 8, S_LEN_NONE, S_MP_OTHER},  /* fixext 8 */
+    [0x18] = {2, 0, 16, S_LEN_NONE, S_MP_OTHER}, /* fixext 16 */
+    [0x19] = {2, 1, 0, S_LEN_BODY, S_MP_STR},    /* str 8 */
+    [0x1a] = {3, 2, 0, S_LEN_BODY, S_MP_STR},    /* str 16 */
+    [0x1b] = {5, 4, 0, S_LEN_BODY, S_MP_STR},    /* str 32 */
+    [0x1c] = {3, 2, 0, S_LEN_ITEMS, S_MP_ARRAY}, /* array 16 */
+    [0x1d] = {5, 4, 0, S_LEN_ITEMS, S_MP_ARRAY}, /* array 32 */
+    [0x1e] = {3, 2, 0, S_LEN_PAIRS, S_MP_MAP},   /* map 16 */
+    [0x1f] = {5, 4, 0, S_LEN_PAIRS, S_MP_MAP},   /* map 32 */
+};
+
+/* Reads the header at p (left bytes available). */
+static int
+s_mp_head_read(const uint8_t *p, size_t left, struct s_mp_head *h)
+{
+    uint8_t b;
+    uint64_t n = 0;
+    unsigned i;
+
+    if (left == 0) {
+        return S_MP_TRUNC;
+    }
+    b = p[0];
+    memset(h, 0, sizeof(*h));
+    h->hdr = 1;
+    h->kind = S_MP_OTHER;
+    if (b <= 0x7f || b >= 0xe0) { /* positive / negative fixint */
+        return S_MP_OK;
+    }
+    if (b <= 0x8f) {
+        h->kind = S_MP_MAP;
+        h->nested = 2u * (b & 0x0fu);
+        return S_MP_OK;
+    }
+    if (b <= 0x9f) {
+        h->kind = S_MP_ARRAY;
+        h->nested = b & 0x0fu;
+        return S_MP_OK;
+    }
+    if (b <= 0xbf) {
+        h->kind = S_MP_STR;
+        h->body = b & 0x1fu;
+        return S_MP_OK;
+    }
+    b -= 0xc0;
+    if (s_mp_fmt[b].hdr == 0) {
+        return S_MP_BAD;
+    }
+    h->hdr = s_mp_fmt[b].hdr;
+    h->kind = (enum s_mp_kind)s_mp_fmt[b].kind;
+    h->body = s_mp_fmt[b].body;
+    if (left < h->hdr) {
+        return S_MP_TRUNC;
+    }
+    for (i = 0; i < s_mp_fmt[b].width; i++) {
+        n = (n << 8) | p[1 + i];
+    }
+    switch (s_mp_fmt[b].len_is) {
+    case S_LEN_BODY:
+        h->body = n;
+        break;
+    case S_LEN_ITEMS:
+        h->nested = n;
+        break;
+    case S_LEN_PAIRS:
+        h->nested = 2 * n;
+        break;
+    default:
+        break;
+    }
+    return S_MP_OK;
+}
+
+/* Walks `count` consecutive objects starting at p; sets *used to their total size. */
+static int
+s_mp_skip(const uint8_t *p, size_t len, uint64_t count, size_t *used)
+{
+    size_t off = 0;
+    uint64_t pending = count;
+
+    while (pending > 0) {
+        struct s_mp_head h;
+        int rc = s_mp_head_read(p + off, len - off, &h);
+
+        if (rc != S_MP_OK) {
+            return rc;
+        }
+        pending--;
+        off += h.hdr;
+        if (h.body > len - off) {
+            return S_MP_TRUNC;
+        }
+        off += (size_t)h.body;
+        pending += h.nested;
+        if (pending > len - off) {
+            return S_MP_TRUNC;
+        }
+    }
+    *used = off;
+    return S_MP_OK;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Decoding
+ */
+
+static void
+s_err(struct esc_error *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void
+s_err(struct esc_error *err, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (err == NULL) {
+        return;
+    }
+    va_start(ap, fmt);
+    vsnprintf(err->text, sizeof(err->text), fmt, ap);
+    va_end(ap);
+    err->line = 0;
+    err->column = 0;
+}
+
+static const char *
+s_obj_type_name(const msgpack_object *o)
+{
+    switch (o->type) {
+    case MSGPACK_OBJECT_NIL:
+        return "nil";
+    case MSGPACK_OBJECT_BOOLEAN:
+        return "bool";
+    case MSGPACK_OBJECT_POSITIVE_INTEGER:
+    case MSGPACK_OBJECT_NEGATIVE_INTEGER:
+        return "int";
+    case MSGPACK_OBJECT_FLOAT32:
+    case MSGPACK_OBJECT_FLOAT64:
+        return "float";
+    case MSGPACK_OBJECT_STR:
+        return "string";
+    case MSGPACK_OBJECT_ARRAY:
+        return "array";
+    case MSGPACK_OBJECT_MAP:
+        return "map";
+    case MSGPACK_OBJECT_BIN:
+        return "bin";
+    case MSGPACK_OBJECT_EXT:
+        return "ext";
+    }
+    return "unknown";
+}
+
+static int
+s_str_eq(const msgpack_object *o, const char *s)
+{
+    size_t n = strlen(s);
+
+    return o->type == MSGPACK_OBJECT_STR && o->via.str.size == n
+           && memcmp(o->via.str.ptr, s, n) == 0;
+}
+
+/* Checks size, shape and framing, then unpacks buf into *upk. */
+static esc_rc
+s_unpack(const void *buf, size_t len, msgpack_unpacked *upk, struct esc_error *err)
+{
+    const uint8_t *b = buf;
+    size_t used = 0, off = 0;
+    int rc;
+
+    if (len > ESC_MSG_MAX) {
+        s_err(err, "message too large (%zu > %d)", len, ESC_MSG_MAX);
+        return ESC_INVALID;
+    }
+    if (len == 0 || buf == NULL) {
+        s_err(err, "empty message");
+        return ESC_INVALID;
+    }
+    if (!((b[0] >= 0x80 && b[0] <= 0x8f) || b[0] == 0xde || b[0] == 0xdf)) {
+        s_err(err, "not a map");
+        return ESC_INVALID;
+    }
+    rc = s_mp_skip(b, len, 1, &used);
+    if (rc == S_MP_TRUNC) {
+        s_err(err, "truncated message");
+        return ESC_INVALID;
+    }
+    if (rc == S_MP_BAD) {
+        s_err(err, "malformed message");
+        return ESC_INVALID;
+    }
+    if (used != len) {
+        s_err(err, "trailing bytes after message");
+        return ESC_INVALID;
+    }
+    switch (msgpack_unpack_next(upk, buf, len, &off)) {
+    case MSGPACK_UNPACK_SUCCESS:
+        break;
+    case MSGPACK_UNPACK_CONTINUE:
+        s_err(err, "truncated message");
+        return ESC_INVALID;
+    case MSGPACK_UNPACK_NOMEM_ERROR:
+        /* After the scan, this means nesting beyond msgpack-c's fixed stack (32 levels). */
+        s_err(err, "message nested too deep");
+        return ESC_INVALID;
+    default:
+        s_err(err, "malformed message");
+        return ESC_INVALID;
+    }
+    if (off != len || upk->data.type != MSGPACK_OBJECT_MAP) {
+        s_err(err, "malformed message");
+        return ESC_INVALID;
+    }
+    return ESC_OK;
+}
+
+/* Writes a printable copy of a wire string (at most 32 bytes) into out, for error texts. */
+static const char *
+s_printable(const msgpack_object_str *s, char *out, size_t outsz)
+{
+    size_t i, n = s->size < 32 ? s->size : 32;
+
+    if (n >= outsz) {
+        n = outsz - 1;
+    }
+    for (i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s->ptr[i];
+
+        out[i] = (c >= 0x20 && c < 0x7f && c != '\'') ? (char)c : '?';
+    }
+    out[n] = '\0';
+    return out;
+}
+
+/* Reads and checks v and type; sets *type. */
+static esc_rc
+s_check_header(const msgpack_object_map *m, enum esc_msg_type *type, struct esc_error *err)
+{
+    const msgpack_object *v = NULL, *t = NULL;
+    char buf[40];
+    uint32_t i;
+    int k;
+
+    for (i = 0; i < m->size; i++) {
+        const msgpack_object *key = &m->ptr[i].key;
+
+        if (key->type != MSGPACK_OBJECT_STR) {
+            s_err(err, "map key %" PRIu32 ": expected string, got %s", i, s_obj_type_name(key));
+            return ESC_INVALID;
+        }
+        if (s_str_eq(key, "v")) {
+            if (v != NULL) {
+                s_err(err, "duplicate key 'v'");
+                return ESC_INVALID;
+            }
+            v = &m->ptr[i].val;
+        }
+        else if (s_str_eq(key, "type")) {
+            if (t != NULL) {
+                s_err(err, "duplicate key 'type'");
+                return ESC_INVALID;
+            }
+            t = &m->ptr[i].val;
+        }
+    }
+    if (v == NULL) {
+        s_err(err, "missing required key 'v'");
+        return ESC_INVALID;
+    }
+    if (v->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
+        if (v->via.u64 != ESC_MSG_VERSION) {
+            s_err(err, "unsupported schema version %" PRIu64, v->via.u64);
+            return ESC_INVALID;
+        }
+    }
+    else if (v->type == MSGPACK_OBJECT_NEGATIVE_INTEGER) {
+        s_err(err, "unsupported schema version %" PRId64, v->via.i64);
+        return ESC_INVALID;
+    }
+    else {
+        s_err(err, "key 'v': expected int, got %s", s_obj_type_name(v));
+        return ESC_INVALID;
+    }
+    if (t == NULL) {
+        s_err(err, "missing required key 'type'");
+        return ESC_INVALID;
+    }
+    if (t->type != MSGPACK_OBJECT_STR) {
+        s_err(err, "key 'type': expected string, got %s", s_obj_type_name(t));
+        return ESC_INVALID;
+    }
+    for (k = ESC_MSG_POST; k <= ESC_MSG_ALERT; k++) {
+        if (s_str_eq(t, s_type_names[k])) {
+            *type = (enum esc_msg_type)k;
+            return ESC_OK;
+        }
+    }
+    s_err(err, "key 'type': unknown message type '%s'", s_printable(&t->via.str, buf, sizeof(buf)));
+    return ESC_INVALID;
+}
+
+/* Copies a wire string into a new C string; *what names the problem on failure. */
+static char *
+s_copy_str(const msgpack_object *o, size_t max, const char **what, size_t *bad_len)
+{
+    const char *p = o->via.str.ptr;
+    size_t n = o->via.str.size;
+
+    if (max > 0 && n > max) {
+        *what = "too long";
+        *bad_len = n;
+        return NULL;
+    }
+    if (n > 0 && memchr(p, '\0', n) != NULL) {
+        *what = "string contains NUL byte";
+        return NULL;
+    }
+    return esc_strndup(n > 0 ? p : "", n);
+}
+
+static esc_rc
+s_decode_str(const struct s_field *f, const msgpack_object *val, void *obj,
+             struct esc_error *err)
+{
+    const char *what = NULL;
+    size_t bad_len = 0;
+    char *s;
+
+    if (val->type != MSGPACK_OBJECT_STR) {
+        s_err(err, "key '%s': expected string, got %s", f->key, s_obj_type_name(val));
+        return ESC_INVALID;
+    }
+    s = s_copy_str(val, f->max, &what, &bad_len);
+    if (s == NULL) {
+        if (bad_len > 0) {
+            s_err(err, "key '%s': too long (%zu > %zu bytes)", f->key, bad_len, f->max);
+        }
+        else {
+            s_err(err, "key '%s': %s", f->key, what);
+        }
+        return ESC_INVALID;
+    }
+    *s_str_at(obj, f->off) = s;
+    return ESC_OK;
+}
+
+static esc_rc
+s_decode_int(const struct s_field *f, const msgpack_object *val, void *obj,
+             struct esc_error *err)
+{
+    if (val->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
+        if (val->via.u64 > (uint64_t)INT64_MAX) {
+            s_err(err, "key '%s': integer out of range", f->key);
+            return ESC_INVALID;
+        }
+        *s_int_at(obj, f->off) = (int64_t)val->via.u64;
+        return ESC_OK;
+    }
+    if (val->type == MSGPACK_OBJECT_NEGATIVE_INTEGER) {
+        *s_int_at(obj, f->off) = val->via.i64;
+        return ESC_OK;
+    }
+    s_err(err, "key '%s': expected int, got %s", f->key, s_obj_type_name(val));
+    return ESC_INVALID;
+}
+
+static esc_rc
+s_decode_num(const struct s_field *f, const msgpack_object *val, void *obj,
+             struct esc_error *err)
+{
+    double d;
+
+    switch (val->type) {
+    case MSGPACK_OBJECT_FLOAT32:
+    case MSGPACK_OBJECT_FLOAT64:
+        d = val->via.f64;
+        break;
+    case MSGPACK_OBJECT_POSITIVE_INTEGER:
+        d = (double)val->via.u64;
+        break;
+    case MSGPACK_OBJECT_NEGATIVE_INTEGER:
+        d = (double)val->via.i64;
+        break;
+    default:
+        s_err(err, "key '%s': expected number, got %s", f->key, s_obj_type_name(val));
+        return ESC_INVALID;
+    }
+    if (isnan(d)) {
+        s_err(err, "key '%s': not a number (NaN)", f->key);
+        return ESC_INVALID;
+    }
+    *s_num_at(obj, f->off) = d;
+    return ESC_OK;
+}
+
+static esc_rc
+s_decode_list(const struct s_field *f, const msgpack_object *val, void *obj,
+              struct esc_error *err)
+{
+    char ***list = s_list_at(obj, f->off);
+    size_t *n = s_count_at(obj, f->n_off);
+    const msgpack_object_array *a;
+    uint32_t i;
+
+    if (val->type != MSGPACK_OBJECT_ARRAY) {
+        s_err(err, "key '%s': expected array, got %s", f->key, s_obj_type_name(val));
+        return ESC_INVALID;
+    }
+    a = &val->via.array;
+    if (a->size > ESC_POST_LIST_MAX) {
+        s_err(err, "key '%s': too many elements (%" PRIu32 " > %d)", f->key, a->size,
+              ESC_POST_LIST_MAX);
+        return ESC_INVALID;
+    }
+    if (a->size == 0) {
+        return ESC_OK;
+    }
+    /* Filled one by one with *n counting, so fini frees exactly what was copied so far. */
+    *list = esc_calloc(a->size, sizeof(**list));
+    for (i = 0; i < a->size; i++) {
+        const msgpack_object *e = &a->ptr[i];
+        const char *what = NULL;
+        size_t bad_len = 0;
+        char *s;
+
+        if (e->type != MSGPACK_OBJECT_STR) {
+            s_err(err, "key '%s' element %" PRIu32 ": expected string, got %s", f->key, i,
+                  s_obj_type_name(e));
+            return ESC_INVALID;
+        }
+        s = s_copy_str(e, f->max, &what, &bad_len);
+        if (s == NULL) {
+            if (bad_len > 0) {
+                s_err(err, "key '%s' element %" PRIu32 ": too long (%zu > %zu bytes)", f->key, i,
+                      bad_len, f->max);
+            }
+            else {
+                s_err(err, "key '%s' element %" PRIu32 ": %s", f->key, i, what);
+            }
+            return ESC_INVALID;
+        }
+        (*list)[i] = s;
+        (*n)++;
+    }
+    return ESC_OK;
+}
+
+/* Fills obj from the map's known keys for message type t. */
+static esc_rc
+s_decode_fields(const msgpack_object_map *m, const struct s_field *fields, size_t n_fields,
+                enum esc_msg_type t, void *obj, struct esc_error *err)
+{
+    uint64_t seen = 0;
+    uint32_t i;
+    size_t j;
+    esc_rc rc;
+
+    for (i = 0; i < m->size; i++) {
+        const msgpack_object *key = &m->ptr[i].key;
+        const msgpack_object *val = &m->ptr[i].val;
+
+        for (j = 0; j < n_fields; j++) {
+            if ((fields[j].types & S_BIT(t)) != 0 && s_str_eq(key, fields[j].key)) {
+                break;
+            }
+        }
+        if (j == n_fields) {
+            continue; /* unknown key (or v / type, already checked) */
+        }
+        if ((seen & ((uint64_t)1 << j)) != 0) {
+            s_err(err, "duplicate key '%s'", fields[j].key);
+            return ESC_INVALID;
+        }
+        seen |= (uint64_t)1 << j;
+        switch (fields[j].kind) {
+        case S_STR:
+            rc = s_decode_str(&fields[j], val, obj, err);
+            break;
+        case S_INT:
+            rc = s_decode_int(&fields[j], val, obj, err);
+            break;
+        case S_NUM:
+            rc = s_decode_num(&fields[j], val, obj, err);
+            break;
+        default:
+            rc = s_decode_list(&fields[j], val, obj, err);
+            break;
+        }
+        if (rc != ESC_OK) {
+            return rc;
+        }
+    }
+    for (j = 0; j < n_fields; j++) {
+        if ((fields[j].required & S_BIT(t)) != 0 && (seen & ((uint64_t)1 << j)) == 0) {
+            s_err(err, "missing required key '%s'", fields[j].key);
+            return ESC_INVALID;
+        }
+    }
+    return ESC_OK;
+}
+
+static void
+s_err_begin(struct esc_error *err)
+{
+    if (err != NULL) {
+        err->text[0] = '\0';
+        esc_strlcpy(err->source, "<message>", sizeof(err->source));
+        err->line = 0;
+        err->column = 0;
+    }
+}
+
+/* *type_out is set as soon as the header is valid, even when a later key is rejected, so the
+ * caller can count rejects per message type. */
+esc_rc
+esc_post_decode(const void *buf, size_t len, struct esc_post *out, enum esc_msg_type *type_out,
+                struct esc_error *err)
+{
+    msgpack_unpacked upk;
+    enum esc_msg_type type = ESC_MSG_UNKNOWN;
+    esc_rc rc;
+
+    esc_post_init(out);
+    s_err_begin(err);
+    if (type_out != NULL) {
+        *type_out = ESC_MSG_UNKNOWN;
+    }
+    msgpack_unpacked_init(&upk);
+    rc = s_unpack(buf, len, &upk, err);
+    if (rc != ESC_OK) {
+        goto out;
+    }
+    rc = s_check_header(&upk.data.via.map, &type, err);
+    if (rc != ESC_OK) {
+        goto out;
+    }
+    if (type_out != NULL) {
+        *type_out = type;
+    }
+    if (type != ESC_MSG_POST && type != ESC_MSG_CLASSIFIED) {
+        s_err(err, "expected a post or classified message, got '%s'", s_type_names[type]);
+        rc = ESC_INVALID;
+        goto out;
+    }
+    rc = s_decode_fields(&upk.data.via.map, s_post_fields, ESC_ARRAY_LEN(s_post_fields), type,
+                         out, err);
+out:
+    msgpack_unpacked_destroy(&upk);
+    if (rc != ESC_OK) {
+        esc_post_fini(out);
+    }
+    return rc;
+}
+
+esc_rc
+esc_alert_decode(const void *buf, size_t len, struct esc_alert *out, struct esc_error *err)
+{
+    msgpack_unpacked upk;
+    enum esc_msg_type type = ESC_MSG_UNKNOWN;
+    esc_rc rc;
+
+    esc_alert_init(out);
+    s_err_begin(err);
+    msgpack_unpacked_init(&upk);
+    rc = s_unpack(buf, len, &upk, err);
+    if (rc != ESC_OK) {
+        goto out;
+    }
+    rc = s_check_header(&upk.data.via.map, &type, err);
+    if (rc != ESC_OK) {
+        goto out;
+    }
+    if (type != ESC_MSG_ALERT) {
+        s_err(err, "expected an alert message, got '%s'", s_type_names[type]);
+        rc = ESC_INVALID;
+        goto out;
+    }
+    rc = s_decode_fields(&upk.data.via.map, s_alert_fields, ESC_ARRAY_LEN(s_alert_fields), type,
+                         out, err);
+out:
+    msgpack_unpacked_destroy(&upk);
+    if (rc != ESC_OK) {
+        esc_alert_fini(out);
+    }
+    return rc;
+}
+
+enum esc_msg_type
+esc_msg_peek_type(const void *buf, size_t len)
+{
+    const uint8_t *b = buf;
+    struct s_mp_head h;
+    size_t off, used;
+    uint64_t i, pairs;
+    int k;
+
+    if (b == NULL || len == 0 || len > ESC_MSG_MAX) {
+        return ESC_MSG_UNKNOWN;
+    }
+    if (s_mp_head_read(b, len, &h) != S_MP_OK || h.kind != S_MP_MAP) {
+        return ESC_MSG_UNKNOWN;
+    }
+    off = h.hdr;
+    pairs = h.nested / 2;
+    for (i = 0; i < pairs; i++) {
+        struct s_mp_head kh;
+
+        if (s_mp_head_read(b + off, len - off, &kh) != S_MP_OK) {
+            return ESC_MSG_UNKNOWN;
+        }
+        if (kh.kind == S_MP_STR && kh.body == 4 && len - off - kh.hdr >= 4
+            && memcmp(b + off + kh.hdr, "type", 4) == 0) {
+            struct s_mp_head vh;
+            const uint8_t *v;
+
+            off += kh.hdr + 4;
+            if (s_mp_head_read(b + off, len - off, &vh) != S_MP_OK || vh.kind != S_MP_STR
+                || vh.body > len - off - vh.hdr) {
+                return ESC_MSG_UNKNOWN;
+            }
+            v = b + off + vh.hdr;
+            for (k = ESC_MSG_POST; k <= ESC_MSG_ALERT; k++) {
+                if (vh.body == strlen(s_type_names[k])
+                    && memcmp(v, s_type_names[k], (size_t)vh.body) == 0) {
+                    return (enum esc_msg_type)k;
+                }
+            }
+            return ESC_MSG_UNKNOWN;
+        }
+        if (s_mp_skip(b + off, len - off, 2, &used) != S_MP_OK) {
+            return ESC_MSG_UNKNOWN;
+        }
+        off += used;
+    }
+    return ESC_MSG_UNKNOWN;
+}

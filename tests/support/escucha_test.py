@@ -1,0 +1,215 @@
+"""Support for escucha's end-to-end tests: a private redis-server, free ports, a minimal RESP
+client, a webhook receiver, and a group of service processes stopped in pipeline order.
+Standard library only (run with Debian's /usr/bin/python3)."""
+
+import hashlib
+import hmac
+import http.server
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Resp:
+    """A tiny Redis client (RESP2) over a unix socket: enough for assertions."""
+
+    def __init__(self, path):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.connect(path)
+        self.buf = b""
+
+    def _line(self):
+        while b"\r\n" not in self.buf:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise ConnectionError("redis closed the connection")
+            self.buf += chunk
+        line, self.buf = self.buf.split(b"\r\n", 1)
+        return line
+
+    def _exact(self, n):
+        while len(self.buf) < n + 2:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise ConnectionError("redis closed the connection")
+            self.buf += chunk
+        data, self.buf = self.buf[:n], self.buf[n + 2:]
+        return data
+
+    def _reply(self):
+        line = self._line()
+        kind, rest = line[:1], line[1:]
+        if kind == b"+":
+            return rest.decode()
+        if kind == b"-":
+            raise RuntimeError("redis error: " + rest.decode())
+        if kind == b":":
+            return int(rest)
+        if kind == b"$":
+            n = int(rest)
+            return None if n < 0 else self._exact(n).decode("utf-8", "replace")
+        if kind == b"*":
+            n = int(rest)
+            return None if n < 0 else [self._reply() for _ in range(n)]
+        raise RuntimeError("bad RESP reply %r" % line)
+
+    def cmd(self, *args):
+        out = [b"*%d\r\n" % len(args)]
+        for a in args:
+            b = a if isinstance(a, bytes) else str(a).encode()
+            out.append(b"$%d\r\n%s\r\n" % (len(b), b))
+        self.sock.sendall(b"".join(out))
+        return self._reply()
+
+    def hgetall(self, key):
+        flat = self.cmd("HGETALL", key) or []
+        return {flat[i]: flat[i + 1] for i in range(0, len(flat), 2)}
+
+
+class Redis:
+    """A private redis-server on a unix socket in a temp dir (no TCP, no persistence)."""
+
+    def __init__(self, workdir):
+        self.dir = workdir
+        self.sock = os.path.join(workdir, "redis.sock")
+        exe = shutil.which("redis-server") or "/usr/bin/redis-server"
+        self.proc = subprocess.Popen(
+            [exe, "--port", "0", "--unixsocket", self.sock, "--save", "", "--appendonly", "no",
+             "--dir", workdir, "--daemonize", "no", "--loglevel", "warning"],
+            stdout=subprocess.DEVNULL, stderr=open(os.path.join(workdir, "redis.log"), "w"))
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            try:
+                if Resp(self.sock).cmd("PING") == "PONG":
+                    return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("redis-server did not start")
+
+    def client(self):
+        return Resp(self.sock)
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+
+
+class WebhookReceiver:
+    """An HTTP server on 127.0.0.1:<free port> that records every POST (path, headers, body)."""
+
+    def __init__(self):
+        self.requests = []
+        self.lock = threading.Lock()
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                n = int(self.headers.get("Content-Length", "0"))
+                body = self.rfile.read(n)
+                with outer.lock:
+                    outer.requests.append({"path": self.path, "headers": dict(self.headers),
+                                           "body": body})
+                self.send_response(200)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"ok")
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def received(self):
+        with self.lock:
+            return list(self.requests)
+
+    def stop(self):
+        self.server.shutdown()
+
+
+def verify_signature(secret, headers, body):
+    """True when X-Escucha-Signature is sha256=HMAC(secret, "<X-Escucha-Timestamp>.<body>")."""
+    ts = headers.get("X-Escucha-Timestamp", "")
+    sig = headers.get("X-Escucha-Signature", "")
+    mac = hmac.new(secret.encode(), ts.encode() + b"." + body, hashlib.sha256).hexdigest()
+    return hmac.compare_digest(sig, "sha256=" + mac)
+
+
+class Services:
+    """Starts escucha binaries with their stderr in log files; stops them in the given order."""
+
+    def __init__(self, bindir, workdir, env=None):
+        self.bindir = bindir
+        self.workdir = workdir
+        self.env = dict(os.environ, **(env or {}))
+        self.procs = {}
+
+    def exe(self, service):
+        return os.path.join(self.bindir, service, "escucha-" + service)
+
+    def start(self, name, service, *args):
+        log = open(os.path.join(self.workdir, name + ".log"), "w")
+        self.procs[name] = subprocess.Popen([self.exe(service)] + list(args), stdout=log,
+                                            stderr=subprocess.STDOUT, env=self.env)
+        return self.procs[name]
+
+    def run(self, service, *args, timeout=60):
+        return subprocess.run([self.exe(service)] + list(args), capture_output=True, text=True,
+                              env=self.env, timeout=timeout)
+
+    def log(self, name):
+        with open(os.path.join(self.workdir, name + ".log")) as f:
+            return f.read()
+
+    def stop(self, name, timeout=15):
+        """SIGTERM, then wait; returns the exit status (None if it had to be killed)."""
+        p = self.procs[name]
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+        try:
+            return p.wait(timeout)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+            return None
+
+    def kill_all(self):
+        for p in self.procs.values():
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+
+
+def wait_for(pred, timeout, what):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        v = pred()
+        if v:
+            return v
+        time.sleep(0.1)
+    raise AssertionError("timed out after %ss waiting for %s" % (timeout, what))
+
+
+def make_workdir(prefix):
+    return tempfile.mkdtemp(prefix=prefix)
+
+
+def write_json(path, obj):
+    with open(path, "w") as f:
+        json.dump(obj, f, ensure_ascii=False, indent=1)
