@@ -1,0 +1,87 @@
+#ifndef COL_SOURCE_H
+#define COL_SOURCE_H
+
+/* Source plugins of escucha-collector (collector-internal; STYLE section 9). A plugin is an
+ * immutable type, one per sources/src_<name>.c, listed in sources/registry.c. An instance is one
+ * entry of the config's "sources" array: the host (collector.c) owns it, maps its config object
+ * with the plugin's cfg_map into `cfg`, and polls it from the loop thread. The plugin owns only
+ * `ctx`. Plugins hand posts to the host through a struct col_emit, so tests can capture them
+ * without a bus. */
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "escucha/esc_cfg.h"
+#include "escucha/esc_msg.h"
+#include "escucha/esc_rc.h"
+
+struct col_source;
+
+/* How a plugin hands a post to its host. fn stamps and sends the post, which stays borrowed
+ * (the plugin fini's it afterwards). fn returns:
+ *   ESC_OK      taken (sent on the bus); keep going
+ *   ESC_INVALID rejected (e.g. too large once encoded); the plugin counts it as skipped
+ *   ESC_CLOSED  the host is stopping: the plugin must stop reading and return from poll */
+struct col_emit {
+    esc_rc (*fn)(void *arg, struct col_source *ins, struct esc_post *post);
+    void *arg; /* host state, passed back to fn; borrowed */
+};
+
+struct col_source_plugin {
+    const char *name;                    /* the "type" of a source in the config */
+    const char *description;             /* one line for --help-config */
+    const struct esc_cfg_entry *cfg_map; /* keys of the source object besides name and type */
+    size_t cfg_size;                     /* size of the struct cfg_map fills (ins->cfg) */
+    /* Optional: checks what the map cannot (e.g. a non-empty path). `path` is "sources.N" for
+     * messages. Returns ESC_OK or ESC_INVALID with err naming the key path. */
+    esc_rc (*validate)(const void *cfg, const char *path, struct esc_error *err);
+    /* Allocates ins->ctx from ins->cfg. Returns 0, or -1 (logged) when the instance cannot run
+     * at all; the host then marks it failed and carries on with the others. */
+    int (*init)(struct col_source *ins);
+    /* Does at most `budget` units of work (lines, records) and returns:
+     *   ESC_OK     did something; poll again at once, or at ins->wake_ms when that is later
+     *   ESC_RETRY  nothing to do now; poll again at ins->wake_ms (the host waits 1 s when the
+     *              plugin did not set it into the future)
+     *   ESC_CLOSED emit said the host is stopping
+     *   ESC_ERR    failed for good (logged); the host marks the instance failed
+     * Sets ins->done when the instance will never produce again. */
+    esc_rc (*poll)(struct col_source *ins, const struct col_emit *emit, size_t budget);
+    /* Frees ins->ctx. Called once for every instance whose init succeeded. */
+    void (*exit)(struct col_source *ins);
+};
+
+struct col_source_stats {
+    uint64_t posts;   /* posts taken by the host (counted by the host) */
+    uint64_t skipped; /* bad input skipped (counted by the plugin) */
+    uint64_t errors;  /* I/O and open failures (counted by the plugin) */
+};
+
+struct col_source {
+    char name[64];                          /* instance name from the config: `source` of posts */
+    size_t index;                           /* position in the config's "sources" array */
+    const struct col_source_plugin *plugin; /* its type; borrowed from the registry */
+    void *cfg;      /* plugin config filled by cfg_map (plugin->cfg_size bytes); host-owned */
+    void *ctx;      /* plugin state; plugin-owned (init allocates, exit frees) */
+    struct col_source_stats stats;
+    int64_t wake_ms; /* monotonic ms before which the host need not poll again, 0 = at once */
+    int done;        /* set by the plugin: nothing more will come */
+    int failed;      /* set by the host: init or poll failed for good */
+    int started;     /* set by the host: init succeeded, so exit is due */
+};
+
+/* The built-in plugins (each defined at the end of its sources/src_<name>.c). */
+extern const struct col_source_plugin src_jsonl_plugin;
+
+/* The NULL-terminated list of every compiled-in plugin. Borrowed, static. */
+const struct col_source_plugin *const *col_source_plugins(void);
+/* Finds a plugin by name; borrowed, NULL when unknown. */
+const struct col_source_plugin *col_source_plugin_find(const char *name);
+/* Checks a NULL-terminated plugin list: name, description, cfg_map, init, poll and exit
+ * non-NULL, cfg_size non-zero and names unique. Returns 0, or -1 with err->text saying which
+ * plugin breaks which rule. */
+int col_source_registry_check_list(const struct col_source_plugin *const *list,
+                                   struct esc_error *err);
+/* Same for the compiled-in list; run at start-up and in the unit test. */
+int col_source_registry_check(struct esc_error *err);
+
+#endif

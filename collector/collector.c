@@ -1,0 +1,428 @@
+#define ESC_LOG_MODULE "collector"
+/* The collector's host: builds one instance per entry of the config's "sources" array, polls
+ * each in bounded batches from a single loop thread, stamps every post it is handed with the
+ * instance name (`source`) and the time it was accepted (`ingested_at`), encodes it as a "post"
+ * message and pushes it to the broker. Nothing is dropped silently: when the bus is full (high-
+ * water mark) the loop waits for room (backpressure) while still reading the signalfd, and a
+ * post that cannot be sent before the grace period ends is counted. The first SIGTERM/SIGINT
+ * (or, with exit_when_done, the last source finishing) stops intake; main then closes the bus
+ * with the remaining grace as linger so queued posts still reach the broker. */
+#include <errno.h>
+#include <string.h>
+
+#include <zmq.h>
+
+#include "col_source.h"
+#include "collector.h"
+
+#include "escucha/esc_log.h"
+#include "escucha/esc_mem.h"
+#include "escucha/esc_msg.h"
+#include "escucha/esc_sig.h"
+#include "escucha/esc_util.h"
+
+#define S_IDLE_MS 1000      /* longest sleep between polls when sources have nothing to do */
+#define S_BUSY_LOG_MS 10000 /* at most one "bus full" warning per this period */
+
+const struct esc_cfg_entry col_cfg_map[] = {
+    ESC_CFG_INT("grace_ms", "5000", 10, 3600000, struct col_cfg, grace_ms,
+                "on stop, how long to keep flushing queued posts to the broker; posts still "
+                "queued after that are lost and the exit status is 1"),
+    ESC_CFG_BOOL("exit_when_done", "false", struct col_cfg, exit_when_done,
+                 "exit once every source is done, after the bus has delivered (same as --once)"),
+    ESC_CFG_END,
+};
+
+/* Keys of a source object that the host reads itself (esc_cfg_load checks them). */
+static const char *const s_source_keys[] = { "name", "type", NULL };
+
+struct col {
+    const struct esc_cfg *cfg;  /* borrowed */
+    const struct col_cfg *ccfg; /* borrowed */
+    esc_bus_t *out;             /* PUSH to bus.collect; borrowed */
+    int sig_fd;                 /* signalfd; borrowed */
+    struct esc_drain drain;
+    struct col_source *sources; /* one per config entry; owned */
+    size_t n_sources;
+    uint64_t sent;   /* posts handed to the bus */
+    uint64_t unsent; /* posts encoded but given up on */
+    int bus_failed;  /* the bus returned a hard error */
+    int idle_logged; /* "all sources done" was logged */
+    struct esc_log_every busy_log;
+};
+
+esc_rc
+col_cfg_apply(const struct esc_cfg *cfg, struct col_cfg *out, struct esc_error *err)
+{
+    return esc_cfg_section_apply(cfg, "collector", col_cfg_map, NULL, out, err);
+}
+
+/* Maps source i onto out (plugin->cfg_size bytes) and runs the plugin's own checks. */
+static esc_rc
+s_source_apply(const struct esc_cfg *cfg, size_t i, const struct col_source_plugin *plugin,
+               void *out, struct esc_error *err)
+{
+    char path[48];
+
+    snprintf(path, sizeof(path), "sources.%zu", i);
+    if (esc_cfg_section_apply(cfg, path, plugin->cfg_map, s_source_keys, out, err) != ESC_OK) {
+        return ESC_INVALID;
+    }
+    if (plugin->validate != NULL && plugin->validate(out, path, err) != ESC_OK) {
+        return ESC_INVALID;
+    }
+    return ESC_OK;
+}
+
+esc_rc
+col_sources_check(const struct esc_cfg *cfg, struct esc_error *err)
+{
+    const struct col_source_plugin *const *list = col_source_plugins();
+    const struct col_source_plugin *plugin;
+    char known[256];
+    size_t i;
+    size_t k;
+    void *buf;
+    esc_rc rc;
+
+    for (i = 0; i < cfg->n_sources; i++) {
+        plugin = col_source_plugin_find(cfg->sources[i].type);
+        if (plugin == NULL) {
+            known[0] = '\0';
+            for (k = 0; list[k] != NULL; k++) {
+                size_t used = strlen(known);
+
+                snprintf(known + used, sizeof(known) - used, "%s%s", k > 0 ? ", " : "",
+                         list[k]->name);
+            }
+            if (err != NULL) {
+                esc_strlcpy(err->source, cfg->path, sizeof(err->source));
+            }
+            esc_error_set(err, 0, "sources.%zu.type: unknown source type '%s' (known: %s)", i,
+                          cfg->sources[i].type, known);
+            return ESC_INVALID;
+        }
+        buf = esc_calloc(1, plugin->cfg_size);
+        rc = s_source_apply(cfg, i, plugin, buf, err);
+        esc_free(buf);
+        if (rc != ESC_OK) {
+            return ESC_INVALID;
+        }
+    }
+    return ESC_OK;
+}
+
+void
+col_print_help_config(FILE *f)
+{
+    const struct col_source_plugin *const *list = col_source_plugins();
+    size_t i;
+
+    fprintf(f, "section \"collector\":\n");
+    esc_cfg_print_help(f, "collector", col_cfg_map);
+    for (i = 0; list[i] != NULL; i++) {
+        fprintf(f, "\nsource type \"%s\": %s\n", list[i]->name, list[i]->description);
+        fprintf(f, "  an entry of \"sources\": {\"name\": \"<unique name>\", \"type\": \"%s\", "
+                   "...}\n", list[i]->name);
+        esc_cfg_print_help(f, "sources.N", list[i]->cfg_map);
+    }
+}
+
+void
+col_print_config(FILE *f, const struct esc_cfg *cfg, const struct col_cfg *ccfg)
+{
+    const struct col_source_plugin *plugin;
+    struct esc_error err;
+    char path[48];
+    size_t i;
+    void *buf;
+
+    fprintf(f, "bus.collect = \"%s\"\n", cfg->bus.collect);
+    fprintf(f, "bus.hwm = %lld\n", (long long)cfg->bus.hwm);
+    esc_cfg_print_values(f, "collector", col_cfg_map, ccfg);
+    for (i = 0; i < cfg->n_sources; i++) {
+        plugin = col_source_plugin_find(cfg->sources[i].type);
+        ESC_ASSERT(plugin != NULL);
+        snprintf(path, sizeof(path), "sources.%zu", i);
+        fprintf(f, "%s.name = \"%s\"\n", path, cfg->sources[i].name);
+        fprintf(f, "%s.type = \"%s\"\n", path, cfg->sources[i].type);
+        buf = esc_calloc(1, plugin->cfg_size);
+        ESC_ASSERT(s_source_apply(cfg, i, plugin, buf, &err) == ESC_OK);
+        esc_cfg_print_values(f, path, plugin->cfg_map, buf);
+        esc_free(buf);
+    }
+}
+
+col_t *
+col_new(const struct esc_cfg *cfg, const struct col_cfg *ccfg, esc_bus_t *out, int sig_fd)
+{
+    col_t *self = esc_calloc(1, sizeof(*self));
+    struct esc_error err;
+    size_t i;
+    size_t failed = 0;
+
+    self->cfg = cfg;
+    self->ccfg = ccfg;
+    self->out = out;
+    self->sig_fd = sig_fd;
+    self->sources = esc_calloc(cfg->n_sources + 1, sizeof(*self->sources));
+    self->n_sources = cfg->n_sources;
+    for (i = 0; i < cfg->n_sources; i++) {
+        struct col_source *ins = &self->sources[i];
+
+        esc_strlcpy(ins->name, cfg->sources[i].name, sizeof(ins->name));
+        ins->index = i;
+        ins->plugin = col_source_plugin_find(cfg->sources[i].type);
+        ESC_ASSERT(ins->plugin != NULL);
+        ins->cfg = esc_calloc(1, ins->plugin->cfg_size);
+        /* col_sources_check passed on this very config, so this cannot fail. */
+        ESC_ASSERT(s_source_apply(cfg, i, ins->plugin, ins->cfg, &err) == ESC_OK);
+        if (ins->plugin->init(ins) != 0) {
+            ins->failed = 1;
+            ins->done = 1;
+            failed++;
+            continue;
+        }
+        ins->started = 1;
+    }
+    esc_log_info("started sources=%zu failed=%zu endpoint=%s hwm=%lld", self->n_sources, failed,
+                 esc_bus_endpoint(out), (long long)cfg->bus.hwm);
+    return self;
+}
+
+void
+col_destroy(col_t **self_p)
+{
+    col_t *self;
+    size_t i;
+
+    if (self_p == NULL || *self_p == NULL) {
+        return;
+    }
+    self = *self_p;
+    for (i = 0; i < self->n_sources; i++) {
+        if (self->sources[i].started) {
+            self->sources[i].plugin->exit(&self->sources[i]);
+        }
+        esc_free(self->sources[i].cfg);
+    }
+    esc_free(self->sources);
+    esc_free(self);
+    *self_p = NULL;
+}
+
+/* Stops intake with the full grace period ahead (used when every source is done). */
+static void
+s_begin_drain(col_t *self)
+{
+    self->drain.draining = 1;
+    self->drain.deadline_ms = esc_mono_ms() + self->ccfg->grace_ms;
+}
+
+static void
+s_read_signals(col_t *self)
+{
+    esc_sig_handle(self->sig_fd, &self->drain, self->ccfg->grace_ms);
+    if (self->drain.reload) {
+        self->drain.reload = 0;
+        esc_log_info("nothing to reload: restart the collector to apply config changes");
+    }
+}
+
+/* Hands one frame to the bus, waiting while it is full. Returns ESC_OK, ESC_RETRY when the grace
+ * period ran out first, or ESC_ERR/ESC_CLOSED when the bus failed. */
+static esc_rc
+s_send(col_t *self, const void *buf, size_t len)
+{
+    zmq_pollitem_t it[2];
+    long timeout;
+    esc_rc rc;
+    int n;
+
+    for (;;) {
+        rc = esc_bus_send(self->out, buf, len, ESC_BUS_DONTWAIT);
+        if (rc == ESC_OK) {
+            return ESC_OK;
+        }
+        if (rc != ESC_RETRY) {
+            self->bus_failed = 1;
+            return rc;
+        }
+        esc_log_every(&self->busy_log, S_BUSY_LOG_MS,
+                      "bus full, waiting for the broker endpoint=%s hwm=%lld",
+                      esc_bus_endpoint(self->out), (long long)self->cfg->bus.hwm);
+        timeout = -1;
+        if (self->drain.draining) {
+            timeout = (long)(self->drain.deadline_ms - esc_mono_ms());
+            if (timeout <= 0) {
+                return ESC_RETRY;
+            }
+        }
+        it[0] = (zmq_pollitem_t){ NULL, self->sig_fd, ZMQ_POLLIN, 0 };
+        it[1] = (zmq_pollitem_t){ esc_bus_zsock(self->out), 0, ZMQ_POLLOUT, 0 };
+        n = zmq_poll(it, 2, timeout);
+        if (n < 0 && zmq_errno() != EINTR) {
+            esc_log_error("poll failed err=\"%s\"", zmq_strerror(zmq_errno()));
+            self->bus_failed = 1;
+            return ESC_ERR;
+        }
+        if (n > 0 && (it[0].revents & ZMQ_POLLIN) != 0) {
+            s_read_signals(self);
+        }
+    }
+}
+
+/* The col_emit callback handed to every plugin. */
+static esc_rc
+s_emit(void *arg, struct col_source *ins, struct esc_post *post)
+{
+    col_t *self = arg;
+    char *buf;
+    size_t len;
+    esc_rc rc;
+
+    if (self->drain.draining) {
+        return ESC_CLOSED;
+    }
+    esc_free(post->source);
+    post->source = esc_strdup(ins->name);
+    post->ingested_at = esc_now_ms();
+    buf = esc_post_encode(post, 0, &len);
+    if (len > ESC_MSG_MAX) {
+        esc_free(buf);
+        return ESC_INVALID;
+    }
+    rc = s_send(self, buf, len);
+    esc_free(buf);
+    if (rc != ESC_OK) {
+        /* Encoded but never handed over: counted, reported at exit, never silent. */
+        self->unsent++;
+        if (!self->drain.draining) {
+            self->drain.draining = 1;
+            self->drain.deadline_ms = esc_mono_ms();
+        }
+        return ESC_CLOSED;
+    }
+    self->sent++;
+    ins->stats.posts++;
+    return self->drain.draining ? ESC_CLOSED : ESC_OK;
+}
+
+/* Polls every source that is due once. Returns how long the loop may sleep (ms, -1 = until a
+ * signal) and sets *active to the number of sources not done. */
+static long
+s_poll_sources(col_t *self, const struct col_emit *em, size_t *active)
+{
+    long wait = S_IDLE_MS;
+    int64_t now;
+    size_t i;
+    esc_rc rc;
+
+    *active = 0;
+    for (i = 0; i < self->n_sources && !self->drain.draining; i++) {
+        struct col_source *ins = &self->sources[i];
+
+        if (ins->done) {
+            continue;
+        }
+        now = esc_mono_ms();
+        if (ins->wake_ms <= now) {
+            ins->wake_ms = 0;
+            rc = ins->plugin->poll(ins, em, COL_BATCH_MAX);
+            now = esc_mono_ms();
+            if (rc == ESC_ERR) {
+                esc_log_error("source failed source=%s type=%s posts=%llu", ins->name,
+                              ins->plugin->name, (unsigned long long)ins->stats.posts);
+                ins->failed = 1;
+                ins->done = 1;
+            }
+            else if (rc == ESC_RETRY && ins->wake_ms <= now) {
+                ins->wake_ms = now + S_IDLE_MS;
+            }
+            if (ins->done) {
+                continue;
+            }
+        }
+        (*active)++;
+        if (ins->wake_ms <= now) {
+            wait = 0;
+        }
+        else if (ins->wake_ms - now < wait) {
+            wait = (long)(ins->wake_ms - now);
+        }
+    }
+    return wait;
+}
+
+esc_rc
+col_run(col_t *self)
+{
+    const struct col_emit em = { s_emit, self };
+    zmq_pollitem_t it[1];
+    size_t active;
+    long wait;
+    int n;
+
+    for (;;) {
+        wait = s_poll_sources(self, &em, &active);
+        if (self->drain.draining) {
+            break;
+        }
+        if (active == 0) {
+            if (self->ccfg->exit_when_done) {
+                esc_log_info("all sources done, stopping grace_ms=%lld",
+                             (long long)self->ccfg->grace_ms);
+                s_begin_drain(self);
+                break;
+            }
+            if (!self->idle_logged) {
+                esc_log_info("all sources done, waiting for a stop signal");
+                self->idle_logged = 1;
+            }
+            wait = -1;
+        }
+        it[0] = (zmq_pollitem_t){ NULL, self->sig_fd, ZMQ_POLLIN, 0 };
+        n = zmq_poll(it, 1, wait);
+        if (n < 0 && zmq_errno() != EINTR) {
+            esc_log_error("poll failed err=\"%s\"", zmq_strerror(zmq_errno()));
+            return ESC_ERR;
+        }
+        if (n > 0 && (it[0].revents & ZMQ_POLLIN) != 0) {
+            s_read_signals(self);
+        }
+        if (self->drain.draining) {
+            break;
+        }
+    }
+    return self->bus_failed ? ESC_ERR : ESC_OK;
+}
+
+int64_t
+col_grace_left_ms(const col_t *self)
+{
+    int64_t left;
+
+    if (!self->drain.draining) {
+        return self->ccfg->grace_ms;
+    }
+    left = self->drain.deadline_ms - esc_mono_ms();
+    return left > 0 ? left : 0;
+}
+
+void
+col_get_stats(const col_t *self, struct col_stats *out)
+{
+    size_t i;
+
+    memset(out, 0, sizeof(*out));
+    out->sent = self->sent;
+    out->unsent = self->unsent;
+    out->errors = self->unsent;
+    for (i = 0; i < self->n_sources; i++) {
+        out->skipped += self->sources[i].stats.skipped;
+        out->errors += self->sources[i].stats.errors;
+        if (self->sources[i].failed) {
+            out->failed++;
+        }
+    }
+}
