@@ -1,0 +1,521 @@
+#define ESC_LOG_MODULE "classifier"
+/* The classifier service: posts come in from the broker (PULL connected to bus.classify, so
+ * several classifiers share the load), each is decoded once, tokenised once and matched
+ * against every topic of every team by the compiled matcher, and goes out to the aggregator
+ * as a "classified" message (PUSH connected to bus.aggregate), also when it matched nothing,
+ * so the aggregator counts everything processed. Invalid messages are logged, counted and
+ * skipped. Sends wait while the aggregator is behind (backpressure instead of loss) but keep
+ * watching the signalfd, so a stop signal is never ignored. SIGHUP swaps in a freshly
+ * compiled configuration, or keeps the old one when the new file is bad. Single-threaded:
+ * signals arrive through a signalfd polled next to the input socket. */
+#include <errno.h>
+#include <string.h>
+
+#include <zmq.h>
+
+#include "escucha/esc_bus.h"
+#include "escucha/esc_log.h"
+#include "escucha/esc_mem.h"
+#include "escucha/esc_sig.h"
+#include "escucha/esc_util.h"
+
+#include "classifier.h"
+
+const struct esc_cfg_entry cls_cfg_map[] = {
+    ESC_CFG_INT("grace_ms", "5000", 0, 600000, struct cls_cfg, grace_ms,
+                "on SIGTERM, the longest time spent finishing what is in flight"),
+    ESC_CFG_INT("drain_quiet_ms", "300", 10, 60000, struct cls_cfg, drain_quiet_ms,
+                "on SIGTERM, keep reading input until it has been quiet this long"),
+    ESC_CFG_BOOL("fold_enye", "false", struct cls_cfg, fold_enye,
+                 "also fold ñ to n (by default \"año\" and \"ano\" are different words)"),
+    ESC_CFG_END,
+};
+
+struct cls {
+    struct cls_conf conf;
+    cls_text_t *txt;              /* tokens of the post being classified */
+    struct cls_match_result res;  /* hits of the post being classified */
+    char **keys;                  /* copies of the topic keys, by topic index */
+    size_t n_keys;
+    char **topics;                /* scratch list handed to the encoder (borrows keys) */
+    char lang[8];                 /* scratch language handed to the encoder */
+    struct cls_stats stats;
+    esc_bus_t *in;                /* PULL, connected to bus.classify */
+    esc_bus_t *out;               /* PUSH, connected to bus.aggregate */
+    int sig_fd;
+    struct esc_drain drain;
+    int64_t last_in_ms;           /* monotonic time input was last seen */
+    bool fatal;                   /* a socket failed: stop */
+    struct esc_log_every inv_every;
+    struct esc_log_every utf8_every;
+    struct esc_log_every full_every;
+    struct esc_log_every cap_every;
+};
+
+/* ---------------------------------------------------------------------------------------------
+ * Configuration
+ */
+
+esc_rc
+cls_conf_from_cfg(struct cls_conf *c, struct esc_cfg **cfg_p, struct esc_error *err)
+{
+    struct cls_cfg cc;
+    struct cls_text_opts opts;
+    cls_match_t *match;
+
+    if (esc_cfg_section_apply(*cfg_p, "classifier", cls_cfg_map, NULL, &cc, err) != ESC_OK) {
+        return ESC_INVALID;
+    }
+    memset(&opts, 0, sizeof(opts));
+    opts.fold_enye = cc.fold_enye;
+    match = cls_match_from_cfg(*cfg_p, &opts, err);
+    if (match == NULL) {
+        return ESC_INVALID;
+    }
+    memset(c, 0, sizeof(*c));
+    c->cfg = *cfg_p;
+    c->cc = cc;
+    c->match = match;
+    *cfg_p = NULL;
+    return ESC_OK;
+}
+
+esc_rc
+cls_conf_load(struct cls_conf *c, const char *path, struct esc_error *err)
+{
+    struct esc_cfg *cfg = esc_cfg_load(path, err);
+
+    if (cfg == NULL) {
+        return ESC_INVALID;
+    }
+    if (cls_conf_from_cfg(c, &cfg, err) != ESC_OK) {
+        esc_cfg_free(&cfg);
+        return ESC_INVALID;
+    }
+    return ESC_OK;
+}
+
+void
+cls_conf_fini(struct cls_conf *c)
+{
+    if (c == NULL) {
+        return;
+    }
+    cls_match_destroy(&c->match);
+    esc_cfg_free(&c->cfg);
+    memset(c, 0, sizeof(*c));
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Object
+ */
+
+static void
+s_keys_free(cls_t *self)
+{
+    size_t i;
+
+    for (i = 0; i < self->n_keys; i++) {
+        esc_free(self->keys[i]);
+    }
+    ESC_FREE(self->keys);
+    ESC_FREE(self->topics);
+    self->n_keys = 0;
+}
+
+/* The encoder wants char **; keep our own copies of the keys so nothing is cast. */
+static void
+s_keys_build(cls_t *self)
+{
+    size_t i;
+    size_t n = cls_match_n_topics(self->conf.match);
+
+    s_keys_free(self);
+    self->keys = esc_calloc(n + 1, sizeof(char *));
+    self->topics = esc_calloc(n + 1, sizeof(char *));
+    for (i = 0; i < n; i++) {
+        self->keys[i] = esc_strdup(cls_match_topic_key(self->conf.match, i));
+    }
+    self->n_keys = n;
+}
+
+cls_t *
+cls_new(struct cls_conf *conf)
+{
+    cls_t *self = esc_calloc(1, sizeof(*self));
+
+    self->conf = *conf;
+    memset(conf, 0, sizeof(*conf));
+    self->txt = cls_text_new();
+    cls_match_result_init(&self->res);
+    s_keys_build(self);
+    self->sig_fd = -1;
+    return self;
+}
+
+void
+cls_destroy(cls_t **self_p)
+{
+    cls_t *self;
+
+    if (self_p == NULL || *self_p == NULL) {
+        return;
+    }
+    self = *self_p;
+    esc_bus_destroy(&self->in, 0);
+    esc_bus_destroy(&self->out, 0);
+    s_keys_free(self);
+    cls_match_result_fini(&self->res);
+    cls_text_destroy(&self->txt);
+    cls_conf_fini(&self->conf);
+    esc_free(self);
+    *self_p = NULL;
+}
+
+const struct cls_conf *
+cls_get_conf(const cls_t *self)
+{
+    return &self->conf;
+}
+
+const struct cls_stats *
+cls_get_stats(const cls_t *self)
+{
+    return &self->stats;
+}
+
+const cls_text_t *
+cls_get_tokens(const cls_t *self)
+{
+    return self->txt;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Classifying
+ */
+
+void
+cls_language(const char *hint, char *out, size_t outsz)
+{
+    size_t n = 0;
+    size_t i;
+
+    while (hint != NULL
+           && ((hint[n] >= 'a' && hint[n] <= 'z') || (hint[n] >= 'A' && hint[n] <= 'Z'))) {
+        n++;
+    }
+    if (n < 2 || n > 3 || (hint[n] != '\0' && hint[n] != '-' && hint[n] != '_') || outsz <= n) {
+        esc_strlcpy(out, "und", outsz);
+        return;
+    }
+    for (i = 0; i < n; i++) {
+        out[i] = (char)(hint[i] >= 'A' && hint[i] <= 'Z' ? hint[i] + ('a' - 'A') : hint[i]);
+    }
+    out[n] = '\0';
+}
+
+const struct cls_match_result *
+cls_analyze(cls_t *self, const struct esc_post *p)
+{
+    const struct cls_text_opts *opts = cls_match_opts(self->conf.match);
+    const char *text = p->text != NULL ? p->text : "";
+    size_t i;
+
+    cls_text_tokenize(self->txt, opts, text, strlen(text));
+    for (i = 0; i < p->n_hashtags; i++) {
+        cls_text_add_hashtag(self->txt, opts, p->hashtags[i]);
+    }
+    for (i = 0; i < p->n_mentions; i++) {
+        cls_text_add_mention(self->txt, opts, p->mentions[i]);
+    }
+    cls_match_run(self->conf.match, self->txt, &self->res);
+    return &self->res;
+}
+
+static void
+s_invalid(cls_t *self, const char *reason)
+{
+    char q[300];
+
+    self->stats.invalid++;
+    esc_log_every(&self->inv_every, 1000, "dropped invalid message reason=%s",
+                  esc_log_quote(q, sizeof(q), reason, 256));
+}
+
+char *
+cls_process(cls_t *self, const void *buf, size_t len, size_t *out_len)
+{
+    struct esc_post p;
+    struct esc_error err;
+    enum esc_msg_type type = ESC_MSG_UNKNOWN;
+    const struct cls_match_result *res;
+    char *enc;
+    size_t i;
+    size_t n;
+
+    self->stats.in++;
+    if (esc_post_decode(buf, len, &p, &type, &err) != ESC_OK) {
+        s_invalid(self, err.text);
+        esc_post_fini(&p);
+        return NULL;
+    }
+    if (type != ESC_MSG_POST) {
+        s_invalid(self, "expected a post message, got a classified one");
+        esc_post_fini(&p);
+        return NULL;
+    }
+    res = cls_analyze(self, &p);
+    if (cls_text_invalid(self->txt) > 0) {
+        char q[80];
+
+        self->stats.bad_utf8 += cls_text_invalid(self->txt);
+        esc_log_every(&self->utf8_every, 10000, "repaired invalid utf-8 id=%s bytes=%zu",
+                      esc_log_quote(q, sizeof(q), p.id, 64), cls_text_invalid(self->txt));
+    }
+    n = res->n_hits;
+    if (n > ESC_POST_LIST_MAX) {
+        char q[80];
+
+        /* The aggregator's decoder rejects longer lists; keep the first topics in config
+         * order rather than lose the post. */
+        esc_log_every(&self->cap_every, 10000,
+                      "post matched more topics than a message carries id=%s matched=%zu kept=%d",
+                      esc_log_quote(q, sizeof(q), p.id, 64), n, ESC_POST_LIST_MAX);
+        n = ESC_POST_LIST_MAX;
+    }
+    for (i = 0; i < n; i++) {
+        self->topics[i] = self->keys[res->hits[i].topic];
+    }
+    self->stats.matched += n > 0 ? 1 : 0;
+    cls_language(p.lang, self->lang, sizeof(self->lang));
+    /* A "post" carries no topics or language, so these slots are empty: lend them our scratch
+     * for the encoder and take them back before esc_post_fini frees the rest. */
+    p.topics = self->topics;
+    p.n_topics = n;
+    p.language = self->lang;
+    p.sentiment = 0.0;
+    enc = esc_post_encode(&p, 1, out_len);
+    p.topics = NULL;
+    p.n_topics = 0;
+    p.language = NULL;
+    esc_post_fini(&p);
+    return enc;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Reload
+ */
+
+esc_rc
+cls_reload(cls_t *self)
+{
+    struct cls_conf nc;
+    struct esc_error err;
+    const struct esc_cfg_bus *ob = &self->conf.cfg->bus;
+
+    memset(&err, 0, sizeof(err));
+    if (cls_conf_load(&nc, self->conf.cfg->path, &err) != ESC_OK) {
+        char q[300];
+
+        esc_log_error("reload failed, keeping the running config file=%s line=%d err=%s",
+                      err.source, err.line, esc_log_quote(q, sizeof(q), err.text, 256));
+        return ESC_INVALID;
+    }
+    if (strcmp(ob->classify, nc.cfg->bus.classify) != 0
+        || strcmp(ob->aggregate, nc.cfg->bus.aggregate) != 0 || ob->hwm != nc.cfg->bus.hwm) {
+        esc_log_warn("bus settings changed; they take effect at the next restart");
+    }
+    cls_conf_fini(&self->conf);
+    self->conf = nc;
+    s_keys_build(self);
+    self->stats.reloads++;
+    esc_log_info("reloaded topics=%zu keywords=%zu fold_enye=%s",
+                 cls_match_n_topics(self->conf.match), cls_match_n_keywords(self->conf.match),
+                 self->conf.cc.fold_enye ? "true" : "false");
+    return ESC_OK;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Service loop
+ */
+
+static void
+s_on_signal(cls_t *self)
+{
+    esc_sig_handle(self->sig_fd, &self->drain, self->conf.cc.grace_ms);
+    if (self->drain.reload) {
+        self->drain.reload = 0;
+        cls_reload(self);
+    }
+}
+
+/* Sends one message, waiting while the aggregator's queue is full; signals are still handled
+ * meanwhile (a second stop signal exits). Gives up only when draining and the deadline has
+ * passed (ESC_CLOSED) or the socket fails. */
+static esc_rc
+s_send(cls_t *self, const char *buf, size_t len)
+{
+    for (;;) {
+        zmq_pollitem_t it[2] = {
+            { NULL, self->sig_fd, ZMQ_POLLIN, 0 },
+            { esc_bus_zsock(self->out), 0, ZMQ_POLLOUT, 0 },
+        };
+        esc_rc rc = esc_bus_send(self->out, buf, len, ESC_BUS_DONTWAIT);
+
+        if (rc != ESC_RETRY) {
+            return rc;
+        }
+        if (self->drain.draining && esc_mono_ms() >= self->drain.deadline_ms) {
+            return ESC_CLOSED;
+        }
+        esc_log_every(&self->full_every, 10000,
+                      "aggregator is not taking messages, waiting endpoint=%s",
+                      esc_bus_endpoint(self->out));
+        if (zmq_poll(it, 2, 100) < 0 && errno != EINTR) {
+            esc_log_error("poll failed err=\"%s\"", zmq_strerror(errno));
+            return ESC_ERR;
+        }
+        if (it[0].revents & ZMQ_POLLIN) {
+            s_on_signal(self);
+        }
+    }
+}
+
+/* Handles at most `budget` messages that are already queued. */
+static void
+s_on_input(cls_t *self, int budget)
+{
+    const void *buf;
+    size_t len;
+    int n;
+
+    for (n = 0; n < budget; n++) {
+        esc_rc rc = esc_bus_recv(self->in, &buf, &len, ESC_BUS_DONTWAIT);
+        char *enc;
+        size_t enc_len = 0;
+
+        if (rc == ESC_RETRY) {
+            break;
+        }
+        if (rc != ESC_OK) {
+            self->fatal = true;
+            break;
+        }
+        self->last_in_ms = esc_mono_ms();
+        enc = cls_process(self, buf, len, &enc_len);
+        if (enc == NULL) {
+            continue;
+        }
+        rc = s_send(self, enc, enc_len);
+        esc_free(enc);
+        if (rc == ESC_OK) {
+            self->stats.out++;
+            continue;
+        }
+        self->stats.dropped++;
+        if (rc != ESC_CLOSED) {
+            self->fatal = true;
+            break;
+        }
+    }
+}
+
+/* Milliseconds zmq_poll may sleep. */
+static long
+s_timeout(const cls_t *self)
+{
+    int64_t now = esc_mono_ms();
+    int64_t until;
+
+    if (!self->drain.draining) {
+        return 1000;
+    }
+    until = self->last_in_ms + self->conf.cc.drain_quiet_ms;
+    if (self->drain.deadline_ms < until) {
+        until = self->drain.deadline_ms;
+    }
+    if (until <= now) {
+        return 0;
+    }
+    return until - now > 1000 ? 1000 : (long)(until - now);
+}
+
+/* The loop of STYLE §8. Returns true when the drain finished with the input quiet. */
+static bool
+s_loop(cls_t *self)
+{
+    for (;;) {
+        zmq_pollitem_t it[2] = {
+            { NULL, self->sig_fd, ZMQ_POLLIN, 0 },
+            { esc_bus_zsock(self->in), 0, ZMQ_POLLIN, 0 },
+        };
+        int64_t now;
+
+        if (zmq_poll(it, 2, s_timeout(self)) < 0 && errno != EINTR) {
+            esc_log_error("poll failed err=\"%s\"", zmq_strerror(errno));
+            return false;
+        }
+        if (it[0].revents & ZMQ_POLLIN) {
+            s_on_signal(self);
+        }
+        if (it[1].revents & ZMQ_POLLIN) {
+            s_on_input(self, CLS_BATCH_MAX);
+        }
+        if (self->fatal) {
+            return false;
+        }
+        if (!self->drain.draining) {
+            continue;
+        }
+        now = esc_mono_ms();
+        if (now - self->last_in_ms >= self->conf.cc.drain_quiet_ms) {
+            return true;
+        }
+        if (now >= self->drain.deadline_ms) {
+            zmq_pollitem_t in_it = { esc_bus_zsock(self->in), 0, ZMQ_POLLIN, 0 };
+
+            if (zmq_poll(&in_it, 1, 0) > 0 && (in_it.revents & ZMQ_POLLIN)) {
+                esc_log_warn("drain deadline passed with input still queued grace_ms=%lld",
+                             (long long)self->conf.cc.grace_ms);
+                return false;
+            }
+            return true;
+        }
+    }
+}
+
+int
+cls_run(cls_t *self, int sig_fd)
+{
+    const struct esc_cfg *cfg = self->conf.cfg;
+    bool drained = false;
+    int64_t left;
+
+    self->sig_fd = sig_fd;
+    self->in = esc_bus_new(ESC_BUS_PULL, cfg->bus.classify, false, (int)cfg->bus.hwm);
+    self->out = esc_bus_new(ESC_BUS_PUSH, cfg->bus.aggregate, false, (int)cfg->bus.hwm);
+    if (self->in != NULL && self->out != NULL) {
+        esc_log_info("started classify=%s aggregate=%s topics=%zu keywords=%zu fold_enye=%s",
+                     esc_bus_endpoint(self->in), esc_bus_endpoint(self->out),
+                     cls_match_n_topics(self->conf.match),
+                     cls_match_n_keywords(self->conf.match),
+                     self->conf.cc.fold_enye ? "true" : "false");
+        self->last_in_ms = esc_mono_ms();
+        drained = s_loop(self);
+    }
+    /* What is still queued for the aggregator gets the rest of the grace period to leave. */
+    left = self->drain.draining ? self->drain.deadline_ms - esc_mono_ms() : 0;
+    esc_bus_destroy(&self->in, 0);
+    esc_bus_destroy(&self->out, (int)(left > 0 ? left : 0));
+    if (self->stats.dropped > 0) {
+        esc_log_warn("posts dropped at shutdown count=%llu",
+                     (unsigned long long)self->stats.dropped);
+    }
+    esc_log_info("stopped in=%llu out=%llu invalid=%llu dropped=%llu matched=%llu bad_utf8=%llu",
+                 (unsigned long long)self->stats.in, (unsigned long long)self->stats.out,
+                 (unsigned long long)self->stats.invalid,
+                 (unsigned long long)self->stats.dropped,
+                 (unsigned long long)self->stats.matched,
+                 (unsigned long long)self->stats.bad_utf8);
+    return drained && self->stats.dropped == 0 ? 0 : 1;
+}

@@ -1,0 +1,93 @@
+#ifndef CLS_CLASSIFIER_H
+#define CLS_CLASSIFIER_H
+
+/* escucha-classifier as a library: the "classifier" config section, loading and compiling a
+ * deployment, classifying one bus message, and the service loop (PULL bus.classify -> PUSH
+ * bus.aggregate). main.c only parses flags and calls these; tests call them directly. */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "escucha/esc_cfg.h"
+#include "escucha/esc_msg.h"
+#include "escucha/esc_rc.h"
+
+#include "match.h"
+#include "text.h"
+
+#define CLS_BATCH_MAX 256 /* messages handled per wakeup before signals are looked at again */
+
+/* The "classifier" section of the deployment file. */
+struct cls_cfg {
+    int64_t grace_ms;       /* longest a drain may take after the first SIGTERM */
+    int64_t drain_quiet_ms; /* a drain ends once the input has been quiet this long */
+    bool fold_enye;         /* also fold ñ to n when normalising */
+};
+
+extern const struct esc_cfg_entry cls_cfg_map[];
+
+/* A loaded deployment: what a reload replaces as a whole. */
+struct cls_conf {
+    struct esc_cfg *cfg;  /* the deployment; owned */
+    struct cls_cfg cc;    /* its classifier section */
+    cls_match_t *match;   /* every keyword of every topic, compiled; owned */
+};
+
+/* Maps the classifier section of *cfg_p and compiles every keyword into c. On success takes
+ * ownership of *cfg_p (sets it to NULL) and returns ESC_OK; on failure returns ESC_INVALID
+ * with err naming the key path, and *cfg_p stays the caller's. */
+esc_rc cls_conf_from_cfg(struct cls_conf *c, struct esc_cfg **cfg_p, struct esc_error *err);
+/* Same from the file at path (esc_cfg_load first). */
+esc_rc cls_conf_load(struct cls_conf *c, const char *path, struct esc_error *err);
+/* Frees what c owns and zeroes it. NULL-safe. */
+void cls_conf_fini(struct cls_conf *c);
+
+struct cls_stats {
+    uint64_t in;       /* messages received */
+    uint64_t out;      /* classified posts sent */
+    uint64_t invalid;  /* messages dropped as invalid (undecodable, or not a post) */
+    uint64_t dropped;  /* classified posts that could not be sent before the drain deadline */
+    uint64_t matched;  /* posts that matched at least one topic */
+    uint64_t bad_utf8; /* invalid UTF-8 bytes repaired in post texts */
+    uint64_t reloads;  /* successful SIGHUP reloads */
+};
+
+typedef struct cls cls_t;
+
+/* A classifier for conf, whose contents it takes (conf is zeroed). Caller owns the result. */
+cls_t *cls_new(struct cls_conf *conf);
+/* NULL-safe; sets *self_p = NULL. */
+void cls_destroy(cls_t **self_p);
+
+/* Borrowed, valid until the next reload. */
+const struct cls_conf *cls_get_conf(const cls_t *self);
+const struct cls_stats *cls_get_stats(const cls_t *self);
+/* Tokens of the post last analysed; borrowed until the next analyse/process. */
+const cls_text_t *cls_get_tokens(const cls_t *self);
+
+/* Tokenises p (text, hashtags, mentions) with the current matcher's options and matches it.
+ * Returns the hits, borrowed until the next call. */
+const struct cls_match_result *cls_analyze(cls_t *self, const struct esc_post *p);
+
+/* Classifies one bus message: decode a "post", analyse it, encode it as "classified" with
+ * topics (config order, possibly none), language and sentiment 0. Returns a caller-owned
+ * buffer (esc_free) with its size in *out_len, or NULL when the message is invalid (logged
+ * at warn with the reason and counted in stats.invalid). */
+char *cls_process(cls_t *self, const void *buf, size_t len, size_t *out_len);
+
+/* Language from a platform hint: the leading 2-3 letters, lower-cased, when followed by the
+ * end, '-' or '_' ("es-PE" -> "es", "QUZ" -> "quz"); "und" otherwise or for NULL. */
+void cls_language(const char *hint, char *out, size_t outsz);
+
+/* Re-reads the config file, recompiles and swaps the matcher. On any error keeps the running
+ * configuration, logs the error and returns ESC_INVALID. Bus endpoints are not reopened. */
+esc_rc cls_reload(cls_t *self);
+
+/* The service: connects PULL to bus.classify and PUSH to bus.aggregate, classifies until the
+ * first SIGTERM/SIGINT on sig_fd, then keeps reading until the input has been quiet for
+ * drain_quiet_ms or grace_ms has passed, and closes. SIGHUP reloads. Sends block (never
+ * drop) while the aggregator is slow. Returns 0 when drained with nothing dropped, else 1. */
+int cls_run(cls_t *self, int sig_fd);
+
+#endif

@@ -1,0 +1,366 @@
+#define ESC_LOG_MODULE "test"
+/* Unit tests of classifier/classifier.c without sockets: a "post" message in, a "classified"
+ * message out (topics in config order, unmatched posts forwarded with no topics, language
+ * from the hint, sentiment 0), invalid messages counted and skipped, post hashtags/mentions
+ * used by #tag/@handle keywords, the classifier config section, and SIGHUP reloads that swap
+ * in a new matcher or keep the old one when the file is bad. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "escucha/esc_log.h"
+#include "escucha/esc_mem.h"
+#include "escucha/esc_msg.h"
+
+#include "classifier.h"
+
+static const char s_json[] =
+    "{ \"teams\": ["
+    "  { \"id\": \"gob\", \"topics\": ["
+    "    { \"id\": \"congreso\", \"keywords\": [\"congreso\", \"#CongresoPerú\"] },"
+    "    { \"id\": \"elecciones\", \"keywords\": [\"elecciones\", \"@jne_peru\"] } ] },"
+    "  { \"id\": \"dev\", \"topics\": ["
+    "    { \"id\": \"anemia\", \"keywords\": [\"anemia\", \"desnutrición\"] } ] } ],"
+    "  \"classifier\": { \"grace_ms\": 1000 } }";
+
+static cls_t *
+s_cls(const char *json)
+{
+    struct esc_error err;
+    struct esc_cfg *cfg = esc_cfg_load_string(json, "test.json", &err);
+    struct cls_conf conf;
+
+    if (cfg == NULL) {
+        fail_msg("config: %s", err.text);
+    }
+    if (cls_conf_from_cfg(&conf, &cfg, &err) != ESC_OK) {
+        fail_msg("conf: %s", err.text);
+    }
+    assert_null(cfg);
+    return cls_new(&conf);
+}
+
+/* Encodes a post message with text, lang and optional hashtag/mention. */
+static char *
+s_post(const char *id, const char *text, const char *lang, const char *tag, size_t *len)
+{
+    struct esc_post p;
+    char *buf;
+
+    esc_post_init(&p);
+    p.id = esc_strdup(id);
+    p.platform = esc_strdup("jsonl");
+    p.text = esc_strdup(text);
+    p.lang = lang != NULL ? esc_strdup(lang) : NULL;
+    p.created_at = 1763300000000;
+    p.ingested_at = 1763300000500;
+    if (tag != NULL && tag[0] == '#') {
+        esc_strlist_push(&p.hashtags, &p.n_hashtags, tag + 1);
+    }
+    else if (tag != NULL) {
+        esc_strlist_push(&p.mentions, &p.n_mentions, tag);
+    }
+    buf = esc_post_encode(&p, 0, len);
+    esc_post_fini(&p);
+    return buf;
+}
+
+/* Runs one post through cls_process and decodes the result into out. */
+static void
+s_classify(cls_t *c, const char *text, const char *lang, const char *tag, struct esc_post *out)
+{
+    size_t len;
+    size_t olen = 0;
+    char *in = s_post("p1", text, lang, tag, &len);
+    char *enc = cls_process(c, in, len, &olen);
+    enum esc_msg_type type;
+    struct esc_error err;
+
+    esc_free(in);
+    assert_non_null(enc);
+    assert_int_equal(esc_post_decode(enc, olen, out, &type, &err), ESC_OK);
+    assert_int_equal(type, ESC_MSG_CLASSIFIED);
+    esc_free(enc);
+}
+
+static void
+test_cls_process_happy_path(void **state)
+{
+    cls_t *c = s_cls(s_json);
+    struct esc_post p;
+
+    s_classify(c, "Anemia y elecciones en el CONGRESO", "es-PE", NULL, &p);
+    assert_string_equal(p.id, "p1");
+    assert_string_equal(p.text, "Anemia y elecciones en el CONGRESO");
+    assert_int_equal(p.created_at, 1763300000000);
+    assert_int_equal(p.n_topics, 3);
+    assert_string_equal(p.topics[0], "gob/congreso");
+    assert_string_equal(p.topics[1], "gob/elecciones");
+    assert_string_equal(p.topics[2], "dev/anemia");
+    assert_string_equal(p.language, "es");
+    assert_true(p.sentiment == 0.0);
+    esc_post_fini(&p);
+    assert_int_equal(cls_get_stats(c)->in, 1);
+    assert_int_equal(cls_get_stats(c)->matched, 1);
+    assert_int_equal(cls_get_stats(c)->invalid, 0);
+    cls_destroy(&c);
+    assert_null(c);
+    cls_destroy(&c);
+}
+
+static void
+test_cls_process_forwards_unmatched(void **state)
+{
+    cls_t *c = s_cls(s_json);
+    struct esc_post p;
+
+    s_classify(c, "nothing to see here", NULL, NULL, &p);
+    assert_int_equal(p.n_topics, 0);
+    assert_null(p.topics);
+    assert_string_equal(p.language, "und");
+    esc_post_fini(&p);
+    s_classify(c, "", "en", NULL, &p);
+    assert_int_equal(p.n_topics, 0);
+    assert_string_equal(p.language, "en");
+    esc_post_fini(&p);
+    assert_int_equal(cls_get_stats(c)->in, 2);
+    assert_int_equal(cls_get_stats(c)->matched, 0);
+    cls_destroy(&c);
+}
+
+static void
+test_cls_process_uses_post_hashtags_and_mentions(void **state)
+{
+    cls_t *c = s_cls(s_json);
+    struct esc_post p;
+
+    s_classify(c, "sin etiquetas", "es", "#congresoperu", &p);
+    assert_int_equal(p.n_topics, 1);
+    assert_string_equal(p.topics[0], "gob/congreso");
+    esc_post_fini(&p);
+    s_classify(c, "gracias", "es", "@JNE_Peru", &p);
+    assert_int_equal(p.n_topics, 1);
+    assert_string_equal(p.topics[0], "gob/elecciones");
+    esc_post_fini(&p);
+    cls_destroy(&c);
+}
+
+static void
+test_cls_process_invalid_messages_counted(void **state)
+{
+    cls_t *c = s_cls(s_json);
+    struct esc_post p;
+    size_t len;
+    size_t olen = 0;
+    char *enc;
+    char *classified;
+
+    assert_null(cls_process(c, "\xc1garbage", 8, &olen));
+    assert_null(cls_process(c, "", 0, &olen));
+    /* a classified message is not a post */
+    esc_post_init(&p);
+    p.id = esc_strdup("x");
+    p.platform = esc_strdup("jsonl");
+    p.text = esc_strdup("congreso");
+    classified = esc_post_encode(&p, 1, &len);
+    esc_post_fini(&p);
+    assert_null(cls_process(c, classified, len, &olen));
+    esc_free(classified);
+    assert_int_equal(cls_get_stats(c)->invalid, 3);
+    assert_int_equal(cls_get_stats(c)->in, 3);
+    /* and the classifier carries on */
+    enc = s_post("ok", "congreso", NULL, NULL, &len);
+    classified = cls_process(c, enc, len, &olen);
+    assert_non_null(classified);
+    esc_free(classified);
+    esc_free(enc);
+    cls_destroy(&c);
+}
+
+static void
+test_cls_process_repairs_utf8(void **state)
+{
+    cls_t *c = s_cls(s_json);
+    struct esc_post p;
+
+    s_classify(c, "congreso\xff\xfe desnutrici\xc3\xb3n \xc3", NULL, NULL, &p);
+    assert_int_equal(p.n_topics, 2);
+    assert_string_equal(p.topics[0], "gob/congreso");
+    assert_string_equal(p.topics[1], "dev/anemia");
+    esc_post_fini(&p);
+    assert_int_equal(cls_get_stats(c)->bad_utf8, 3);
+    cls_destroy(&c);
+}
+
+static void
+test_cls_process_caps_topics_per_message(void **state)
+{
+    size_t cap = 64 * 1024;
+    char *json = esc_malloc(cap);
+    size_t o = 0;
+    cls_t *c;
+    struct esc_post p;
+    int i;
+
+    o += (size_t)snprintf(json + o, cap - o, "{ \"teams\": [ { \"id\": \"t\", \"topics\": [");
+    for (i = 0; i < ESC_POST_LIST_MAX + 44; i++) {
+        o += (size_t)snprintf(json + o, cap - o,
+                              "%s{ \"id\": \"k%03d\", \"keywords\": [\"x\"] }",
+                              i > 0 ? ", " : "", i);
+    }
+    snprintf(json + o, cap - o, "] } ] }");
+    c = s_cls(json);
+    esc_free(json);
+    s_classify(c, "x", NULL, NULL, &p);
+    assert_int_equal(p.n_topics, ESC_POST_LIST_MAX);
+    assert_string_equal(p.topics[0], "t/k000");
+    assert_string_equal(p.topics[ESC_POST_LIST_MAX - 1], "t/k255");
+    esc_post_fini(&p);
+    cls_destroy(&c);
+}
+
+static void
+test_cls_language_from_hint(void **state)
+{
+    static const char *const cases[][2] = {
+        { "es-PE", "es" }, { "ES", "es" },   { "quz", "quz" }, { "en_US", "en" },
+        { "zh-Hant", "zh" }, { "", "und" },  { "e", "und" },    { "english", "und" },
+        { "es-", "es" },   { "e1", "und" },  { "es PE", "und" }, { "QUZ-PE", "quz" },
+    };
+    char out[8];
+    size_t i;
+
+    cls_language(NULL, out, sizeof(out));
+    assert_string_equal(out, "und");
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        cls_language(cases[i][0], out, sizeof(out));
+        if (strcmp(out, cases[i][1]) != 0) {
+            fail_msg("hint \"%s\": got \"%s\", want \"%s\"", cases[i][0], out, cases[i][1]);
+        }
+    }
+}
+
+static void
+test_cls_conf_section_and_errors(void **state)
+{
+    static const char unknown_key[] =
+        "{ \"teams\": [ { \"id\": \"a\", \"topics\": [ { \"id\": \"x\", \"keywords\": [\"k\"] } ] }"
+        " ], \"classifier\": { \"fold_enye\": true, \"bogus\": 1 } }";
+    static const char bad_kw[] =
+        "{ \"teams\": [ { \"id\": \"a\", \"topics\": [ { \"id\": \"x\", \"keywords\": [\"k\", "
+        "\"...\"] } ] } ] }";
+    static const char defaults[] =
+        "{ \"teams\": [ { \"id\": \"a\", \"topics\": [ { \"id\": \"x\", \"keywords\": [\"k\"] } ] }"
+        " ] }";
+    struct esc_error err;
+    struct esc_cfg *cfg;
+    struct cls_conf conf;
+
+    cfg = esc_cfg_load_string(unknown_key, "u.json", &err);
+    assert_non_null(cfg);
+    assert_int_equal(cls_conf_from_cfg(&conf, &cfg, &err), ESC_INVALID);
+    assert_string_equal(err.text, "classifier.bogus: unknown key");
+    assert_non_null(cfg); /* still ours */
+    esc_cfg_free(&cfg);
+
+    cfg = esc_cfg_load_string(bad_kw, "k.json", &err);
+    assert_non_null(cfg);
+    assert_int_equal(cls_conf_from_cfg(&conf, &cfg, &err), ESC_INVALID);
+    assert_non_null(strstr(err.text, "teams[0].topics[0].keywords[1]:"));
+    assert_string_equal(err.source, "k.json");
+    esc_cfg_free(&cfg);
+
+    cfg = esc_cfg_load_string(defaults, "d.json", &err);
+    assert_int_equal(cls_conf_from_cfg(&conf, &cfg, &err), ESC_OK);
+    assert_int_equal(conf.cc.grace_ms, 5000);
+    assert_int_equal(conf.cc.drain_quiet_ms, 300);
+    assert_false(conf.cc.fold_enye);
+    assert_false(cls_match_opts(conf.match)->fold_enye);
+    cls_conf_fini(&conf);
+    cls_conf_fini(&conf); /* idempotent */
+}
+
+static void
+s_write(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+static void
+test_cls_reload_swaps_or_keeps(void **state)
+{
+    char dir[] = "/tmp/cls_reload_XXXXXX";
+    char path[64];
+    struct cls_conf conf;
+    struct esc_error err;
+    cls_t *c;
+    struct esc_post p;
+
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof(path), "%s/escucha.json", dir);
+    s_write(path, s_json);
+    assert_int_equal(cls_conf_load(&conf, path, &err), ESC_OK);
+    c = cls_new(&conf);
+    assert_null(conf.match);
+
+    /* a broken file: the running matcher stays */
+    s_write(path, "{ \"teams\": [ ");
+    assert_int_equal(cls_reload(c), ESC_INVALID);
+    assert_int_equal(cls_match_n_topics(cls_get_conf(c)->match), 3);
+    s_classify(c, "anemia", NULL, NULL, &p);
+    assert_int_equal(p.n_topics, 1);
+    esc_post_fini(&p);
+
+    /* a keyword that normalises to nothing is also refused */
+    s_write(path, "{ \"teams\": [ { \"id\": \"a\", \"topics\": [ { \"id\": \"x\", \"keywords\": "
+                  "[\"!!\"] } ] } ] }");
+    assert_int_equal(cls_reload(c), ESC_INVALID);
+    assert_int_equal(cls_get_stats(c)->reloads, 0);
+
+    /* a good file: new topics and options take effect */
+    s_write(path, "{ \"teams\": [ { \"id\": \"nuevo\", \"topics\": [ { \"id\": \"anio\", "
+                  "\"keywords\": [\"año\"] }, { \"id\": \"anemia\", \"keywords\": [\"anemia\"] } "
+                  "] } ], \"classifier\": { \"fold_enye\": true } }");
+    assert_int_equal(cls_reload(c), ESC_OK);
+    assert_int_equal(cls_get_stats(c)->reloads, 1);
+    assert_int_equal(cls_match_n_topics(cls_get_conf(c)->match), 2);
+    assert_true(cls_get_conf(c)->cc.fold_enye);
+    s_classify(c, "ano y anemia y congreso", NULL, NULL, &p);
+    assert_int_equal(p.n_topics, 2);
+    assert_string_equal(p.topics[0], "nuevo/anio");
+    assert_string_equal(p.topics[1], "nuevo/anemia");
+    esc_post_fini(&p);
+    cls_destroy(&c);
+    unlink(path);
+    rmdir(dir);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_cls_process_happy_path),
+        cmocka_unit_test(test_cls_process_forwards_unmatched),
+        cmocka_unit_test(test_cls_process_uses_post_hashtags_and_mentions),
+        cmocka_unit_test(test_cls_process_invalid_messages_counted),
+        cmocka_unit_test(test_cls_process_repairs_utf8),
+        cmocka_unit_test(test_cls_process_caps_topics_per_message),
+        cmocka_unit_test(test_cls_language_from_hint),
+        cmocka_unit_test(test_cls_conf_section_and_errors),
+        cmocka_unit_test(test_cls_reload_swaps_or_keeps),
+    };
+
+    esc_log_init("classifier-test", ESC_LOG_ERROR);
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
