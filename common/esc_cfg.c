@@ -58,9 +58,13 @@ static const char *const s_top_keys[] = {
     "broker",     "classifier", "aggregator", "notifier", "comment",  NULL,
 };
 static const char *const s_team_keys[] = {
-    "id", "name", "language", "timezone", "recipients", "webhooks", "topics", "comment", NULL,
+    "id",     "name",    "language", "timezone", "recipients",
+    "webhooks", "topics", "exclude", "comment", NULL,
 };
-static const char *const s_topic_keys[] = { "id", "name", "keywords", "spike", "comment", NULL };
+static const char *const s_topic_keys[] = {
+    "id", "name", "keywords", "query", "exclude", "fold_enye", "spike", "comment", NULL,
+};
+static const char *const s_exclude_keys[] = { "authors", "sites", "phrases", NULL };
 static const char *const s_hook_keys[] = { "url", "secret_env", "secret_file", NULL };
 
 static int
@@ -386,6 +390,24 @@ s_get_str(json_t *obj, const char *key, const char *path, const char *def, char 
     return ESC_OK;
 }
 
+/* Reads an optional non-empty string member into a caller-owned copy (NULL when absent). */
+static esc_rc
+s_get_optstr(json_t *obj, const char *key, const char *path, char **out, struct esc_error *err)
+{
+    json_t *v = json_object_get(obj, key);
+
+    if (v == NULL) {
+        return ESC_OK;
+    }
+    if (!json_is_string(v) || json_string_length(v) == 0
+        || strlen(json_string_value(v)) != json_string_length(v)) {
+        esc_error_set(err, 0, "%s.%s: expected a non-empty string", path, key);
+        return ESC_INVALID;
+    }
+    *out = esc_strdup(json_string_value(v));
+    return ESC_OK;
+}
+
 /* Reads an optional array of non-empty strings into a list. */
 static esc_rc
 s_get_strlist(json_t *obj, const char *key, const char *path, size_t max, char ***list,
@@ -451,9 +473,20 @@ s_parse_topic(json_t *jt, struct esc_cfg_team *team, size_t ti, size_t k, struct
                != ESC_OK) {
         return ESC_INVALID;
     }
-    if (t->n_keywords == 0) {
-        esc_error_set(err, 0, "%s.keywords: a topic needs at least one keyword", path);
+    if (s_get_optstr(jt, "query", path, &t->query, err) != ESC_OK
+        || s_get_optstr(jt, "exclude", path, &t->exclude, err) != ESC_OK) {
         return ESC_INVALID;
+    }
+    if (t->n_keywords == 0 && t->query == NULL) {
+        esc_error_set(err, 0, "%s: a topic needs a query or at least one keyword", path);
+        return ESC_INVALID;
+    }
+    if (json_object_get(jt, "fold_enye") != NULL) {
+        if (!json_is_boolean(json_object_get(jt, "fold_enye"))) {
+            esc_error_set(err, 0, "%s.fold_enye: expected true or false", path);
+            return ESC_INVALID;
+        }
+        t->fold_enye = json_is_true(json_object_get(jt, "fold_enye"));
     }
     if (json_object_get(jt, "spike") != NULL && !json_is_object(json_object_get(jt, "spike"))) {
         esc_error_set(err, 0, "%s.spike: expected an object", path);
@@ -545,6 +578,25 @@ s_parse_team(json_t *jt, struct esc_cfg *cfg, size_t ti, struct esc_error *err)
                 return ESC_INVALID;
             }
             team->n_hooks++;
+        }
+    }
+    v = json_object_get(jt, "exclude");
+    if (v != NULL) {
+        char epath[96];
+
+        snprintf(epath, sizeof(epath), "%s.exclude", path);
+        if (!json_is_object(v)) {
+            esc_error_set(err, 0, "%s: expected an object", epath);
+            return ESC_INVALID;
+        }
+        if (s_check_keys(v, epath, s_exclude_keys, err) != ESC_OK
+            || s_get_strlist(v, "authors", epath, 100000, &team->exclude_authors,
+                             &team->n_exclude_authors, err) != ESC_OK
+            || s_get_strlist(v, "sites", epath, 100000, &team->exclude_sites,
+                             &team->n_exclude_sites, err) != ESC_OK
+            || s_get_strlist(v, "phrases", epath, 100000, &team->exclude_phrases,
+                             &team->n_exclude_phrases, err) != ESC_OK) {
+            return ESC_INVALID;
         }
     }
     arr = json_object_get(jt, "topics");
@@ -712,6 +764,17 @@ esc_cfg_load(const char *path, struct esc_error *err)
     return s_build(root, path, err);
 }
 
+static void
+s_strlist_free(char **list, size_t n)
+{
+    size_t i;
+
+    for (i = 0; i < n; i++) {
+        esc_free(list[i]);
+    }
+    esc_free(list);
+}
+
 void
 esc_cfg_free(struct esc_cfg **cfg_p)
 {
@@ -732,7 +795,12 @@ esc_cfg_free(struct esc_cfg **cfg_p)
                 esc_free(t->topics[k].keywords[j]);
             }
             esc_free(t->topics[k].keywords);
+            esc_free(t->topics[k].query);
+            esc_free(t->topics[k].exclude);
         }
+        s_strlist_free(t->exclude_authors, t->n_exclude_authors);
+        s_strlist_free(t->exclude_sites, t->n_exclude_sites);
+        s_strlist_free(t->exclude_phrases, t->n_exclude_phrases);
         for (k = 0; k < t->n_recipients; k++) {
             esc_free(t->recipients[k]);
         }

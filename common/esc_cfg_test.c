@@ -110,7 +110,12 @@ test_cfg_errors_name_key_path(void **state)
     s_expect_error("{\"teams\":[{\"id\":\"gob\",\"topics\":[{\"id\":\"a\",\"keywords\":[\"x\", 3]}]}]}",
                    "teams[0].topics[0].keywords[1]: expected a non-empty string", 0);
     s_expect_error("{\"teams\":[{\"id\":\"gob\",\"topics\":[{\"id\":\"a\",\"keywords\":[]}]}]}",
-                   "teams[0].topics[0].keywords: a topic needs at least one keyword", 0);
+                   "teams[0].topics[0]: a topic needs a query or at least one keyword", 0);
+    s_expect_error("{\"teams\":[{\"id\":\"gob\",\"topics\":[{\"id\":\"a\",\"query\":\"\"}]}]}",
+                   "teams[0].topics[0].query: expected a non-empty string", 0);
+    s_expect_error("{\"teams\":[{\"id\":\"gob\",\"exclude\":{\"people\":[]},"
+                   "\"topics\":[{\"id\":\"a\",\"query\":\"x\"}]}]}",
+                   "teams[0].exclude.people: unknown key", 0);
     s_expect_error("{\"teams\":[{\"id\":\"gob\",\"topics\":[{\"id\":\"a\",\"keywords\":[\"x\"]},"
                    "{\"id\":\"a\",\"keywords\":[\"y\"]}]}]}",
                    "teams[0].topics[1].id: duplicate topic id 'a' in team 'gob'", 0);
@@ -188,6 +193,29 @@ test_cfg_env_override(void **state)
 }
 
 static void
+test_cfg_query_and_exclusions(void **state)
+{
+    struct esc_error err;
+    struct esc_cfg *cfg = esc_cfg_load_string(
+        "{\"teams\":[{\"id\":\"gob\",\"exclude\":{\"authors\":[\"@spam\"],"
+        "\"sites\":[\"spam.example\"],\"phrases\":[\"sorteo\"]},\"topics\":[{\"id\":\"a\","
+        "\"query\":\"congreso AND NOT fútbol\",\"exclude\":\"#publicidad\",\"fold_enye\":true}]}]}",
+        "t.json", &err);
+
+    if (cfg == NULL) {
+        fail_msg("%s", err.text);
+    }
+    assert_string_equal(cfg->teams[0].topics[0].query, "congreso AND NOT fútbol");
+    assert_string_equal(cfg->teams[0].topics[0].exclude, "#publicidad");
+    assert_true(cfg->teams[0].topics[0].fold_enye);
+    assert_int_equal(cfg->teams[0].topics[0].n_keywords, 0);
+    assert_int_equal(cfg->teams[0].n_exclude_authors, 1);
+    assert_string_equal(cfg->teams[0].exclude_sites[0], "spam.example");
+    assert_string_equal(cfg->teams[0].exclude_phrases[0], "sorteo");
+    esc_cfg_free(&cfg);
+}
+
+static void
 test_cfg_missing_file(void **state)
 {
     struct esc_error err;
@@ -205,6 +233,7 @@ main(void)
         cmocka_unit_test(test_cfg_errors_name_key_path),
         cmocka_unit_test(test_cfg_section_apply_table),
         cmocka_unit_test(test_cfg_env_override),
+        cmocka_unit_test(test_cfg_query_and_exclusions),
         cmocka_unit_test(test_cfg_missing_file),
     };
 

@@ -76,8 +76,12 @@ struct esc_cfg_topic {
     char id[64];        /* [a-z0-9_-], unique within the team */
     char key[130];      /* "team/topic": the id used on the bus and in Redis */
     char name[128];     /* human name, UTF-8 */
-    char **keywords;    /* terms and phrases (any one matches); owned */
+    char **keywords;    /* terms and phrases (any one matches); owned; may be empty when
+                           query is set */
     size_t n_keywords;
+    char *query;        /* boolean include query (docs/query-language.md), or NULL; owned */
+    char *exclude;      /* boolean exclude query, or NULL; owned */
+    bool fold_enye;     /* match this topic with ñ folded to n (default false) */
     size_t index;       /* position of this topic in teams[team].topics */
     size_t team_index;  /* position of its team */
 };
@@ -93,6 +97,12 @@ struct esc_cfg_team {
     size_t n_hooks;
     struct esc_cfg_topic *topics; /* owned */
     size_t n_topics;
+    char **exclude_authors;   /* "exclude": {"authors": [...]}: handles never counted; owned */
+    size_t n_exclude_authors;
+    char **exclude_sites;     /* link domains never counted; owned */
+    size_t n_exclude_sites;
+    char **exclude_phrases;   /* terms/phrases that exclude a post from every topic; owned */
+    size_t n_exclude_phrases;
 };
 
 struct esc_cfg_source {
