@@ -1,0 +1,43 @@
+#ifndef AGG_CONFIG_H
+#define AGG_CONFIG_H
+
+/* The aggregator's configuration: section "aggregator", its sub-section "aggregator.spike",
+ * and per-topic overrides "teams.N.topics.M.spike" whose defaults are the aggregator.spike
+ * values. */
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "escucha/esc_cfg.h"
+#include "escucha/esc_rc.h"
+
+#include "spikes.h"
+
+struct agg_cfg {
+    int64_t flush_ms;           /* period of the counter flush */
+    int64_t grace_ms;           /* on SIGTERM, how long to keep flushing */
+    int64_t drain_quiet_ms;     /* on SIGTERM, input ends once quiet this long */
+    int64_t retention_minute_s; /* TTL of minute buckets */
+    int64_t retention_hour_s;   /* TTL of hour buckets */
+    int64_t retention_day_s;    /* TTL of day buckets */
+    int64_t max_pending_keys;   /* counter keys held in memory before input pauses */
+    int64_t max_future_s;       /* posts further ahead of the clock are not fed to spikes */
+    struct agg_spike_cfg spike; /* aggregator.spike */
+    struct agg_spike_cfg *topic_spike; /* effective rule per topic, by agg_cfg_topic_index; owned */
+    size_t n_topics;
+};
+
+/* Reads and validates all of the above from cfg into out (which agg_cfg_fini must release
+ * whatever the result). Returns ESC_OK or ESC_INVALID with err naming the key path. */
+esc_rc agg_cfg_load(const struct esc_cfg *cfg, struct agg_cfg *out, struct esc_error *err);
+void agg_cfg_fini(struct agg_cfg *ac);
+
+/* Flat index of topic t over all teams (team order, then topic order): 0 .. n_topics-1. */
+size_t agg_cfg_topic_index(const struct esc_cfg *cfg, const struct esc_cfg_topic *t);
+
+/* --help-config and --dump-config output. */
+void agg_cfg_print_help(FILE *f);
+void agg_cfg_print_values(FILE *f, const struct esc_cfg *cfg, const struct agg_cfg *ac);
+
+#endif
