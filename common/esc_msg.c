@@ -17,7 +17,8 @@
  *   alert          team, topic (str)                                                   required
  *                  topic_name, kind (str); window_start, window_end, observed (int);
  *                  expected, score (float64; ints accepted);
- *                  samples (array of str, <= ESC_POST_LIST_MAX, each <= ESC_POST_TEXT_MAX)
+ *                  samples (array of str, <= ESC_POST_LIST_MAX, each <= ESC_POST_TEXT_MAX),
+ *                  sample_authors, sample_urls, terms (arrays of str), query (str)
  *
  * Encoding: ints are written always, NULL optional strings and empty optional lists are left
  * out; a NULL required string is a producer bug (ESC_ASSERT). A "post" carries no classifier
@@ -114,6 +115,13 @@ static const struct s_field s_alert_fields[] = {
     S_A("score", S_NUM, 0, score, 0),
     {"samples", S_LIST, S_ALL, 0, offsetof(struct esc_alert, samples),
      offsetof(struct esc_alert, n_samples), ESC_POST_TEXT_MAX},
+    {"sample_authors", S_LIST, S_ALL, 0, offsetof(struct esc_alert, sample_authors),
+     offsetof(struct esc_alert, n_sample_authors), 1024},
+    {"sample_urls", S_LIST, S_ALL, 0, offsetof(struct esc_alert, sample_urls),
+     offsetof(struct esc_alert, n_sample_urls), 4096},
+    {"terms", S_LIST, S_ALL, 0, offsetof(struct esc_alert, terms),
+     offsetof(struct esc_alert, n_terms), 256},
+    S_A("query", S_STR, 0, query, ESC_POST_TEXT_MAX),
 };
 
 /* The decoder tracks seen keys in a 64-bit mask. */

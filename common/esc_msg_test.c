@@ -75,6 +75,13 @@ s_fill_alert(struct esc_alert *a)
     a->ts = INT64_C(1794837901234);
     esc_strlist_push(&a->samples, &a->n_samples, "primer post");
     esc_strlist_push(&a->samples, &a->n_samples, "segundo post ñ");
+    esc_strlist_push(&a->sample_authors, &a->n_sample_authors, "@ana@mastodon.social");
+    esc_strlist_push(&a->sample_authors, &a->n_sample_authors, "@luis");
+    esc_strlist_push(&a->sample_urls, &a->n_sample_urls, "https://mastodon.social/@ana/1");
+    esc_strlist_push(&a->sample_urls, &a->n_sample_urls, "");
+    esc_strlist_push(&a->terms, &a->n_terms, "vacancia");
+    esc_strlist_push(&a->terms, &a->n_terms, "congreso");
+    a->query = esc_strdup("congreso OR \"poder legislativo\"");
 }
 
 static void
@@ -141,6 +148,11 @@ s_assert_alert_eq(const struct esc_alert *a, const struct esc_alert *b)
     assert_true(a->score == b->score);
     assert_int_equal(a->ts, b->ts);
     s_assert_list_eq(a->samples, a->n_samples, b->samples, b->n_samples);
+    s_assert_list_eq(a->sample_authors, a->n_sample_authors, b->sample_authors,
+                     b->n_sample_authors);
+    s_assert_list_eq(a->sample_urls, a->n_sample_urls, b->sample_urls, b->n_sample_urls);
+    s_assert_list_eq(a->terms, a->n_terms, b->terms, b->n_terms);
+    s_assert_str_eq(a->query, b->query);
 }
 
 /* A post after a failed decode must be all zero (and so finalisable any number of times). */

@@ -659,5 +659,9 @@ esc_alert_to_json(const struct esc_alert *a)
     json_object_set_new(o, "score", s_jnum(a->score));
     s_set_time(o, "ts", "ts_iso", a->ts);
     json_object_set_new(o, "samples", s_jlist(a->samples, a->n_samples));
+    json_object_set_new(o, "sample_authors", s_jlist(a->sample_authors, a->n_sample_authors));
+    json_object_set_new(o, "sample_urls", s_jlist(a->sample_urls, a->n_sample_urls));
+    json_object_set_new(o, "terms", s_jlist(a->terms, a->n_terms));
+    json_object_set_new(o, "query", s_jstr(a->query));
     return s_dump(o);
 }

@@ -58,7 +58,7 @@ struct esc_alert {
     char *team;          /* team id */
     char *topic;         /* topic id */
     char *topic_name;    /* human name of the topic */
-    char *kind;          /* "spike" */
+    char *kind;          /* "spike" when it starts, "ended" when the topic is back to normal */
     int64_t window_start; /* event-time window that spiked, Unix ms, [start, end) */
     int64_t window_end;
     int64_t observed;    /* posts in the window */
@@ -67,6 +67,13 @@ struct esc_alert {
     int64_t ts;          /* when the alert was raised, Unix ms */
     char **samples;      /* up to a few sample post texts */
     size_t n_samples;
+    char **sample_authors; /* author handle of each sample (same order; may be shorter) */
+    size_t n_sample_authors;
+    char **sample_urls;  /* link of each sample (same order; "" when none) */
+    size_t n_sample_urls;
+    char **terms;        /* top terms of the window that spiked, most frequent first */
+    size_t n_terms;
+    char *query;         /* the topic's query or keywords as text, for the reader */
 };
 
 void esc_post_init(struct esc_post *p);
