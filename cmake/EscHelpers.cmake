@@ -10,6 +10,9 @@ endfunction()
 function(esc_test name)
     cmake_parse_arguments(A "" "TIMEOUT" "SOURCES;LIBS;LABELS" ${ARGN})
     if(NOT ESC_TESTS)
+        # Tests off: still declare the target (never built, not in `all`), so that a
+        # CMakeLists.txt may set include directories or definitions on it unconditionally.
+        add_executable(${name} EXCLUDE_FROM_ALL ${A_SOURCES})
         return()
     endif()
     if(NOT A_TIMEOUT)
