@@ -90,15 +90,15 @@ brk=$!
 pids+=($brk $cls1 $cls2 $agg $ntf)
 
 say "replaying the sample data through a collector"
-t0=$(date +%s.%N)
+t0=$(date +%s%N)
 "$bin/collector/escucha-collector" --config "$cfg" --once 2>"$out/collector.log"
 for _ in $(seq 1 600); do
     done_n=$(redis-cli -s "$out/redis.sock" get esc:agg:processed)
     [ "${done_n:-0}" -ge "$lines" ] && break
     sleep 0.1
 done
-t1=$(date +%s.%N)
-echo "processed ${done_n:-0} posts in $(printf '%.2f' "$(echo "$t1 - $t0" | bc 2>/dev/null || echo 0)") s"
+t1=$(date +%s%N)
+echo "processed ${done_n:-0} posts in $(( (t1 - t0) / 1000000 )) ms"
 
 say "per-topic counts (Redis, all time)"
 printf '%-28s %8s %12s %12s\n' topic posts reach engagement
@@ -130,7 +130,8 @@ for line in open(sys.argv[1]):
     start = dt.datetime.fromtimestamp(a["window_start"] / 1000, dt.timezone.utc)
     print("%s  %s/%s spiked: %d posts vs %.1f expected (score %.1f) from %s UTC, signed=%s"
           % (req["path"], a["team"], a["topic"], a["observed"], a["expected"], a["score"],
-             start.strftime("%Y-%m-%d %H:%M"), "X-Escucha-Signature" in req["headers"]))
+             start.strftime("%Y-%m-%d %H:%M"),
+             any(h.lower() == "x-escucha-signature" for h in req["headers"])))
 PYEOF
 else
     echo "(no alert was delivered)"
@@ -157,5 +158,6 @@ if [ "$status" -ne 0 ]; then
     exit 1
 fi
 echo "all services exited 0. Logs, the digest .eml files and the alert payloads are in $out/"
-echo "first lines of the gobernanza digest:"
-sed -n '1,/^$/d;1,25p' "$out/outbox/gobernanza-2026-W47.eml" | head -25
+echo
+echo "The gobernanza digest ($out/outbox/gobernanza-2026-W47.eml), body:"
+sed '1,/^\r\?$/d' "$out/outbox/gobernanza-2026-W47.eml" | tr -d '\r' | head -30
