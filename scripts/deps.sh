@@ -5,7 +5,7 @@ set -euo pipefail
 
 pkgs=(build-essential cmake pkg-config
       libzmq3-dev libmsgpack-dev libhiredis-dev libjansson-dev libcurl4-openssl-dev
-      libutf8proc-dev libsodium-dev redis-server python3)
+      libutf8proc-dev libsodium-dev libmicrohttpd-dev redis-server python3)
 if [ "${1:-}" = "--test" ]; then
     pkgs+=(libcmocka-dev python3 python3-aiosmtpd python3-yaml)
 fi
