@@ -16,6 +16,12 @@ for p in "${pkgs[@]}"; do
         missing+=("$p")
     fi
 done
+# The sentiment lexicons are built from npm packages at build time: node and npm are needed.
+# Some machines carry a NodeSource nodejs that bundles npm (Debian's npm would conflict), so
+# these are checked by command, not by package.
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+    missing+=(nodejs npm)
+fi
 if [ ${#missing[@]} -eq 0 ]; then
     exit 0
 fi
