@@ -65,10 +65,10 @@ static const char *const s_topic_keys[] = {
     "id", "name", "keywords", "query", "exclude", "fold_enye", "spike", "comment", NULL,
 };
 static const char *const s_exclude_keys[] = { "authors", "sites", "phrases", NULL };
-/* "kind", "notify_ended", "cooldown_min" and "email_to" are validated by the notifier
+/* "kind", "notify_ended" and "cooldown_min" are validated by the notifier
  * (esc_cfg_section_apply on "teams.N.webhooks.M"). */
 static const char *const s_hook_keys[] = {
-    "url", "secret_env", "secret_file", "kind", "notify_ended", "cooldown_min", "email_to", NULL,
+    "url", "secret_env", "secret_file", "kind", "notify_ended", "cooldown_min", NULL,
 };
 
 static int
