@@ -63,7 +63,7 @@ struct esc_alert {
     int64_t window_end;
     int64_t observed;    /* posts in the window */
     double expected;     /* posts expected in a window of that length (baseline) */
-    double score;        /* observed / expected */
+    double score;        /* significance: -log10(p) (poisson) or z (zscore), docs/aggregator.md */
     int64_t ts;          /* when the alert was raised, Unix ms */
     char **samples;      /* up to a few sample post texts */
     size_t n_samples;
