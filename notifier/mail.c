@@ -3,12 +3,18 @@
  * Header injection is prevented at one place: every header value from outside (team names,
  * subjects, addresses, the From of the config) goes through ntf_mail_header_clean, which turns
  * CR, LF and every other control byte into a space, and non-ASCII text is carried in RFC 2047
- * encoded-words, whose alphabet has no line breaks. The body is sent as UTF-8 "8bit" with CRLF
- * line ends and lines kept under the 998-byte limit. SMTP is libcurl's (dot-stuffing and
- * STARTTLS included); the password is loaded only for the transfer, never logged, and wiped
- * afterwards. Single-threaded. */
+ * encoded-words, whose alphabet has no line breaks. Text is sent as UTF-8 "8bit" with CRLF
+ * line ends and lines kept under the 998-byte limit; HTML as quoted-printable; images base64.
+ * The multipart structure exists twice, on purpose: s_curl_mime builds it with libcurl's MIME
+ * API for SMTP (libcurl adds boundaries and encodes), and s_build_multipart serialises the same
+ * tree for .eml files, because libcurl can only emit a MIME structure into a transfer (HTTP,
+ * SMTP, IMAP), never into a buffer or a file:// upload. Both are checked in tests by parsing
+ * the result with Python's email package. SMTP is libcurl's (dot-stuffing and TLS included);
+ * the password is loaded only for the transfer, never logged, and wiped afterwards.
+ * Single-threaded. */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -242,33 +248,177 @@ s_put_date(struct ntf_sb *sb, int64_t date)
                   tm.tm_sec);
 }
 
+/* Length of the UTF-8 sequence that starts with byte c (1 for a stray byte). */
+static size_t
+s_utf8_len(unsigned char c)
+{
+    if (c >= 0xF0 && c <= 0xF4) {
+        return 4;
+    }
+    if (c >= 0xE0) {
+        return c <= 0xEF ? 3 : 1;
+    }
+    if (c >= 0xC2) {
+        return 2;
+    }
+    return 1;
+}
+
+/* Appends text with CRLF line ends; a line longer than the RFC 5322 limit is broken before a
+ * UTF-8 sequence that would cross it. */
 static void
 s_put_body(struct ntf_sb *sb, const char *body)
 {
     size_t col = 0;
-    size_t i;
+    size_t i = 0;
 
-    for (i = 0; body[i] != '\0'; i++) {
+    while (body[i] != '\0') {
+        size_t n;
+
         if (body[i] == '\r') {
+            i++;
             continue;
         }
-        if (body[i] == '\n' || col == S_LINE_MAX) {
+        if (body[i] == '\n') {
             ntf_sb_puts(sb, "\r\n");
             col = 0;
-            if (body[i] == '\n') {
-                continue;
-            }
+            i++;
+            continue;
         }
-        ntf_sb_add(sb, &body[i], 1);
-        col++;
+        n = s_utf8_len((unsigned char)body[i]);
+        if (strnlen(body + i, n) < n) {
+            n = 1;
+        }
+        if (col + n > S_LINE_MAX) {
+            ntf_sb_puts(sb, "\r\n");
+            col = 0;
+        }
+        ntf_sb_add(sb, body + i, n);
+        col += n;
+        i += n;
     }
     if (col > 0) {
         ntf_sb_puts(sb, "\r\n");
     }
 }
 
-char *
-ntf_mail_build(const struct ntf_mail *m, size_t *len)
+/* Appends text with every line end made CRLF, lines of any length (the encoder wraps). */
+static void
+s_put_crlf(struct ntf_sb *sb, const char *s)
+{
+    size_t i;
+
+    for (i = 0; s[i] != '\0'; i++) {
+        if (s[i] == '\n' && (i == 0 || s[i - 1] != '\r')) {
+            ntf_sb_puts(sb, "\r\n");
+        }
+        else {
+            ntf_sb_add(sb, &s[i], 1);
+        }
+    }
+}
+
+/* Quoted-printable (RFC 2045 6.7) of text whose line ends are \n or CRLF: lines of at most 76
+ * characters with soft breaks, '=', controls, bytes >= 0x80 and white space before a line end
+ * encoded. */
+static void
+s_put_qp(struct ntf_sb *sb, const char *s)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t col = 0;
+    size_t i;
+
+    for (i = 0; s[i] != '\0'; i++) {
+        unsigned char c = (unsigned char)s[i];
+        int eol_next = s[i + 1] == '\0' || s[i + 1] == '\n'
+                       || (s[i + 1] == '\r' && s[i + 2] == '\n');
+        int lit;
+        char enc[3];
+
+        if (c == '\r' && s[i + 1] == '\n') {
+            continue;
+        }
+        if (c == '\n') {
+            ntf_sb_puts(sb, "\r\n");
+            col = 0;
+            continue;
+        }
+        lit = (c >= 33 && c <= 126 && c != '=') || ((c == ' ' || c == '\t') && !eol_next);
+        if (col + (lit ? 1 : 3) > 75) {
+            ntf_sb_puts(sb, "=\r\n");
+            col = 0;
+        }
+        if (lit) {
+            ntf_sb_add(sb, (const char *)&c, 1);
+            col++;
+        }
+        else {
+            enc[0] = '=';
+            enc[1] = hex[c >> 4];
+            enc[2] = hex[c & 15];
+            ntf_sb_add(sb, enc, 3);
+            col += 3;
+        }
+    }
+}
+
+/* Base64 in lines of 76 characters. */
+static void
+s_put_base64(struct ntf_sb *sb, const unsigned char *data, size_t len)
+{
+    char line[sodium_base64_ENCODED_LEN(57, sodium_base64_VARIANT_ORIGINAL)];
+    size_t off;
+
+    for (off = 0; off < len; off += 57) {
+        size_t n = len - off < 57 ? len - off : 57;
+
+        sodium_bin2base64(line, sizeof(line), data + off, n, sodium_base64_VARIANT_ORIGINAL);
+        ntf_sb_puts(sb, line);
+        ntf_sb_puts(sb, "\r\n");
+    }
+}
+
+/* Content-IDs and filenames go into headers verbatim: a small alphabet keeps them inert. */
+static int
+s_token_ok(const char *s, const char *extra)
+{
+    size_t i;
+
+    if (s == NULL || s[0] == '\0' || strlen(s) > 100) {
+        return 0;
+    }
+    for (i = 0; s[i] != '\0'; i++) {
+        char c = s[i];
+
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')
+              || strchr(extra, c) != NULL)) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static int
+s_images_ok(const struct ntf_mail *m)
+{
+    size_t i;
+
+    for (i = 0; i < m->n_images; i++) {
+        if (!s_token_ok(m->images[i].cid, ".@_-") || !s_token_ok(m->images[i].filename, "._-")
+            || m->images[i].data == NULL) {
+            esc_log_error("invalid inline image index=%zu", i);
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* The header block of m, each header ending in CRLF (folded lines inside), without the empty
+ * line. content_type/cte: the values of those headers (cte NULL = no such header). Returns -1
+ * (logged) when the From address is invalid. */
+static int
+s_put_headers(struct ntf_sb *sb, const struct ntf_mail *m, const char *content_type,
+              const char *cte)
 {
     char from_addr[S_ADDR_MAX];
     char addr[S_ADDR_MAX];
@@ -276,7 +426,6 @@ ntf_mail_build(const struct ntf_mail *m, size_t *len)
     char domain[S_ADDR_MAX];
     unsigned char rnd[6];
     char rnd_hex[sizeof(rnd) * 2 + 1];
-    struct ntf_sb sb;
     char *name;
     char *subject;
     size_t col;
@@ -285,21 +434,20 @@ ntf_mail_build(const struct ntf_mail *m, size_t *len)
 
     if (ntf_mail_addr_spec(m->from, from_addr, sizeof(from_addr)) != 0) {
         esc_log_error("invalid from address");
-        return NULL;
+        return -1;
     }
-    ntf_sb_init(&sb, NTF_MAIL_MAX);
     name = s_display_name(m->from);
-    ntf_sb_puts(&sb, "From: ");
+    ntf_sb_puts(sb, "From: ");
     if (name[0] != '\0') {
-        s_put_display_name(&sb, name);
-        ntf_sb_printf(&sb, " <%s>\r\n", from_addr);
+        s_put_display_name(sb, name);
+        ntf_sb_printf(sb, " <%s>\r\n", from_addr);
     }
     else {
-        ntf_sb_printf(&sb, "%s\r\n", from_addr);
+        ntf_sb_printf(sb, "%s\r\n", from_addr);
     }
     esc_free(name);
 
-    ntf_sb_puts(&sb, "To: ");
+    ntf_sb_puts(sb, "To: ");
     col = 4;
     for (i = 0; i < m->n_to; i++) {
         if (ntf_mail_addr_spec(m->to[i], addr, sizeof(addr)) != 0) {
@@ -307,38 +455,117 @@ ntf_mail_build(const struct ntf_mail *m, size_t *len)
             continue;
         }
         if (n_to > 0 && col + 2 + strlen(addr) > S_FOLD_AT) {
-            ntf_sb_puts(&sb, ",\r\n ");
+            ntf_sb_puts(sb, ",\r\n ");
             col = 1;
         }
         else if (n_to > 0) {
-            ntf_sb_puts(&sb, ", ");
+            ntf_sb_puts(sb, ", ");
             col += 2;
         }
-        ntf_sb_puts(&sb, addr);
+        ntf_sb_puts(sb, addr);
         col += strlen(addr);
         n_to++;
     }
     if (n_to == 0) {
-        ntf_sb_puts(&sb, "undisclosed-recipients:;");
+        ntf_sb_puts(sb, "undisclosed-recipients:;");
     }
-    ntf_sb_puts(&sb, "\r\n");
+    ntf_sb_puts(sb, "\r\n");
 
     subject = ntf_mail_encode_words(m->subject);
-    ntf_sb_printf(&sb, "Subject: %s\r\n", subject);
+    ntf_sb_printf(sb, "Subject: %s\r\n", subject);
     esc_free(subject);
 
-    s_put_date(&sb, m->date);
+    s_put_date(sb, m->date);
     s_id_part(hint, sizeof(hint), m->id_hint != NULL ? m->id_hint : "mail");
     s_id_part(domain, sizeof(domain), strchr(from_addr, '@') + 1);
     randombytes_buf(rnd, sizeof(rnd));
     sodium_bin2hex(rnd_hex, sizeof(rnd_hex), rnd, sizeof(rnd));
-    ntf_sb_printf(&sb, "Message-ID: <escucha.%s.%lld.%s@%s>\r\n", hint, (long long)m->date,
+    ntf_sb_printf(sb, "Message-ID: <escucha.%s.%lld.%s@%s>\r\n", hint, (long long)m->date,
                   rnd_hex, domain);
-    ntf_sb_puts(&sb, "MIME-Version: 1.0\r\n"
-                     "Content-Type: text/plain; charset=utf-8\r\n"
-                     "Content-Transfer-Encoding: 8bit\r\n"
-                     "User-Agent: escucha/" ESC_VERSION "\r\n"
-                     "\r\n");
+    ntf_sb_printf(sb, "MIME-Version: 1.0\r\nContent-Type: %s\r\n", content_type);
+    if (cte != NULL) {
+        ntf_sb_printf(sb, "Content-Transfer-Encoding: %s\r\n", cte);
+    }
+    ntf_sb_puts(sb, "User-Agent: escucha/" ESC_VERSION "\r\n");
+    return 0;
+}
+
+/* A fresh boundary: "=_" cannot occur in quoted-printable or base64 text, and the random part
+ * makes a collision with the 8bit text part practically impossible. */
+static void
+s_boundary(char *out, size_t outsz, int level)
+{
+    unsigned char rnd[12];
+    char hex[sizeof(rnd) * 2 + 1];
+
+    randombytes_buf(rnd, sizeof(rnd));
+    sodium_bin2hex(hex, sizeof(hex), rnd, sizeof(rnd));
+    snprintf(out, outsz, "=_escucha_%d_%s", level, hex);
+}
+
+#define S_CT_TEXT "text/plain; charset=utf-8"
+#define S_CT_HTML "text/html; charset=utf-8"
+#define S_CT_RELATED "multipart/related; type=\"multipart/alternative\""
+
+/* The multipart message of m (m->html set): the same structure s_curl_mime builds. */
+static char *
+s_build_multipart(const struct ntf_mail *m, size_t *len)
+{
+    char b_rel[64];
+    char b_alt[64];
+    char ct[160];
+    struct ntf_sb sb;
+    size_t i;
+
+    s_boundary(b_rel, sizeof(b_rel), 1);
+    s_boundary(b_alt, sizeof(b_alt), 2);
+    ntf_sb_init(&sb, NTF_MAIL_MAX);
+    snprintf(ct, sizeof(ct), S_CT_RELATED "; boundary=\"%s\"", b_rel);
+    if (s_put_headers(&sb, m, ct, NULL) != 0) {
+        ntf_sb_fini(&sb);
+        return NULL;
+    }
+    ntf_sb_puts(&sb, "\r\nThis is a multi-part message in MIME format.\r\n");
+    ntf_sb_printf(&sb, "\r\n--%s\r\nContent-Type: multipart/alternative; boundary=\"%s\"\r\n"
+                       "\r\n",
+                  b_rel, b_alt);
+    ntf_sb_printf(&sb, "--%s\r\nContent-Type: " S_CT_TEXT "\r\n"
+                       "Content-Transfer-Encoding: 8bit\r\n\r\n",
+                  b_alt);
+    s_put_body(&sb, m->body);
+    ntf_sb_printf(&sb, "\r\n--%s\r\nContent-Type: " S_CT_HTML "\r\n"
+                       "Content-Transfer-Encoding: quoted-printable\r\n\r\n",
+                  b_alt);
+    s_put_qp(&sb, m->html);
+    ntf_sb_printf(&sb, "\r\n--%s--\r\n", b_alt);
+    for (i = 0; i < m->n_images; i++) {
+        const struct ntf_mail_image *im = &m->images[i];
+
+        ntf_sb_printf(&sb, "\r\n--%s\r\nContent-Type: image/png\r\n"
+                           "Content-Transfer-Encoding: base64\r\n"
+                           "Content-ID: <%s>\r\n"
+                           "Content-Disposition: inline; filename=\"%s\"\r\n\r\n",
+                      b_rel, im->cid, im->filename);
+        s_put_base64(&sb, im->data, im->len);
+    }
+    ntf_sb_printf(&sb, "\r\n--%s--\r\n", b_rel);
+    return ntf_sb_take(&sb, len);
+}
+
+char *
+ntf_mail_build(const struct ntf_mail *m, size_t *len)
+{
+    struct ntf_sb sb;
+
+    if (m->html != NULL) {
+        return s_images_ok(m) ? s_build_multipart(m, len) : NULL;
+    }
+    ntf_sb_init(&sb, NTF_MAIL_MAX);
+    if (s_put_headers(&sb, m, S_CT_TEXT, "8bit") != 0) {
+        ntf_sb_fini(&sb);
+        return NULL;
+    }
+    ntf_sb_puts(&sb, "\r\n");
     s_put_body(&sb, m->body);
     return ntf_sb_take(&sb, len);
 }
@@ -448,12 +675,140 @@ s_curl_rc(CURLcode rc)
     }
 }
 
-esc_rc
-ntf_mail_send_smtp(const struct ntf_cfg *cfg, const char *from_addr, const char *const *rcpt,
-                   size_t n_rcpt, const char *msg, size_t len)
+/* Splits a header block (each header ending in CRLF, continuations starting with SP) into one
+ * curl_slist entry per header, folds kept inside the entry. NULL on allocation failure. */
+static struct curl_slist *
+s_header_list(const char *block)
 {
-    struct s_reader rd = { msg, len, 0 };
+    struct curl_slist *list = NULL;
+    const char *p = block;
+
+    while (*p != '\0') {
+        const char *e = p;
+        struct curl_slist *next;
+        char *one;
+
+        while ((e = strstr(e, "\r\n")) != NULL && (e[2] == ' ' || e[2] == '\t')) {
+            e += 2;
+        }
+        if (e == NULL) {
+            e = p + strlen(p);
+        }
+        one = esc_strndup(p, (size_t)(e - p));
+        next = curl_slist_append(list, one);
+        esc_free(one);
+        if (next == NULL) {
+            curl_slist_free_all(list);
+            return NULL;
+        }
+        list = next;
+        p = *e != '\0' ? e + 2 : e;
+    }
+    return list;
+}
+
+/* Sets the part's extra headers (curl takes the list). */
+static CURLcode
+s_part_headers(curl_mimepart *part, const char *h1, const char *h2)
+{
+    struct curl_slist *l = curl_slist_append(NULL, h1);
+    struct curl_slist *next;
+
+    if (l == NULL) {
+        return CURLE_OUT_OF_MEMORY;
+    }
+    if (h2 != NULL) {
+        next = curl_slist_append(l, h2);
+        if (next == NULL) {
+            curl_slist_free_all(l);
+            return CURLE_OUT_OF_MEMORY;
+        }
+        l = next;
+    }
+    return curl_mime_headers(part, l, 1);
+}
+
+/* Builds on h the MIME structure of s_build_multipart with libcurl: the top level is
+ * multipart/related through the Content-Type in hdrs (the message headers, CURLOPT_HTTPHEADER
+ * for SMTP), libcurl adds the boundaries and does the quoted-printable and base64 encoding.
+ * text and html are the parts' contents with CRLF line ends (libcurl copies them). Returns
+ * the structure (caller frees with curl_mime_free after the transfer) or NULL (logged). */
+static curl_mime *
+s_curl_mime(CURL *h, const struct ntf_mail *m, const char *text, size_t text_len,
+            const char *html, size_t html_len)
+{
+    curl_mime *top = curl_mime_init(h);
+    curl_mime *alt = curl_mime_init(h);
+    curl_mimepart *part;
+    CURLcode rc = CURLE_OK;
+    char hdr[2][160];
+    size_t i;
+
+    if (top == NULL || alt == NULL) {
+        rc = CURLE_OUT_OF_MEMORY;
+        goto out;
+    }
+    part = curl_mime_addpart(alt);
+    rc = part == NULL ? CURLE_OUT_OF_MEMORY : curl_mime_data(part, text, text_len);
+    rc = rc != CURLE_OK ? rc : curl_mime_type(part, S_CT_TEXT);
+    rc = rc != CURLE_OK ? rc : curl_mime_encoder(part, "8bit");
+    if (rc == CURLE_OK) {
+        part = curl_mime_addpart(alt);
+        rc = part == NULL ? CURLE_OUT_OF_MEMORY : curl_mime_data(part, html, html_len);
+    }
+    rc = rc != CURLE_OK ? rc : curl_mime_type(part, S_CT_HTML);
+    rc = rc != CURLE_OK ? rc : curl_mime_encoder(part, "quoted-printable");
+    if (rc == CURLE_OK) {
+        part = curl_mime_addpart(top);
+        rc = part == NULL ? CURLE_OUT_OF_MEMORY : curl_mime_subparts(part, alt);
+    }
+    if (rc != CURLE_OK) {
+        goto out;
+    }
+    alt = NULL; /* owned by top now */
+    rc = curl_mime_type(part, "multipart/alternative");
+    for (i = 0; rc == CURLE_OK && i < m->n_images; i++) {
+        const struct ntf_mail_image *im = &m->images[i];
+
+        part = curl_mime_addpart(top);
+        rc = part == NULL ? CURLE_OUT_OF_MEMORY
+                          : curl_mime_data(part, (const char *)im->data, im->len);
+        rc = rc != CURLE_OK ? rc : curl_mime_type(part, "image/png");
+        rc = rc != CURLE_OK ? rc : curl_mime_encoder(part, "base64");
+        snprintf(hdr[0], sizeof(hdr[0]), "Content-ID: <%s>", im->cid);
+        snprintf(hdr[1], sizeof(hdr[1]), "Content-Disposition: inline; filename=\"%s\"",
+                 im->filename);
+        rc = rc != CURLE_OK ? rc : s_part_headers(part, hdr[0], hdr[1]);
+    }
+
+out:
+    if (rc != CURLE_OK) {
+        esc_log_error("cannot build mime structure err=\"%s\"", curl_easy_strerror(rc));
+        curl_mime_free(alt);
+        curl_mime_free(top);
+        return NULL;
+    }
+    return top;
+}
+
+/* What to send: raw bytes (msg) or a mail whose MIME structure libcurl builds (m). */
+struct s_payload {
+    const char *msg;
+    size_t len;
+    const struct ntf_mail *m;
+};
+
+static esc_rc
+s_smtp(const struct ntf_cfg *cfg, const char *from_addr, const char *const *rcpt,
+       size_t n_rcpt, const struct s_payload *pl)
+{
+    struct s_reader rd = { pl->msg, pl->len, 0 };
     struct curl_slist *rl = NULL;
+    struct curl_slist *hl = NULL;
+    curl_mime *mime = NULL;
+    struct ntf_sb hb;
+    struct ntf_sb text;
+    struct ntf_sb html;
     char errbuf[CURL_ERROR_SIZE];
     char qerr[256];
     char addr[S_ADDR_MAX + 2];
@@ -464,11 +819,14 @@ ntf_mail_send_smtp(const struct ntf_cfg *cfg, const char *from_addr, const char 
     esc_rc rc = ESC_ERR;
     size_t i;
 
+    ntf_sb_init(&hb, NTF_MAIL_MAX);
+    ntf_sb_init(&text, NTF_MAIL_MAX);
+    ntf_sb_init(&html, NTF_MAIL_MAX);
     if (cfg->smtp_password_env[0] != '\0' || cfg->smtp_password_file[0] != '\0') {
         password = esc_secret_load(cfg->smtp_password_env, cfg->smtp_password_file,
                                    "smtp password");
         if (password == NULL) {
-            return ESC_ERR;
+            goto out;
         }
     }
     h = curl_easy_init();
@@ -482,10 +840,16 @@ ntf_mail_send_smtp(const struct ntf_cfg *cfg, const char *from_addr, const char 
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
     curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)cfg->smtp_timeout_ms);
-    if (strncmp(cfg->smtp_url, "smtp://", 7) == 0) {
-        /* a password is never sent in clear: STARTTLS becomes mandatory with one */
-        curl_easy_setopt(h, CURLOPT_USE_SSL,
-                         (long)(password != NULL ? CURLUSESSL_ALL : CURLUSESSL_TRY));
+    curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
+    curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
+    if (strcmp(cfg->smtp_tls, "starttls") == 0) {
+        curl_easy_setopt(h, CURLOPT_USE_SSL, (long)CURLUSESSL_ALL);
+    }
+    else if (strcmp(cfg->smtp_tls, "none") == 0) {
+        curl_easy_setopt(h, CURLOPT_USE_SSL, (long)CURLUSESSL_NONE);
+    }
+    if (cfg->smtp_ca_file[0] != '\0') {
+        curl_easy_setopt(h, CURLOPT_CAINFO, cfg->smtp_ca_file);
     }
     if (cfg->smtp_username[0] != '\0') {
         curl_easy_setopt(h, CURLOPT_USERNAME, cfg->smtp_username);
@@ -504,10 +868,30 @@ ntf_mail_send_smtp(const struct ntf_cfg *cfg, const char *from_addr, const char 
         rl = next;
     }
     curl_easy_setopt(h, CURLOPT_MAIL_RCPT, rl);
-    curl_easy_setopt(h, CURLOPT_READFUNCTION, s_read);
-    curl_easy_setopt(h, CURLOPT_READDATA, &rd);
-    curl_easy_setopt(h, CURLOPT_UPLOAD, 1L);
-    curl_easy_setopt(h, CURLOPT_INFILESIZE_LARGE, (curl_off_t)len);
+    if (pl->m != NULL) {
+        if (s_put_headers(&hb, pl->m, S_CT_RELATED, NULL) != 0) {
+            goto out;
+        }
+        s_put_body(&text, pl->m->body);
+        s_put_crlf(&html, pl->m->html);
+        if (hb.overflow || text.overflow || html.overflow) {
+            esc_log_error("message too large max=%d", NTF_MAIL_MAX);
+            goto out;
+        }
+        hl = s_header_list(hb.buf);
+        mime = hl != NULL ? s_curl_mime(h, pl->m, text.buf, text.len, html.buf, html.len) : NULL;
+        if (mime == NULL) {
+            goto out;
+        }
+        curl_easy_setopt(h, CURLOPT_HTTPHEADER, hl);
+        curl_easy_setopt(h, CURLOPT_MIMEPOST, mime);
+    }
+    else {
+        curl_easy_setopt(h, CURLOPT_READFUNCTION, s_read);
+        curl_easy_setopt(h, CURLOPT_READDATA, &rd);
+        curl_easy_setopt(h, CURLOPT_UPLOAD, 1L);
+        curl_easy_setopt(h, CURLOPT_INFILESIZE_LARGE, (curl_off_t)pl->len);
+    }
     crc = curl_easy_perform(h);
     if (crc != CURLE_OK) {
         curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
@@ -520,11 +904,74 @@ ntf_mail_send_smtp(const struct ntf_cfg *cfg, const char *from_addr, const char 
     rc = ESC_OK;
 
 out:
-    curl_slist_free_all(rl);
     curl_easy_cleanup(h);
+    curl_mime_free(mime);
+    curl_slist_free_all(rl);
+    curl_slist_free_all(hl);
+    ntf_sb_fini(&hb);
+    ntf_sb_fini(&text);
+    ntf_sb_fini(&html);
     if (password != NULL) {
         sodium_memzero(password, strlen(password));
         esc_free(password);
     }
+    return rc;
+}
+
+esc_rc
+ntf_mail_send_smtp(const struct ntf_cfg *cfg, const char *from_addr, const char *const *rcpt,
+                   size_t n_rcpt, const char *msg, size_t len)
+{
+    struct s_payload pl = { msg, len, NULL };
+
+    return s_smtp(cfg, from_addr, rcpt, n_rcpt, &pl);
+}
+
+esc_rc
+ntf_mail_send(const struct ntf_cfg *cfg, const struct ntf_mail *m)
+{
+    struct s_payload pl = { NULL, 0, NULL };
+    char from_addr[S_ADDR_MAX];
+    char (*addrs)[S_ADDR_MAX] = NULL;
+    const char **rcpt = NULL;
+    char *msg;
+    size_t n = 0;
+    size_t i;
+    esc_rc rc = ESC_ERR;
+
+    if (ntf_mail_addr_spec(m->from, from_addr, sizeof(from_addr)) != 0) {
+        esc_log_error("invalid from address");
+        return ESC_ERR;
+    }
+    addrs = esc_calloc(m->n_to + 1, sizeof(*addrs));
+    rcpt = esc_calloc(m->n_to + 1, sizeof(*rcpt));
+    for (i = 0; i < m->n_to; i++) {
+        if (ntf_mail_addr_spec(m->to[i], addrs[n], sizeof(addrs[n])) == 0) {
+            rcpt[n] = addrs[n];
+            n++;
+        }
+    }
+    if (n == 0) {
+        esc_log_error("no valid recipient");
+        goto out;
+    }
+    if (m->html != NULL) {
+        if (!s_images_ok(m)) {
+            goto out;
+        }
+        pl.m = m;
+        rc = s_smtp(cfg, from_addr, rcpt, n, &pl);
+        goto out;
+    }
+    msg = ntf_mail_build(m, &pl.len);
+    if (msg != NULL) {
+        pl.msg = msg;
+        rc = s_smtp(cfg, from_addr, rcpt, n, &pl);
+    }
+    esc_free(msg);
+
+out:
+    esc_free(rcpt);
+    esc_free(addrs);
     return rc;
 }

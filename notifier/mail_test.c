@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -334,6 +335,141 @@ test_mail_write_file_creates_dirs(void **state)
     ntf_test_rmtree(dir);
 }
 
+
+/* Decodes quoted-printable text (soft breaks removed, =XX decoded, CRLF kept as \n) and checks
+ * that no encoded line is longer than 76 characters. Caller frees. */
+static char *
+s_qp_decode(const char *s, size_t n)
+{
+    char *out = esc_calloc(1, n + 1);
+    size_t col = 0;
+    size_t o = 0;
+    size_t i;
+
+    for (i = 0; i < n; i++) {
+        if (s[i] == '\r' && i + 1 < n && s[i + 1] == '\n') {
+            assert_true(col <= 76);
+            col = 0;
+            out[o++] = '\n';
+            i++;
+            continue;
+        }
+        col++;
+        if (s[i] == '=' && i + 2 < n && s[i + 1] == '\r' && s[i + 2] == '\n') {
+            assert_true(col <= 76);
+            col = 0;
+            i += 2;
+            continue;
+        }
+        if (s[i] == '=') {
+            char hex[3] = { s[i + 1], s[i + 2], '\0' };
+
+            out[o++] = (char)strtol(hex, NULL, 16);
+            col += 2;
+            i += 2;
+            continue;
+        }
+        assert_true(s[i] != ' ' || (i + 1 < n && s[i + 1] != '\r')); /* no trailing space */
+        out[o++] = s[i];
+    }
+    out[o] = '\0';
+    return out;
+}
+
+/* The body of the part whose headers contain `ctype`, up to the next boundary line. */
+static const char *
+s_part(const char *msg, const char *ctype, size_t *len)
+{
+    const char *h = strstr(msg, ctype);
+    const char *b;
+    const char *e;
+
+    assert_non_null(h);
+    b = strstr(h, "\r\n\r\n");
+    assert_non_null(b);
+    b += 4;
+    e = strstr(b, "\r\n--=_escucha_");
+    assert_non_null(e);
+    *len = (size_t)(e - b);
+    return b;
+}
+
+static void
+test_mail_multipart_structure(void **state)
+{
+    static const unsigned char png[] = { 0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n', 0, 1, 2,
+                                         255, 254, 253, 'x', 'y', 'z' };
+    struct ntf_mail_image img = { "chart-0.t@escucha", "congreso.png", png, sizeof(png) };
+    char html[2048];
+    struct ntf_mail m = {
+        .from = "escucha <escucha@example.org>", .to = s_to, .n_to = 2, .subject = "Resumen",
+        .body = "Publicaciones: 42\nCongreso \xc3\xa1\n", .html = html, .images = &img,
+        .n_images = 1, .date = 1795003200, .id_hint = "t-2026-W47",
+    };
+    unsigned char bin[64];
+    size_t bin_len = 0;
+    const char *part;
+    const char *ct;
+    size_t len;
+    char *dec;
+    char *msg;
+
+    (void)state;
+    snprintf(html, sizeof(html),
+             "<p style=\"a:b\">x = y, trailing space \n%0200d <img src=\"cid:chart-0.t@escucha\">"
+             " \xc3\xb1 .dot\n.\n</p>\n", 7);
+    msg = ntf_mail_build(&m, NULL);
+    assert_non_null(msg);
+    ct = strstr(msg, "\r\nContent-Type: multipart/related; type=\"multipart/alternative\"; "
+                     "boundary=\"=_escucha_1_");
+    assert_non_null(ct);
+    assert_true(ct < strstr(msg, "\r\n\r\n"));
+    assert_non_null(strstr(msg, "\r\nMIME-Version: 1.0\r\n"));
+    assert_non_null(strstr(msg, "Content-Type: multipart/alternative; boundary=\"=_escucha_2_"));
+    /* text: 8bit, literal */
+    part = s_part(msg, "Content-Type: text/plain; charset=utf-8\r\n"
+                       "Content-Transfer-Encoding: 8bit", &len);
+    assert_int_equal(len, strlen("Publicaciones: 42\r\nCongreso \xc3\xa1\r\n"));
+    assert_memory_equal(part, "Publicaciones: 42\r\nCongreso \xc3\xa1\r\n", len);
+    /* html: quoted-printable that decodes back to the input */
+    part = s_part(msg, "Content-Type: text/html; charset=utf-8\r\n"
+                       "Content-Transfer-Encoding: quoted-printable", &len);
+    dec = s_qp_decode(part, len);
+    assert_string_equal(dec, html);
+    esc_free(dec);
+    /* image: base64, inline, with its Content-ID */
+    part = s_part(msg, "Content-Type: image/png\r\nContent-Transfer-Encoding: base64\r\n"
+                       "Content-ID: <chart-0.t@escucha>\r\n"
+                       "Content-Disposition: inline; filename=\"congreso.png\"", &len);
+    assert_int_equal(sodium_base642bin(bin, sizeof(bin), part, len, "\r\n", &bin_len, NULL,
+                                       sodium_base64_VARIANT_ORIGINAL),
+                     0);
+    assert_int_equal(bin_len, sizeof(png));
+    assert_memory_equal(bin, png, sizeof(png));
+    assert_non_null(strstr(msg, "--\r\n")); /* closing delimiters */
+    esc_free(msg);
+}
+
+static void
+test_mail_bad_inline_image_refused(void **state)
+{
+    static const unsigned char png[] = { 1 };
+    struct ntf_mail_image img = { "a>b\r\nX-Evil: 1", "c.png", png, 1 };
+    struct ntf_mail m = {
+        .from = "a@example.org", .to = s_to, .n_to = 1, .subject = "s", .body = "b",
+        .html = "<p>b</p>", .images = &img, .n_images = 1,
+    };
+
+    (void)state;
+    assert_null(ntf_mail_build(&m, NULL));
+    img.cid = "ok@escucha";
+    img.filename = "x\".png";
+    assert_null(ntf_mail_build(&m, NULL));
+    img.filename = "x.png";
+    img.data = NULL;
+    assert_null(ntf_mail_build(&m, NULL));
+}
+
 int
 main(void)
 {
@@ -346,6 +482,8 @@ main(void)
         cmocka_unit_test(test_mail_display_name_forms),
         cmocka_unit_test(test_mail_long_lines_wrapped),
         cmocka_unit_test(test_mail_write_file_creates_dirs),
+        cmocka_unit_test(test_mail_multipart_structure),
+        cmocka_unit_test(test_mail_bad_inline_image_refused),
     };
 
     if (sodium_init() < 0) {

@@ -17,7 +17,9 @@
 #include "escucha/esc_log.h"
 #include "escucha/esc_sig.h"
 #include "escucha/esc_util.h"
+#include "chart.h"
 #include "ntf.h"
+#include "schedule.h"
 #include "sinks/sink.h"
 
 struct s_args {
@@ -25,6 +27,7 @@ struct s_args {
     const char *digest;
     const char *period;
     const char *to_file;
+    int force;
     int level;
     int check;
     int dump;
@@ -35,21 +38,24 @@ s_usage(FILE *f)
 {
     fprintf(f,
             "usage: escucha-notifier --config FILE [options]\n"
-            "       escucha-notifier --config FILE --digest TEAM [--period YYYY-Www] "
-            "[--to-file PATH]\n"
+            "       escucha-notifier --config FILE --digest TEAM [--period PERIOD] "
+            "[--to-file PATH | --force]\n"
             "\n"
-            "Without --digest: receive alerts on bus.notify and POST them to the teams'\n"
-            "webhooks until SIGTERM. With --digest: build the weekly digest of TEAM and send it\n"
-            "over SMTP (notifier.smtp_url), or write it to --to-file or the outbox.\n"
+            "Without --digest: receive alerts on bus.notify and deliver them to the teams'\n"
+            "hooks, and send the scheduled digests, until SIGTERM. With --digest: send the\n"
+            "digest of TEAM now over SMTP (notifier.smtp_url) or to the outbox, once per period\n"
+            "(unless --force), or preview it into --to-file.\n"
             "\n"
             "  -c, --config FILE      deployment file (JSON)\n"
             "      --check-config     validate the config and exit\n"
             "      --dump-config      print the effective notifier settings and exit\n"
             "      --help-config      document the \"notifier\" section and exit\n"
             "      --log-level LEVEL  error, warn, info (default), debug or trace\n"
-            "      --digest TEAM      build the weekly digest of team TEAM\n"
-            "      --period YYYY-Www  ISO week (default: the last complete week, team time)\n"
-            "      --to-file PATH     write the digest message to PATH\n"
+            "      --digest TEAM      build the digest of team TEAM\n"
+            "      --period PERIOD    2026-11-19 (day), 2026-W47 (ISO week) or 2026-11 (month);\n"
+            "                         default: the last complete period of the team's schedule\n"
+            "      --to-file PATH     preview: write the message to PATH, send nothing\n"
+            "      --force            send even if this period's digest was already sent\n"
             "  -h, --help             this help\n"
             "  -V, --version          print the version\n");
 }
@@ -67,6 +73,7 @@ s_parse_args(int argc, char **argv, struct s_args *a)
         { "digest", required_argument, NULL, 'd' },
         { "period", required_argument, NULL, 'p' },
         { "to-file", required_argument, NULL, 'o' },
+        { "force", no_argument, NULL, 'f' },
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, 'V' },
         { NULL, 0, NULL, 0 },
@@ -93,6 +100,12 @@ s_parse_args(int argc, char **argv, struct s_args *a)
         case 'H':
             printf("notifier section (\"notifier\": { ... }):\n");
             esc_cfg_print_help(stdout, "notifier", ntf_cfg_map);
+            printf("\ndigest schedule (\"notifier\": {\"digest\": {\"default\": { ... }, "
+                   "\"<team id>\": { ... }}}):\n");
+            esc_cfg_print_help(stdout, "notifier.digest.default", ntf_sched_cfg_map);
+            printf("\nalert hook options (\"teams\": [{\"webhooks\": [{\"url\": ..., ... }]}], "
+                   "besides url, secret_env, secret_file):\n");
+            esc_cfg_print_help(stdout, "teams.N.webhooks.M", ntf_hook_cfg_map);
             return NTF_EXIT_OK;
         case 'l':
             a->level = esc_log_level_parse(optarg);
@@ -109,6 +122,9 @@ s_parse_args(int argc, char **argv, struct s_args *a)
             break;
         case 'o':
             a->to_file = optarg;
+            break;
+        case 'f':
+            a->force = 1;
             break;
         case 'h':
             s_usage(stdout);
@@ -129,8 +145,12 @@ s_parse_args(int argc, char **argv, struct s_args *a)
         fprintf(stderr, "escucha-notifier: --config FILE is required\n");
         return NTF_EXIT_USAGE;
     }
-    if (a->digest == NULL && (a->period != NULL || a->to_file != NULL)) {
-        fprintf(stderr, "escucha-notifier: --period and --to-file need --digest TEAM\n");
+    if (a->digest == NULL && (a->period != NULL || a->to_file != NULL || a->force)) {
+        fprintf(stderr, "escucha-notifier: --period, --to-file and --force need --digest TEAM\n");
+        return NTF_EXIT_USAGE;
+    }
+    if (a->to_file != NULL && a->force) {
+        fprintf(stderr, "escucha-notifier: --to-file previews and sends nothing: no --force\n");
         return NTF_EXIT_USAGE;
     }
     return -1;
@@ -178,6 +198,7 @@ main(int argc, char **argv)
         printf("bus.notify = \"%s\"\nredis.prefix = \"%s\"\n", cfg->bus.notify,
                cfg->redis.prefix);
         esc_cfg_print_values(stdout, "notifier", ntf_cfg_map, &ncfg);
+        ntf_sched_print(stdout, cfg);
         esc_cfg_free(&cfg);
         return NTF_EXIT_OK;
     }
@@ -193,7 +214,7 @@ main(int argc, char **argv)
     }
     if (a.digest != NULL) {
         signal(SIGPIPE, SIG_IGN);
-        code = ntf_digest_main(cfg, &ncfg, a.digest, a.period, a.to_file);
+        code = ntf_digest_main(cfg, &ncfg, a.digest, a.period, a.to_file, a.force);
     }
     else {
         /* before the first ZeroMQ socket: its I/O threads inherit the blocked mask */
@@ -208,6 +229,7 @@ main(int argc, char **argv)
         }
     }
     curl_global_cleanup();
+    ntf_chart_cleanup(); /* font caches of the digest charts */
     esc_cfg_free(&cfg);
     return code;
 }

@@ -1,9 +1,10 @@
 #define ESC_LOG_MODULE "webhook_test"
 /* Component tests of alert delivery: the real escucha-notifier binary PULLs alerts from its bus
- * (ipc:// in a temp dir) and POSTs them to tests/support/webhook_sink.py. Checked: payload,
- * headers and HMAC signature; 503 twice then 200 gives exactly one delivery; bad bus messages
- * are skipped; 4xx is not retried; dead-lettering after retry_max; exit 1 when a delivery is
- * still pending at the end of the grace period; exit 2 when a webhook secret is missing. */
+ * (ipc:// in a temp dir), queues them in a private redis-server and POSTs them to
+ * tests/support/webhook_sink.py. Checked: payload, headers and HMAC signature; 503 twice then
+ * 200 gives exactly one delivery; bad bus messages are skipped; 4xx is not retried;
+ * dead-lettering after retry_max; a delivery waiting for its retry at SIGTERM stays queued in
+ * Redis (exit 0) and is delivered by the next start; exit 2 when a webhook secret is missing. */
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -18,7 +19,9 @@
 #include <jansson.h>
 #include <sodium.h>
 
+#include "esc_testenv.h"
 #include "escucha/esc_bus.h"
+#include "escucha/esc_kv.h"
 #include "escucha/esc_mem.h"
 #include "escucha/esc_msg.h"
 #include "escucha/esc_util.h"
@@ -28,6 +31,7 @@
 #define S_SECRET_ENV "NTF_TEST_HOOK_SECRET"
 
 struct s_env {
+    struct esc_testenv_redis redis;
     char dir[128];
     char cfg_path[256];
     char log_path[256];
@@ -44,7 +48,12 @@ s_setup(void **state)
 {
     struct s_env *e = esc_calloc(1, sizeof(*e));
 
+    if (esc_testenv_redis_start(&e->redis, 0) != 0) {
+        esc_free(e);
+        return -1;
+    }
     if (ntf_test_tmpdir(e->dir, sizeof(e->dir)) != 0) {
+        esc_testenv_redis_stop(&e->redis);
         esc_free(e);
         return -1;
     }
@@ -70,6 +79,7 @@ s_teardown(void **state)
     if (e->sink.pid > 0) {
         ntf_proc_stop(&e->sink, SIGTERM, 5000);
     }
+    esc_testenv_redis_stop(&e->redis);
     ntf_test_rmtree(e->dir);
     esc_free(e);
     return 0;
@@ -102,6 +112,7 @@ s_write_cfg(struct s_env *e, int retry_base_ms, int retry_max, int grace_ms,
 
     snprintf(text, sizeof(text),
              "{ \"deployment\": \"prueba\",\n"
+             "  \"redis\": { \"unix_socket\": \"%s\", \"prefix\": \"t\" },\n"
              "  \"bus\": { \"notify\": \"%s\" },\n"
              "  \"teams\": [\n"
              "   { \"id\": \"gobernanza\", \"name\": \"Gobernanza Democr\\u00e1tica\",\n"
@@ -116,7 +127,8 @@ s_write_cfg(struct s_env *e, int retry_base_ms, int retry_max, int grace_ms,
              "                     \"keywords\": [\"anemia\"] } ] } ],\n"
              "  \"notifier\": { \"retry_base_ms\": %d, \"retry_max\": %d, \"grace_ms\": %d,\n"
              "                \"drain_quiet_ms\": 100, \"webhook_timeout_ms\": 2000 } }\n",
-             e->endpoint, e->port, secret_env, retry_base_ms, retry_max, grace_ms);
+             e->redis.sock, e->endpoint, e->port, secret_env, retry_base_ms, retry_max,
+             grace_ms);
     assert_int_equal(ntf_test_write(e->cfg_path, text), 0);
 }
 
@@ -409,22 +421,51 @@ test_webhook_dead_letter_after_retry_max(void **state)
     assert_false(s_log_has(e, "abc123"));
 }
 
+/* ZCARD of the delivery queue. */
+static long long
+s_queued(struct s_env *e)
+{
+    struct esc_kv_opts o;
+    struct esc_kv_val v;
+    esc_kv_t *kv;
+    long long n;
+
+    esc_testenv_kv_opts(&e->redis, &o);
+    kv = esc_kv_new(&o);
+    assert_int_equal(esc_kv_cmd(kv, &v, "ZCARD t:ntf:{q}:due"), ESC_OK);
+    n = v.integer;
+    esc_kv_val_fini(&v);
+    esc_kv_destroy(&kv);
+    return n;
+}
+
 static void
-test_webhook_undelivered_at_shutdown_exit_1(void **state)
+test_webhook_pending_retry_survives_shutdown(void **state)
 {
     struct s_env *e = *state;
     int64_t t0;
 
-    s_start_sink(e, 1000, 503);
-    s_write_cfg(e, 100, 100, 800, S_SECRET_ENV);
+    s_start_sink(e, 1, 503);
+    s_write_cfg(e, 1500, 100, 3000, S_SECRET_ENV);
     s_start_notifier(e);
     s_send_alert(e, "gobernanza", "gobernanza/congreso/1795000000000");
     s_wait_requests(e, 1);
+    s_wait_log(e, "will retry");
     t0 = esc_mono_ms();
-    assert_int_equal(s_stop_notifier(e), 1);
-    assert_true(esc_mono_ms() - t0 < 5000); /* the grace period bounds the shutdown */
-    assert_true(ntf_test_count_lines(e->req_path) >= 2); /* retried while draining */
-    assert_true(s_log_has(e, "undelivered=1"));
+    /* nothing is lost: the delivery waits in Redis for its retry, so the stop is quick and 0 */
+    assert_int_equal(s_stop_notifier(e), 0);
+    assert_true(esc_mono_ms() - t0 < 2500);
+    assert_true(s_log_has(e, "queued=1 undelivered=0"));
+    assert_int_equal(s_queued(e), 1);
+    /* the next start delivers it, once */
+    esc_bus_destroy(&e->push, 0);
+    s_start_notifier(e);
+    s_wait_requests(e, 2);
+    usleep(300000);
+    assert_int_equal(ntf_test_count_lines(e->req_path), 2);
+    assert_int_equal(s_stop_notifier(e), 0);
+    assert_true(s_log_has(e, "delivered alert="));
+    assert_int_equal(s_queued(e), 0);
 }
 
 static void
@@ -453,7 +494,7 @@ main(void)
                                         s_teardown),
         cmocka_unit_test_setup_teardown(test_webhook_dead_letter_after_retry_max, s_setup,
                                         s_teardown),
-        cmocka_unit_test_setup_teardown(test_webhook_undelivered_at_shutdown_exit_1, s_setup,
+        cmocka_unit_test_setup_teardown(test_webhook_pending_retry_survives_shutdown, s_setup,
                                         s_teardown),
         cmocka_unit_test_setup_teardown(test_webhook_missing_secret_refuses_start, s_setup,
                                         s_teardown),

@@ -1,11 +1,13 @@
 #define ESC_LOG_MODULE "week"
-/* ISO 8601 week numbering and local days in IANA time zones, for the weekly digest. Dates are
+/* Digest periods (days, ISO 8601 weeks, months) and local days in IANA time zones. Dates are
  * handled as day numbers (days since 1970-01-01) converted with timegm/gmtime_r, which do no
  * time zone work. Local instants come from the C library's tz database: TZ is set in the
  * environment around each computation and restored afterwards. The start of a local day is
  * found by bisection over UTC seconds (the local date never goes backwards in the zones we
  * serve), so days that are 23 or 25 hours long, or whose midnight is skipped by a DST change
- * (America/Santiago), come out right without special cases. Not thread-safe (TZ is global). */
+ * (America/Santiago), come out right without special cases. A local wall-clock time (the hour a
+ * scheduled digest goes out) is found by trying each UTC offset in force around it.
+ * Not thread-safe (TZ is global). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -227,39 +229,245 @@ ntf_tz_local(const char *tz, int64_t t, struct tm *out)
     s_tz_pop(&saved);
 }
 
+/* UTC offset in seconds (local - UTC) at UTC second t under the current TZ. */
+static int64_t
+s_offset(int64_t t)
+{
+    time_t tt = (time_t)t;
+    struct tm lt;
+
+    localtime_r(&tt, &lt);
+    return (int64_t)lt.tm_gmtoff;
+}
+
+int64_t
+ntf_tz_local_to_utc(const char *tz, int64_t days, int sec_of_day)
+{
+    int64_t wall = days * S_DAY + sec_of_day;
+    int64_t offs[40];
+    int64_t best = INT64_MAX;
+    size_t n = 0;
+    size_t i;
+    int h;
+    char *saved = s_tz_push(tz);
+
+    /* every instant whose local time is `wall` lies within 16 h of it (offsets -12h..+14h):
+     * collect the offsets in force there, and keep the earliest t with t + offset(t) == wall */
+    for (h = -16; h <= 16; h++) {
+        int64_t o = s_offset(wall + (int64_t)h * 3600);
+
+        for (i = 0; i < n && offs[i] != o; i++) {
+        }
+        if (i == n) {
+            offs[n++] = o;
+        }
+    }
+    for (i = 0; i < n; i++) {
+        int64_t t = wall - offs[i];
+
+        if (s_offset(t) == offs[i] && t < best) {
+            best = t;
+        }
+    }
+    if (best == INT64_MAX) {
+        /* skipped by a DST change: read the wall time with the offset before the gap */
+        best = wall - s_offset(wall - 16 * 3600);
+    }
+    s_tz_pop(&saved);
+    return best;
+}
+
+/* ---- digest periods --------------------------------------------------------------------- */
+
+static const char *const s_kind_names[] = { "daily", "weekly", "monthly" };
+
+const char *
+ntf_period_kind_name(enum ntf_period_kind kind)
+{
+    return s_kind_names[kind];
+}
+
 int
-ntf_week_resolve(const char *tz, int iso_year, int iso_week, struct ntf_week *w)
+ntf_period_kind_parse(const char *s, enum ntf_period_kind *kind)
+{
+    size_t i;
+
+    for (i = 0; i < ESC_ARRAY_LEN(s_kind_names); i++) {
+        if (s != NULL && strcmp(s, s_kind_names[i]) == 0) {
+            *kind = (enum ntf_period_kind)i;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+int64_t
+ntf_period_first_day(enum ntf_period_kind kind, int64_t days)
+{
+    int y;
+    int m;
+    int d;
+
+    switch (kind) {
+    case NTF_PERIOD_DAY:
+        return days;
+    case NTF_PERIOD_WEEK:
+        return days - ntf_weekday(days);
+    case NTF_PERIOD_MONTH:
+        ntf_civil_from_days(days, &y, &m, &d);
+        return ntf_days_from_civil(y, m, 1);
+    }
+    ESC_ASSERT(0);
+    return days;
+}
+
+int64_t
+ntf_period_next(enum ntf_period_kind kind, int64_t first_day)
+{
+    int y;
+    int m;
+    int d;
+
+    switch (kind) {
+    case NTF_PERIOD_DAY:
+        return first_day + 1;
+    case NTF_PERIOD_WEEK:
+        return first_day + 7;
+    case NTF_PERIOD_MONTH:
+        ntf_civil_from_days(first_day, &y, &m, &d);
+        return m == 12 ? ntf_days_from_civil(y + 1, 1, 1) : ntf_days_from_civil(y, m + 1, 1);
+    }
+    ESC_ASSERT(0);
+    return first_day;
+}
+
+int64_t
+ntf_period_prev(enum ntf_period_kind kind, int64_t first_day)
+{
+    /* the day before the first day lies in the previous period */
+    return ntf_period_first_day(kind, first_day - 1);
+}
+
+int
+ntf_period_days(enum ntf_period_kind kind, int64_t first_day)
+{
+    return (int)(ntf_period_next(kind, first_day) - first_day);
+}
+
+void
+ntf_period_label(enum ntf_period_kind kind, int64_t first_day, char *out, size_t outsz)
+{
+    int y;
+    int m;
+    int d;
+
+    switch (kind) {
+    case NTF_PERIOD_DAY:
+        ntf_civil_from_days(first_day, &y, &m, &d);
+        snprintf(out, outsz, "%04d-%02d-%02d", y, m, d);
+        return;
+    case NTF_PERIOD_WEEK:
+        ntf_iso_week_of(first_day, &y, &d);
+        snprintf(out, outsz, "%04d-W%02d", y, d);
+        return;
+    case NTF_PERIOD_MONTH:
+        ntf_civil_from_days(first_day, &y, &m, &d);
+        snprintf(out, outsz, "%04d-%02d", y, m);
+        return;
+    }
+    ESC_ASSERT(0);
+}
+
+static int
+s_num(const char *s, size_t n)
+{
+    int v = 0;
+    size_t i;
+
+    for (i = 0; i < n; i++) {
+        v = v * 10 + (s[i] - '0');
+    }
+    return v;
+}
+
+int
+ntf_period_parse(const char *s, enum ntf_period_kind *kind, int64_t *first_day)
+{
+    size_t n = s != NULL ? strlen(s) : 0;
+    int64_t days;
+    int y;
+    int m;
+    int d;
+    int wk;
+
+    if (n == 8 && ntf_week_parse(s, &y, &wk) == 0) {
+        *kind = NTF_PERIOD_WEEK;
+        *first_day = ntf_iso_week_monday(y, wk);
+        return 0;
+    }
+    if ((n != 7 && n != 10) || !s_digits(s, 4) || s[4] != '-' || !s_digits(s + 5, 2)) {
+        return -1;
+    }
+    y = s_num(s, 4);
+    m = s_num(s + 5, 2);
+    if (y < 1971 || m < 1 || m > 12) {
+        return -1;
+    }
+    if (n == 7) {
+        *kind = NTF_PERIOD_MONTH;
+        *first_day = ntf_days_from_civil(y, m, 1);
+        return 0;
+    }
+    if (s[7] != '-' || !s_digits(s + 8, 2)) {
+        return -1;
+    }
+    d = s_num(s + 8, 2);
+    days = ntf_days_from_civil(y, m, d);
+    if (d < 1 || ntf_period_first_day(NTF_PERIOD_MONTH, days) != ntf_days_from_civil(y, m, 1)) {
+        return -1; /* 2026-02-30 would normalise into March */
+    }
+    *kind = NTF_PERIOD_DAY;
+    *first_day = days;
+    return 0;
+}
+
+int
+ntf_period_resolve(const char *tz, enum ntf_period_kind kind, int64_t first_day,
+                   struct ntf_period *p)
 {
     char *saved;
     int i;
 
-    if (iso_week < 1 || iso_week > ntf_iso_weeks_in_year(iso_year)) {
+    if (ntf_period_first_day(kind, first_day) != first_day) {
         return -1;
     }
-    memset(w, 0, sizeof(*w));
-    w->year = iso_year;
-    w->week = iso_week;
-    snprintf(w->label, sizeof(w->label), "%04d-W%02d", iso_year, iso_week);
-    w->monday = ntf_iso_week_monday(iso_year, iso_week);
+    memset(p, 0, sizeof(*p));
+    p->kind = kind;
+    p->first_day = first_day;
+    p->n_days = ntf_period_days(kind, first_day);
+    p->prev_first_day = ntf_period_prev(kind, first_day);
+    p->prev_n_days = ntf_period_days(kind, p->prev_first_day);
+    ntf_period_label(kind, first_day, p->label, sizeof(p->label));
+    ntf_period_label(kind, p->prev_first_day, p->prev_label, sizeof(p->prev_label));
     saved = s_tz_push(tz);
-    for (i = 0; i < 8; i++) {
-        w->day_start[i] = s_day_start(w->monday + i);
+    for (i = 0; i <= p->n_days; i++) {
+        p->day_start[i] = s_day_start(first_day + i);
     }
-    w->prev_start = s_day_start(w->monday - 7);
+    for (i = 0; i < p->prev_n_days; i++) {
+        p->prev_day_start[i] = s_day_start(p->prev_first_day + i);
+    }
+    p->prev_day_start[p->prev_n_days] = p->day_start[0];
     s_tz_pop(&saved);
     return 0;
 }
 
-void
-ntf_week_last_complete(const char *tz, int64_t now, int *iso_year, int *iso_week)
+int64_t
+ntf_period_last_complete(const char *tz, enum ntf_period_kind kind, int64_t now)
 {
     struct tm lt;
     int64_t today;
-    int y;
-    int w;
 
     ntf_tz_local(tz, now, &lt);
     today = ntf_days_from_civil(lt.tm_year + 1900, lt.tm_mon + 1, lt.tm_mday);
-    ntf_iso_week_of(today, &y, &w);
-    ntf_iso_week_of(ntf_iso_week_monday(y, w) - 7, iso_year, iso_week);
+    return ntf_period_prev(kind, ntf_period_first_day(kind, today));
 }

@@ -1,25 +1,16 @@
 #ifndef NTF_WEEK_H
 #define NTF_WEEK_H
 
-/* ISO 8601 weeks and the UTC instants of local days in an IANA time zone. Calendar arithmetic
- * is done on day numbers (days since 1970-01-01, proleptic Gregorian); time zone conversions
- * temporarily set TZ in the environment, so these functions are not thread-safe. */
+/* Digest periods (local days, ISO 8601 weeks, calendar months) and the UTC instants of local
+ * days and wall-clock times in an IANA time zone. Calendar arithmetic is done on day numbers
+ * (days since 1970-01-01, proleptic Gregorian); time zone conversions temporarily set TZ in the
+ * environment, so these functions are not thread-safe. */
 
+#include <stddef.h>
 #include <stdint.h>
 #include <time.h>
 
-#define NTF_WEEK_LABEL_MAX 24 /* "2026-W47" plus NUL, with room */
-
-/* One ISO week resolved in a time zone. */
-struct ntf_week {
-    int year;                      /* ISO week-numbering year */
-    int week;                      /* 1..53 */
-    char label[NTF_WEEK_LABEL_MAX]; /* "2026-W47" */
-    int64_t monday;                /* day number of the Monday */
-    int64_t day_start[8];          /* UTC seconds at which each local day Mon..Sun starts, and
-                                    * [7] = the next Monday (end of the week, exclusive) */
-    int64_t prev_start;            /* UTC seconds at which the previous week starts */
-};
+#define NTF_WEEK_LABEL_MAX 24 /* "2026-W47", "2026-11-19" plus NUL, with room */
 
 /* Day number of a Gregorian date (month 1..12), and back. */
 int64_t ntf_days_from_civil(int y, int m, int d);
@@ -48,10 +39,60 @@ int64_t ntf_tz_day_start(const char *tz, int64_t days);
 /* Local broken-down time of UTC second t in tz. */
 void ntf_tz_local(const char *tz, int64_t t, struct tm *out);
 
-/* Fills w for ISO week (iso_year, iso_week) in tz. Returns 0, or -1 when the week does not
- * exist. */
-int ntf_week_resolve(const char *tz, int iso_year, int iso_week, struct ntf_week *w);
-/* The last ISO week that has ended before UTC second now, in tz's local calendar. */
-void ntf_week_last_complete(const char *tz, int64_t now, int *iso_year, int *iso_week);
+/* UTC second at which the local wall clock in tz shows `sec_of_day` seconds after midnight of
+ * local day `days`. A time that occurs twice (DST ends) gives the first occurrence; a time that
+ * does not exist (DST starts) gives the instant the clock shows that time plus the gap (02:30
+ * -> 03:30 when 02:00 jumps to 03:00). */
+int64_t ntf_tz_local_to_utc(const char *tz, int64_t days, int sec_of_day);
+
+/* ---- digest periods --------------------------------------------------------------------- */
+
+enum ntf_period_kind {
+    NTF_PERIOD_DAY = 0, /* one local day, label "2026-11-19" */
+    NTF_PERIOD_WEEK,    /* one ISO week, Monday to Sunday, label "2026-W47" */
+    NTF_PERIOD_MONTH,   /* one calendar month, label "2026-11" */
+};
+
+#define NTF_PERIOD_DAYS_MAX 31
+
+/* One period resolved in a time zone, with the period before it (for comparisons). */
+struct ntf_period {
+    enum ntf_period_kind kind;
+    char label[NTF_WEEK_LABEL_MAX];      /* "2026-11-19", "2026-W47" or "2026-11" */
+    char prev_label[NTF_WEEK_LABEL_MAX]; /* label of the period before */
+    int64_t first_day;                   /* day number of the first local day */
+    int n_days;                          /* 1, 7 or 28..31 */
+    int64_t day_start[NTF_PERIOD_DAYS_MAX + 1]; /* UTC second each local day starts;
+                                                 * [n_days] = end of the period (exclusive) */
+    int64_t prev_first_day;              /* the period before: first day, length, day starts */
+    int prev_n_days;
+    int64_t prev_day_start[NTF_PERIOD_DAYS_MAX + 1]; /* [prev_n_days] == day_start[0] */
+};
+
+/* "daily", "weekly", "monthly". */
+const char *ntf_period_kind_name(enum ntf_period_kind kind);
+/* Parses "daily" / "weekly" / "monthly". Returns 0 or -1. */
+int ntf_period_kind_parse(const char *s, enum ntf_period_kind *kind);
+
+/* First day of the period of `kind` that contains day number `days`. */
+int64_t ntf_period_first_day(enum ntf_period_kind kind, int64_t days);
+/* First day of the period after / before the one starting at first_day. */
+int64_t ntf_period_next(enum ntf_period_kind kind, int64_t first_day);
+int64_t ntf_period_prev(enum ntf_period_kind kind, int64_t first_day);
+/* Number of days of the period starting at first_day. */
+int ntf_period_days(enum ntf_period_kind kind, int64_t first_day);
+/* Writes the label of the period starting at first_day into out. */
+void ntf_period_label(enum ntf_period_kind kind, int64_t first_day, char *out, size_t outsz);
+
+/* Parses a period label: "2026-11-19" (a day), "2026-W47" (an ISO week) or "2026-11" (a
+ * month). Returns 0 with *kind and *first_day set, or -1 when malformed or non-existent. */
+int ntf_period_parse(const char *s, enum ntf_period_kind *kind, int64_t *first_day);
+
+/* Fills p for the period of `kind` starting at local day first_day (which must be the first day
+ * of such a period: a Monday for weeks, the 1st for months) in tz. Returns 0 or -1. */
+int ntf_period_resolve(const char *tz, enum ntf_period_kind kind, int64_t first_day,
+                       struct ntf_period *p);
+/* First day of the last period of `kind` that ended before UTC second now in tz's calendar. */
+int64_t ntf_period_last_complete(const char *tz, enum ntf_period_kind kind, int64_t now);
 
 #endif

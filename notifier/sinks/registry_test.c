@@ -1,6 +1,6 @@
 #define ESC_LOG_MODULE "registry_test"
-/* Unit tests of the sink registry: the shipped list passes its check, and the check catches a
- * plugin without a callback or with a name already taken. */
+/* Unit tests of the sink registry: the shipped list (webhook, slack, teams, email) passes its
+ * check, and the check catches a plugin without a callback or with a name already taken. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -17,8 +17,10 @@ s_init(struct ntf_sink *ins)
 }
 
 static esc_rc
-s_deliver(struct ntf_sink *ins, const struct ntf_notice *n)
+s_prepare(struct ntf_sink *ins, const struct ntf_notice *n, struct ntf_req *req)
 {
+    req->kind = NTF_REQ_DONE;
+    req->done_rc = ESC_OK;
     return ESC_OK;
 }
 
@@ -28,12 +30,12 @@ s_exit(struct ntf_sink *ins)
 }
 
 static const struct ntf_sink_plugin s_good = {
-    .name = "good", .description = "d", .init = s_init, .deliver = s_deliver, .exit = s_exit,
+    .name = "good", .description = "d", .init = s_init, .prepare = s_prepare, .exit = s_exit,
 };
 static const struct ntf_sink_plugin s_twin = {
-    .name = "good", .description = "d", .init = s_init, .deliver = s_deliver, .exit = s_exit,
+    .name = "good", .description = "d", .init = s_init, .prepare = s_prepare, .exit = s_exit,
 };
-static const struct ntf_sink_plugin s_no_deliver = {
+static const struct ntf_sink_plugin s_no_prepare = {
     .name = "broken", .description = "d", .init = s_init, .exit = s_exit,
 };
 
@@ -47,13 +49,16 @@ test_registry_check_passes(void **state)
     assert_non_null(list[0]);
     assert_non_null(webhook);
     assert_string_equal(webhook->name, "webhook");
+    assert_non_null(ntf_sink_plugin_find("slack"));
+    assert_non_null(ntf_sink_plugin_find("teams"));
+    assert_non_null(ntf_sink_plugin_find("email"));
     assert_null(ntf_sink_plugin_find("carrier-pigeon"));
 }
 
 static void
 test_registry_rejects_missing_callback(void **state)
 {
-    const struct ntf_sink_plugin *const list[] = { &s_good, &s_no_deliver, NULL };
+    const struct ntf_sink_plugin *const list[] = { &s_good, &s_no_prepare, NULL };
 
     assert_int_equal(ntf_sink_list_check(list), -1);
 }
