@@ -7,6 +7,7 @@
  * collectors' sends block in turn: backpressure instead of loss. Single-threaded; signals come
  * through a signalfd. */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <string.h>
@@ -57,6 +58,9 @@ s_usage(FILE *f)
             "  --help-config      describe the broker's config keys\n"
             "  --dump-config      print the effective broker config\n"
             "  --log-level LEVEL  error|warn|info|debug (default info)\n"
+            "  --curve-keygen FILE  write a new CURVE secret key to FILE (mode 600) and print\n"
+            "                     its public key (docs/security.md)\n"
+            "  --curve-public FILE  print the public key of the secret key in FILE\n"
             "  --help, --version\n");
 }
 
@@ -126,6 +130,54 @@ s_run(struct brk *b)
     return 0;
 }
 
+/* --curve-keygen: a new key pair; the secret goes to path (mode 600, never overwritten). */
+static int
+s_keygen(const char *path)
+{
+    char pub[41];
+    char sec[41];
+    FILE *f;
+    int fd;
+
+    if (esc_bus_curve_keypair(pub, sec) < 0) {
+        fprintf(stderr, "escucha-broker: libzmq has no CURVE support\n");
+        return 1;
+    }
+    fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
+    if (fd < 0) {
+        fprintf(stderr, "escucha-broker: cannot create %s: %s\n", path, strerror(errno));
+        return 1;
+    }
+    f = fdopen(fd, "w");
+    fprintf(f, "%s\n", sec);
+    fclose(f);
+    memset(sec, 0, sizeof(sec));
+    printf("%s\n", pub);
+    return 0;
+}
+
+/* --curve-public: the public key of a secret key file. */
+static int
+s_print_public(const char *path)
+{
+    char *sec = esc_secret_load(NULL, path, "curve secret key");
+    char pub[41];
+    int rc = 1;
+
+    if (sec != NULL && esc_bus_curve_public(sec, pub) == 0) {
+        printf("%s\n", pub);
+        rc = 0;
+    }
+    else if (sec != NULL) {
+        fprintf(stderr, "escucha-broker: %s does not hold a CURVE secret key\n", path);
+    }
+    if (sec != NULL) {
+        memset(sec, 0, strlen(sec));
+    }
+    esc_free(sec);
+    return rc;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -133,7 +185,8 @@ main(int argc, char **argv)
         { "config", required_argument, NULL, 'c' }, { "check-config", no_argument, NULL, 'k' },
         { "help-config", no_argument, NULL, 'H' },  { "dump-config", no_argument, NULL, 'D' },
         { "log-level", required_argument, NULL, 'l' }, { "help", no_argument, NULL, 'h' },
-        { "version", no_argument, NULL, 'V' },      { NULL, 0, NULL, 0 },
+        { "version", no_argument, NULL, 'V' },      { "curve-keygen", required_argument, NULL, 'G' },
+        { "curve-public", required_argument, NULL, 'P' }, { NULL, 0, NULL, 0 },
     };
     const char *config_path = NULL;
     int check = 0;
@@ -175,6 +228,10 @@ main(int argc, char **argv)
         case 'V':
             printf("escucha-broker %s\n", ESC_VERSION);
             return 0;
+        case 'G':
+            return s_keygen(optarg);
+        case 'P':
+            return s_print_public(optarg);
         default:
             s_usage(stderr);
             return 2;
@@ -187,7 +244,8 @@ main(int argc, char **argv)
     esc_log_init("broker", (enum esc_log_level)level);
     cfg = esc_cfg_load(config_path, &err);
     if (cfg == NULL
-        || esc_cfg_section_apply(cfg, "broker", brk_cfg_map, NULL, &b.bc, &err) != ESC_OK) {
+        || esc_cfg_section_apply(cfg, "broker", brk_cfg_map, NULL, &b.bc, &err) != ESC_OK
+        || esc_bus_configure(cfg, &err) != ESC_OK) {
         esc_error_print(stderr, "escucha-broker", &err);
         esc_cfg_free(&cfg);
         return ESC_CFG_EXIT_INVALID;

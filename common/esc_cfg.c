@@ -50,6 +50,17 @@ static const struct esc_cfg_entry s_bus_map[] = {
                 "notifier intake: the notifier binds it, aggregators connect"),
     ESC_CFG_INT("hwm", "100000", 10, 10000000, struct esc_cfg_bus, hwm,
                 "ZeroMQ high-water mark (messages queued per socket before senders wait)"),
+    ESC_CFG_STR("curve_endpoints", "", struct esc_cfg_bus, curve_endpoints,
+                "endpoints encrypted with CURVE: a list of collect,classify,aggregate,notify, "
+                "or all (\"\" = none)"),
+    ESC_CFG_STR("curve_server_secret_file", "", struct esc_cfg_bus, curve_server_secret_file,
+                "binders: file (mode 600) with the bus servers' secret key (Z85)"),
+    ESC_CFG_STR("curve_server_public", "", struct esc_cfg_bus, curve_server_public,
+                "connecters: the bus servers' public key (Z85, 40 characters)"),
+    ESC_CFG_STR("curve_client_secret_file", "", struct esc_cfg_bus, curve_client_secret_file,
+                "connecters: file (mode 600) with this process's secret key (Z85)"),
+    ESC_CFG_STR("curve_authorized_file", "", struct esc_cfg_bus, curve_authorized_file,
+                "binders: file with the client public keys allowed to connect, one per line"),
     ESC_CFG_END,
 };
 

@@ -64,6 +64,11 @@ struct esc_cfg_bus {
     char aggregate[256]; /* aggregator binds PULL, classifiers connect PUSH */
     char notify[256];    /* notifier binds PULL, aggregators connect PUSH */
     int64_t hwm;         /* ZeroMQ high-water mark, messages per socket */
+    char curve_endpoints[64];          /* "collect,classify,aggregate,notify", "all" or "" */
+    char curve_server_secret_file[256]; /* binders: file with the servers' secret key */
+    char curve_server_public[41];      /* connecters: the servers' public key (Z85) */
+    char curve_client_secret_file[256]; /* connecters: file with this process's secret key */
+    char curve_authorized_file[256];   /* binders: allowed client public keys, one per line */
 };
 
 struct esc_cfg_hook {
