@@ -511,8 +511,9 @@ s_pipe_reset(esc_kv_t *self)
     self->pipe_rc = ESC_OK;
 }
 
-esc_rc
-esc_kv_exec(esc_kv_t *self, size_t *n_err)
+/* esc_kv_exec and esc_kv_exec_replies: reply i goes to out[i] when i < n_out. */
+static esc_rc
+s_exec(esc_kv_t *self, struct esc_kv_val *out, size_t n_out, size_t *n_err)
 {
     size_t i;
     size_t errs = 0;
@@ -542,6 +543,12 @@ esc_kv_exec(esc_kv_t *self, size_t *n_err)
     for (i = 0; i < self->queued; i++) {
         rv = NULL;
         if (redisGetReply(self->c, &rv) != REDIS_OK || rv == NULL) {
+            while (i > 0 && out != NULL) {
+                i--;
+                if (i < n_out) {
+                    esc_kv_val_fini(&out[i]);
+                }
+            }
             s_pipe_reset(self);
             return s_io_fail(self, "pipeline");
         }
@@ -549,6 +556,9 @@ esc_kv_exec(esc_kv_t *self, size_t *n_err)
         if (r->type == REDIS_REPLY_ERROR) {
             errs++;
             s_log_error_reply(self, "pipeline", r->str);
+        }
+        if (i < n_out) {
+            s_copy(&out[i], r);
         }
         freeReplyObject(r);
     }
@@ -559,6 +569,23 @@ esc_kv_exec(esc_kv_t *self, size_t *n_err)
         *n_err = errs;
     }
     return ESC_OK;
+}
+
+esc_rc
+esc_kv_exec(esc_kv_t *self, size_t *n_err)
+{
+    return s_exec(self, NULL, 0, n_err);
+}
+
+esc_rc
+esc_kv_exec_replies(esc_kv_t *self, struct esc_kv_val *out, size_t n_out, size_t *n_err)
+{
+    size_t i;
+
+    for (i = 0; i < n_out; i++) {
+        memset(&out[i], 0, sizeof(out[i]));
+    }
+    return s_exec(self, out, n_out, n_err);
 }
 
 size_t

@@ -301,6 +301,44 @@ test_kv_pipeline_hincrby(void **state)
 }
 
 /* An error reply is data, not a connection failure. */
+/* esc_kv_exec_replies: every reply of a pipeline, in order, errors included; only the first
+ * n_out are kept; on ESC_RETRY nothing is kept. */
+static void
+test_kv_exec_replies(void **state)
+{
+    struct fixture *f = *state;
+    struct esc_kv_val rep[4];
+    size_t n_err = 99;
+
+    esc_kv_append(f->kv, "SET r1 %s", "x");
+    esc_kv_append(f->kv, "INCRBY r2 %d", 5);
+    esc_kv_append(f->kv, "INCR r1");
+    esc_kv_append(f->kv, "MGET r1 r2 nope");
+    esc_kv_append(f->kv, "GET r1");
+    assert_int_equal(esc_kv_exec_replies(f->kv, rep, 4, &n_err), ESC_OK);
+    assert_int_equal(n_err, 1);
+    assert_int_equal(rep[0].type, ESC_KV_STR);
+    assert_string_equal(rep[0].str, "OK");
+    assert_int_equal(rep[1].type, ESC_KV_INT);
+    assert_int_equal(rep[1].integer, 5);
+    assert_int_equal(rep[2].type, ESC_KV_ERROR);
+    assert_int_equal(rep[3].type, ESC_KV_ARRAY);
+    assert_int_equal(rep[3].n, 3);
+    assert_string_equal(rep[3].elem[0].str, "x");
+    assert_int_equal(rep[3].elem[2].type, ESC_KV_NIL);
+    esc_kv_val_fini(&rep[0]);
+    esc_kv_val_fini(&rep[1]);
+    esc_kv_val_fini(&rep[2]);
+    esc_kv_val_fini(&rep[3]);
+    assert_int_equal(esc_kv_pending(f->kv), 0);
+
+    esc_kv_append(f->kv, "GET r1");
+    assert_int_equal(esc_testenv_redis_kill(&f->r), 0);
+    assert_int_equal(esc_kv_exec_replies(f->kv, rep, 1, NULL), ESC_RETRY);
+    assert_int_equal(rep[0].type, ESC_KV_NIL);
+    assert_null(rep[0].str);
+}
+
 static void
 test_kv_error_reply(void **state)
 {
@@ -696,6 +734,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_kv_set_get_incrby, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_kv_binary_safe_args, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_kv_pipeline_hincrby, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_kv_exec_replies, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_kv_error_reply, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_kv_array_and_nil, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_kv_bad_format_is_err, s_setup, s_teardown),

@@ -62,6 +62,11 @@ esc_rc esc_kv_cmd(esc_kv_t *self, struct esc_kv_val *out, const char *fmt, ...);
 void esc_kv_append(esc_kv_t *self, const char *fmt, ...);
 void esc_kv_appendv(esc_kv_t *self, int argc, const char **argv, const size_t *lens);
 esc_rc esc_kv_exec(esc_kv_t *self, size_t *n_err);
+/* Same as esc_kv_exec, and on ESC_OK out[i] (i < n_out) holds the reply of the i-th queued
+ * command (error replies as ESC_KV_ERROR; they are also counted in *n_err and logged). The
+ * caller must esc_kv_val_fini each of out[0..n_out) on ESC_OK; on any other result they are
+ * left empty (ESC_KV_NIL). Commands beyond n_out are read and dropped. */
+esc_rc esc_kv_exec_replies(esc_kv_t *self, struct esc_kv_val *out, size_t n_out, size_t *n_err);
 /* Commands queued and not yet executed. */
 size_t esc_kv_pending(const esc_kv_t *self);
 
