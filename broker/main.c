@@ -19,12 +19,14 @@
 #include "escucha/esc_cfg.h"
 #include "escucha/esc_log.h"
 #include "escucha/esc_mem.h"
+#include "escucha/esc_metrics.h"
 #include "escucha/esc_sig.h"
 #include "escucha/esc_util.h"
 
 struct brk_cfg {
     int64_t grace_ms;       /* how long a drain may take */
     int64_t drain_quiet_ms; /* drain ends once intake has been quiet this long */
+    char metrics_listen[64]; /* /metrics and /healthz address, "" = off */
 };
 
 static const struct esc_cfg_entry brk_cfg_map[] = {
@@ -32,6 +34,7 @@ static const struct esc_cfg_entry brk_cfg_map[] = {
                 "on SIGTERM, how long to keep forwarding what is in flight"),
     ESC_CFG_INT("drain_quiet_ms", "300", 10, 60000, struct brk_cfg, drain_quiet_ms,
                 "on SIGTERM, stop once the intake has been quiet this long"),
+    ESC_CFG_METRICS(struct brk_cfg, metrics_listen),
     ESC_CFG_END,
 };
 
@@ -44,6 +47,8 @@ struct brk {
     struct esc_drain drain;
     uint64_t forwarded;
     int64_t last_in_ms;      /* monotonic time of the last frame taken in */
+    esc_metric_t *m_forwarded; /* escucha_broker_forwarded_total */
+    esc_metric_t *m_blocked;   /* escucha_broker_blocked_total: turns with no classifier ready */
 };
 
 static void
@@ -76,6 +81,7 @@ s_forward(struct brk *b, int budget)
         zmq_pollitem_t out_it = { esc_bus_zsock(b->out), 0, ZMQ_POLLOUT, 0 };
 
         if (zmq_poll(&out_it, 1, 0) <= 0 || !(out_it.revents & ZMQ_POLLOUT)) {
+            esc_metric_add(b->m_blocked, 1);
             break; /* no classifier can take more: leave frames in the intake queue */
         }
         if (esc_bus_recv(b->in, &buf, &len, ESC_BUS_DONTWAIT) != ESC_OK) {
@@ -91,6 +97,7 @@ s_forward(struct brk *b, int budget)
     }
     if (moved > 0) {
         b->last_in_ms = esc_mono_ms();
+        esc_metric_add(b->m_forwarded, (uint64_t)moved);
     }
     return moved;
 }
@@ -266,6 +273,15 @@ main(int argc, char **argv)
         esc_cfg_free(&cfg);
         return 1;
     }
+    b.m_forwarded = esc_metrics_counter("escucha_broker_forwarded_total",
+                                        "Posts moved from collectors to classifiers.", NULL);
+    b.m_blocked = esc_metrics_counter("escucha_broker_blocked_total",
+                                      "Turns on which no classifier could take a post "
+                                      "(backpressure).", NULL);
+    if (esc_metrics_start("broker", b.bc.metrics_listen) < 0) {
+        status = 1;
+        goto out;
+    }
     b.in = esc_bus_new(ESC_BUS_PULL, cfg->bus.collect, true, (int)cfg->bus.hwm);
     b.out = esc_bus_new(ESC_BUS_PUSH, cfg->bus.classify, true, (int)cfg->bus.hwm);
     if (b.in == NULL || b.out == NULL) {
@@ -282,6 +298,7 @@ out:
     esc_bus_destroy(&b.in, 0);
     esc_bus_destroy(&b.out, (int)(left > 0 ? left : 0));
     esc_bus_ctx_term();
+    esc_metrics_shutdown();
     esc_log_info("stopped forwarded=%llu", (unsigned long long)b.forwarded);
     esc_cfg_free(&cfg);
     close(b.sig_fd);

@@ -65,8 +65,8 @@ static const struct esc_cfg_entry s_bus_map[] = {
 };
 
 static const char *const s_top_keys[] = {
-    "deployment", "redis",      "bus",        "sources",  "teams",    "collector",
-    "broker",     "classifier", "aggregator", "notifier", "comment",  NULL,
+    "deployment", "redis",      "bus",        "sources",  "teams",   "collector",
+    "broker",     "classifier", "aggregator", "notifier", "api",     "comment",   NULL,
 };
 static const char *const s_team_keys[] = {
     "id",     "name",    "language", "timezone", "recipients",

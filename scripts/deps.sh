@@ -13,7 +13,7 @@ pkgs=(build-essential cmake pkg-config
       gnupg-l10n appstream gsettings-desktop-schemas man-db procps psmisc xz-utils wget git
       diffutils findutils grep sed make coreutils tar login adduser libpam-runtime)
 if [ "${1:-}" = "--test" ]; then
-    pkgs+=(libcmocka-dev python3 python3-aiosmtpd python3-yaml openssl)
+    pkgs+=(libcmocka-dev python3 python3-aiosmtpd python3-yaml openssl chromium)
 fi
 
 missing=()
