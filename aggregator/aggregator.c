@@ -1,13 +1,15 @@
 #define ESC_LOG_MODULE "aggregator"
 /* The aggregator's loop. Classified posts arrive on a PULL socket bound to bus.aggregate (every
- * classifier connects); each is decoded once, counted into the in-memory counter deltas
- * (counters.c) and fed to the event-time spike detector (spikes.c). A timer flushes the deltas
- * to Redis every flush_ms in one pipelined round trip; while Redis is down they are kept and
- * merged, and once max_pending_keys is reached input pauses, so ZeroMQ's high-water marks push
- * back on the classifiers instead of anything being dropped. Alerts go out on a PUSH socket
- * connected to bus.notify (a blocking send bounded by a send timeout; what cannot be queued is
- * parked and retried) and into a capped Redis list per team. Single-threaded: signals arrive
- * through a signalfd polled with the sockets. */
+ * classifier connects); each is decoded once, recorded for counting (counters.c) and fed to the
+ * event-time spike detector (spikes.c). A timer flushes the records to Redis every flush_ms
+ * (pipelined script calls that count each post once); while Redis is down they are kept, and
+ * once max_pending_posts is reached input pauses, so ZeroMQ's high-water marks push back on the
+ * classifiers instead of anything being dropped. With spike leases (several aggregators), the
+ * topics this process holds are evaluated on merged counts read back from Redis (leases.c,
+ * s_spikes_feed_merged). Alerts go out on a PUSH socket connected to bus.notify (a blocking
+ * send bounded by a send timeout; what cannot be queued is parked and retried) and into a
+ * capped Redis list per team. Single-threaded: signals arrive through a signalfd polled with
+ * the sockets. */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -19,12 +21,15 @@
 #include "escucha/esc_kv.h"
 #include "escucha/esc_log.h"
 #include "escucha/esc_mem.h"
+#include "escucha/esc_metrics.h"
 #include "escucha/esc_msg.h"
 #include "escucha/esc_sig.h"
 #include "escucha/esc_util.h"
 
 #include "aggregator.h"
 #include "counters.h"
+#include "live.h"
+#include "leases.h"
 #include "spikes.h"
 
 #define AGG_BATCH_MAX 512          /* messages handled per poll wake-up */
@@ -32,6 +37,7 @@
 #define AGG_SEND_TIMEOUT_MS 1000   /* longest a blocking alert send may wait */
 #define AGG_ALERTS_KEEP 1000       /* entries kept in <prefix>:alerts:{team} */
 #define AGG_WARN_EVERY_MS 5000     /* rate limit of per-message warnings */
+#define AGG_FEED_MAX 1440          /* minutes read back for one topic at a time */
 
 struct agg_parked {
     char *buf;   /* encoded alert; owned */
@@ -44,6 +50,7 @@ struct agg {
     const struct esc_cfg_topic **topics;   /* by flat topic index; the array is owned */
     esc_kv_t *kv;
     agg_counters_t *counters;
+    agg_live_t *live;                      /* matched posts for escucha-api's live view */
     agg_spikes_t *spikes;
     esc_bus_t *in;                         /* PULL, bound to bus.aggregate */
     esc_bus_t *out;                        /* PUSH, connected to bus.notify */
@@ -52,8 +59,35 @@ struct agg {
 
     int64_t next_flush_ms;                 /* monotonic time of the next flush */
     int64_t last_in_ms;                    /* monotonic time of the last message */
-    int paused;                            /* input paused: pending keys at max_pending_keys */
+    int paused;                            /* input paused: pending posts at max_pending_posts */
     int redis_down;                        /* the last flush failed (logged once) */
+
+    /* scale-out (aggregator.spike_leases): see s_spikes_feed_merged */
+    agg_leases_t *leases;                  /* NULL unless spike_leases */
+    int64_t wm_seen;                       /* newest event time given to the spike detector */
+    int64_t wm_prev;                       /* wm_seen when the last flush started */
+    int64_t wm_prev2;                      /* ... and the one before: minutes up to here are in
+                                              Redis from every aggregator */
+    int64_t feed[AGG_FEED_MAX];            /* minute counts read back from Redis */
+
+    /* Prometheus metrics (docs/aggregator.md, "Process metrics"); borrowed from esc_metrics */
+    esc_metric_t *m_in;
+    esc_metric_t *m_invalid;
+    esc_metric_t *m_flushed;
+    esc_metric_t *m_dup_memory;
+    esc_metric_t *m_dup_redis;
+    esc_metric_t *m_failed;
+    esc_metric_t *m_rejected;
+    esc_metric_t *m_calls;
+    esc_metric_t *m_alerts;
+    esc_metric_t *m_pending;
+    esc_metric_t *m_paused;
+    esc_metric_t *m_redis_up;
+    esc_metric_t *m_leases;
+    struct agg_counters_stats reported;    /* stats already added to the counters above */
+    uint64_t reported_in;
+    uint64_t reported_invalid;
+    uint64_t reported_alerts;
 
     struct agg_parked parked[AGG_PARKED_MAX]; /* FIFO ring */
     size_t parked_head;
@@ -63,6 +97,7 @@ struct agg {
     uint64_t n_invalid;                    /* frames that were not a valid classified post */
     uint64_t n_bad_topics;                 /* malformed or repeated topic keys skipped */
     uint64_t n_future;                     /* posts kept out of spikes: dated in the future */
+    uint64_t n_dup;                        /* re-deliveries dropped in memory */
     uint64_t n_alerts;                     /* alerts raised */
     uint64_t n_alerts_dropped;             /* alerts that never reached the notify socket */
     struct esc_log_every invalid_every;
@@ -89,6 +124,8 @@ s_topic_key_valid(const char *key)
     part[n] = '\0';
     return esc_ident_valid(part) && esc_ident_valid(slash + 1);
 }
+
+static int s_alert_claim(agg_t *self, const char *team, const char *alert_id);
 
 /* Queues an encoded alert for a later send; takes ownership of buf. */
 static void
@@ -127,17 +164,47 @@ s_retry_parked(agg_t *self)
     }
 }
 
-/* Spike callback: builds the alert, sends it and queues it for the team's Redis list. */
+/* The topic's query, or else its keywords joined with " OR " (phrases quoted), for the reader
+ * of an alert. Returns a caller-owned string. */
+static char *
+s_topic_query(const struct esc_cfg_topic *t)
+{
+    size_t cap = 1;
+    size_t n = 0;
+    size_t i;
+    char *out;
+
+    if (t->query != NULL && t->query[0] != '\0') {
+        return esc_strdup(t->query);
+    }
+    for (i = 0; i < t->n_keywords; i++) {
+        cap += strlen(t->keywords[i]) + 6;
+    }
+    out = esc_malloc(cap);
+    out[0] = '\0';
+    for (i = 0; i < t->n_keywords; i++) {
+        const char *q = strchr(t->keywords[i], ' ') != NULL ? "\"" : "";
+
+        n += (size_t)snprintf(out + n, cap - n, "%s%s%s%s", i > 0 ? " OR " : "", q,
+                              t->keywords[i], q);
+    }
+    return out;
+}
+
+/* Spike callback (kind spike or ended): builds the alert with the samples, terms and the
+ * topic's query, sends it to the notifier and queues it for the team's Redis list. */
 static void
 s_on_spike(void *arg, const struct agg_spike *s)
 {
     agg_t *self = arg;
     const struct esc_cfg_topic *t = self->topics[s->topic];
     const struct esc_cfg_team *team = &self->cfg->teams[t->team_index];
+    int ended = s->kind == AGG_SPIKE_END;
     struct esc_alert a;
     char id[200];
     char key[160];
     char ws[32];
+    char we[32];
     char *buf;
     char *json;
     size_t len = 0;
@@ -145,12 +212,21 @@ s_on_spike(void *arg, const struct agg_spike *s)
     esc_rc rc;
 
     esc_alert_init(&a);
-    snprintf(id, sizeof(id), "%s/%lld", t->key, (long long)s->window_start_ms);
+    if (ended) {
+        snprintf(id, sizeof(id), "%s/%lld/ended", t->key, (long long)s->window_start_ms);
+    }
+    else {
+        snprintf(id, sizeof(id), "%s/%lld", t->key, (long long)s->window_start_ms);
+    }
+    if (!s_alert_claim(self, team->id, id)) {
+        esc_alert_fini(&a);
+        return; /* scale-out: another aggregator already sent this alert */
+    }
     a.id = esc_strdup(id);
     a.team = esc_strdup(team->id);
     a.topic = esc_strdup(t->id);
     a.topic_name = esc_strdup(t->name);
-    a.kind = esc_strdup("spike");
+    a.kind = esc_strdup(ended ? "ended" : "spike");
     a.window_start = s->window_start_ms;
     a.window_end = s->window_end_ms;
     a.observed = s->observed;
@@ -158,14 +234,28 @@ s_on_spike(void *arg, const struct agg_spike *s)
     a.score = s->score;
     a.ts = esc_now_ms();
     for (i = 0; i < s->n_samples; i++) {
-        esc_strlist_push(&a.samples, &a.n_samples, s->samples[i]);
+        esc_strlist_push(&a.samples, &a.n_samples, s->samples[i].text);
+        esc_strlist_push(&a.sample_authors, &a.n_sample_authors, s->samples[i].author);
+        esc_strlist_push(&a.sample_urls, &a.n_sample_urls, s->samples[i].url);
     }
-    esc_log_info("spike topic=%s observed=%lld expected=%.2f score=%.2f window_start=%s "
-                 "window_min=%lld",
-                 t->key, (long long)s->observed, s->expected, s->score,
-                 esc_time_fmt_iso8601(s->window_start_ms, ws, sizeof(ws)),
-                 (long long)((s->window_end_ms - s->window_start_ms) / 60000));
-    self->n_alerts++;
+    for (i = 0; i < s->n_terms; i++) {
+        esc_strlist_push(&a.terms, &a.n_terms, s->terms[i]);
+    }
+    a.query = s_topic_query(t);
+    esc_time_fmt_iso8601(s->window_start_ms, ws, sizeof(ws));
+    esc_time_fmt_iso8601(s->window_end_ms, we, sizeof(we));
+    if (ended) {
+        esc_log_info("spike ended topic=%s observed=%lld expected=%.2f peak_score=%.2f "
+                     "window_start=%s window_end=%s",
+                     t->key, (long long)s->observed, s->expected, s->score, ws, we);
+    }
+    else {
+        esc_log_info("spike topic=%s observed=%lld expected=%.2f score=%.2f p=%.3g stage=%s "
+                     "window_start=%s window_min=%lld",
+                     t->key, (long long)s->observed, s->expected, s->score, s->p, s->stage, ws,
+                     (long long)((s->window_end_ms - s->window_start_ms) / 60000));
+        self->n_alerts++;
+    }
 
     buf = esc_alert_encode(&a, &len);
     rc = self->n_parked > 0 ? ESC_RETRY : esc_bus_send(self->out, buf, len, 0);
@@ -182,6 +272,67 @@ s_on_spike(void *arg, const struct agg_spike *s)
     agg_counters_push_list(self->counters, key, json, AGG_ALERTS_KEEP);
     esc_free(json);
     esc_alert_fini(&a);
+}
+
+/* Seeds topic ti's spike history with the posts of its Redis hour buckets
+ * (<prefix>:c:{<topic>}:h:<start>) of the AGG_SPIKE_HIST_HOURS complete hours before now_ms,
+ * in one pipelined round trip, so a restart keeps the daily and weekly baselines. Hours
+ * before the oldest bucket that exists are left unknown. Returns ESC_OK, or ESC_RETRY when
+ * Redis is not reachable (nothing seeded). */
+static esc_rc
+s_spikes_seed_topic(agg_t *self, size_t ti, int64_t now_ms)
+{
+    const struct esc_cfg_topic *t = self->topics[ti];
+    int64_t first_h = now_ms / 3600000 - AGG_SPIKE_HIST_HOURS;
+    struct esc_kv_val *v = esc_calloc(AGG_SPIKE_HIST_HOURS, sizeof(*v));
+    int64_t *counts = esc_calloc(AGG_SPIKE_HIST_HOURS, sizeof(*counts));
+    size_t first = AGG_SPIKE_HIST_HOURS;
+    size_t i;
+    esc_rc rc;
+
+    for (i = 0; i < AGG_SPIKE_HIST_HOURS; i++) {
+        esc_kv_append(self->kv, "HGET %s:c:{%s}:h:%lld posts", self->cfg->redis.prefix, t->key,
+                      (long long)((first_h + (int64_t)i) * 3600));
+    }
+    rc = esc_kv_exec_replies(self->kv, v, AGG_SPIKE_HIST_HOURS, NULL);
+    if (rc == ESC_OK) {
+        for (i = 0; i < AGG_SPIKE_HIST_HOURS; i++) {
+            int64_t c = 0;
+
+            if (v[i].type == ESC_KV_STR && esc_parse_i64(v[i].str, 0, INT64_MAX, &c) == 0) {
+                if (first == AGG_SPIKE_HIST_HOURS) {
+                    first = i;
+                }
+            }
+            counts[i] = c;
+            esc_kv_val_fini(&v[i]);
+        }
+        if (first < AGG_SPIKE_HIST_HOURS) {
+            agg_spikes_seed_hours(self->spikes, ti, (first_h + (int64_t)first) * 3600000,
+                                  counts + first, AGG_SPIKE_HIST_HOURS - first);
+            esc_log_debug("spike history seeded topic=%s hours=%zu", t->key,
+                          AGG_SPIKE_HIST_HOURS - first);
+        }
+    }
+    esc_free(counts);
+    esc_free(v);
+    return rc;
+}
+
+/* Seeds every topic's spike history from Redis at start-up (see s_spikes_seed_topic). */
+static void
+s_spikes_seed(agg_t *self)
+{
+    int64_t now = esc_now_ms();
+    size_t i;
+
+    for (i = 0; i < self->ac->n_topics; i++) {
+        if (s_spikes_seed_topic(self, i, now) != ESC_OK) {
+            esc_log_warn("spike history not seeded from redis, baselines start empty topics=%zu",
+                         self->ac->n_topics - i);
+            return;
+        }
+    }
 }
 
 /* Handles one frame: decode, count, feed the spike detector. Bad input is logged and skipped. */
@@ -242,7 +393,13 @@ s_on_message(agg_t *self, const void *buf, size_t len)
                           p.topics[i]);
         }
     }
-    agg_counters_add(self->counters, &p, keys, n_keys);
+    if (agg_counters_add(self->counters, &p, keys, n_keys) == 0) {
+        /* a re-delivery this process already counted: no second sample for spikes either */
+        self->n_dup++;
+        esc_post_fini(&p);
+        return;
+    }
+    agg_live_add(self->live, &p, keys, n_keys);
     if (self->ac->max_future_s > 0 && p.created_at > esc_now_ms() + self->ac->max_future_s * 1000) {
         /* one post from the far future would push every topic's watermark past the present */
         self->n_future++;
@@ -254,7 +411,18 @@ s_on_message(agg_t *self, const void *buf, size_t len)
                       (unsigned long long)self->n_future);
     }
     else {
-        agg_spikes_post(self->spikes, p.created_at, idx, n_idx, p.text);
+        struct agg_spike_post sp;
+
+        sp.created_at_ms = p.created_at;
+        sp.text = p.text;
+        sp.author = p.author;
+        sp.url = p.url;
+        sp.engagement = (p.likes > 0 ? p.likes : 0) + (p.reposts > 0 ? p.reposts : 0)
+                        + (p.replies > 0 ? p.replies : 0);
+        agg_spikes_add(self->spikes, &sp, idx, n_idx);
+        if (p.created_at > self->wm_seen) {
+            self->wm_seen = p.created_at;
+        }
     }
     esc_post_fini(&p);
 }
@@ -280,25 +448,173 @@ s_on_input(agg_t *self, int budget)
     }
 }
 
+/* Scale-out: hands the merged minute counts of the topics whose spike lease this process
+ * holds to the spike detector (their minutes are external there, see agg_spikes_set_external).
+ * A minute is handed over once it ended lateness_s before the newest event time seen two
+ * successful flushes ago: by then this process has written its posts of that minute, and the
+ * other aggregators, which read the same stream round-robin and flush on the same period, have
+ * too. The counts are read back from the minute buckets in Redis. The first time a topic is
+ * fed, its minutes start at the oldest bucket of the last AGG_FEED_MAX minutes (the hourly
+ * history was seeded at start-up); a lease taken back after a gap first replays the minutes it
+ * missed (at most AGG_FEED_MAX, older ones close as 0). Alerts a replay raises again are
+ * dropped by their Redis mark (s_alert_claim). This is the one place where merged series reach
+ * spikes.c. */
+static void
+s_spikes_feed_merged(agg_t *self)
+{
+    size_t i;
+    size_t k;
+
+    if (self->leases == NULL || self->wm_prev2 == INT64_MIN) {
+        return;
+    }
+    for (i = 0; i < self->ac->n_topics; i++) {
+        int64_t ready;
+        int64_t last;
+        int64_t from;
+        size_t n;
+        size_t skip = 0;
+
+        if (!agg_leases_held(self->leases, i)) {
+            continue;
+        }
+        ready = self->wm_prev2 - self->ac->topic_spike[i].lateness_s * 1000;
+        ready -= ((ready % 60000) + 60000) % 60000; /* minutes starting before this are over */
+        last = agg_spikes_last_closed(self->spikes, i);
+        from = last == INT64_MIN ? ready - (int64_t)AGG_FEED_MAX * 60000 : last + 60000;
+        if (from >= ready) {
+            continue;
+        }
+        n = (size_t)((ready - from) / 60000);
+        if (n > AGG_FEED_MAX) {
+            from = ready - (int64_t)AGG_FEED_MAX * 60000; /* older minutes close as 0 */
+            n = AGG_FEED_MAX;
+        }
+        if (agg_leases_read_minutes(self->leases, i, from, n, self->feed) != ESC_OK) {
+            return; /* Redis away: the same minutes are read at the next flush */
+        }
+        if (last == INT64_MIN) {
+            /* a new series starts at its first bucket (or at the latest minute) */
+            while (skip + 1 < n && self->feed[skip] < 0) {
+                skip++;
+            }
+        }
+        for (k = skip; k < n; k++) {
+            agg_spikes_minute(self->spikes, i, from + (int64_t)k * 60000,
+                              self->feed[k] > 0 ? self->feed[k] : 0);
+        }
+    }
+}
+
+/* With spike leases, an alert id is sent once across all aggregators: the first to set
+ * <prefix>:alert:{<team>}:<id> (7 days) sends it. Without leases (one aggregator) always 1. */
+static int
+s_alert_claim(agg_t *self, const char *team, const char *alert_id)
+{
+    struct esc_kv_val v;
+    char key[400];
+    int claim = 1;
+
+    if (self->leases == NULL) {
+        return 1;
+    }
+    snprintf(key, sizeof(key), "%s:alert:{%s}:%s", self->cfg->redis.prefix, team, alert_id);
+    if (esc_kv_cmd(self->kv, &v, "SET %s 1 NX EX 604800", key) == ESC_OK) {
+        claim = v.type != ESC_KV_NIL;
+        esc_kv_val_fini(&v);
+    }
+    if (!claim) {
+        esc_log_info("alert already sent by another aggregator id=%s", alert_id);
+    }
+    return claim;
+}
+
+static void
+s_metrics_register(agg_t *self)
+{
+    self->m_in = esc_metrics_counter("escucha_aggregator_messages_total",
+                                     "frames received on bus.aggregate", NULL);
+    self->m_invalid = esc_metrics_counter("escucha_aggregator_invalid_total",
+                                          "frames skipped: not a valid classified post", NULL);
+    self->m_flushed = esc_metrics_counter("escucha_aggregator_flushed_posts_total",
+                                          "consumed posts whose batch fully reached Redis", NULL);
+    self->m_dup_memory = esc_metrics_counter("escucha_aggregator_duplicates_total",
+                                             "re-deliveries not counted again",
+                                             "where=\"memory\"");
+    self->m_dup_redis = esc_metrics_counter("escucha_aggregator_duplicates_total",
+                                            "re-deliveries not counted again",
+                                            "where=\"redis\"");
+    self->m_failed = esc_metrics_counter("escucha_aggregator_flush_failures_total",
+                                         "flushes that could not finish (Redis away)", NULL);
+    self->m_rejected = esc_metrics_counter("escucha_aggregator_rejected_total",
+                                           "flush calls Redis rejected (their counts dropped)",
+                                           NULL);
+    self->m_calls = esc_metrics_counter("escucha_aggregator_redis_calls_total",
+                                        "script calls sent by the flushes", NULL);
+    self->m_alerts = esc_metrics_counter("escucha_aggregator_alerts_total", "spike alerts raised",
+                                         NULL);
+    self->m_pending = esc_metrics_gauge("escucha_aggregator_pending_posts",
+                                        "posts held in memory until Redis counts them", NULL);
+    self->m_paused = esc_metrics_gauge("escucha_aggregator_input_paused",
+                                       "1 while input is paused at max_pending_posts", NULL);
+    self->m_redis_up = esc_metrics_gauge("escucha_aggregator_redis_up",
+                                         "0 while flushes fail", NULL);
+    self->m_leases = esc_metrics_gauge("escucha_aggregator_spike_leases",
+                                       "spike leases held (spike_leases)", NULL);
+}
+
+/* Brings the metrics up to date (after each flush: counters grow by what happened since). */
+static void
+s_metrics_update(agg_t *self)
+{
+    struct agg_counters_stats st;
+
+    agg_counters_get_stats(self->counters, &st);
+    esc_metric_add(self->m_in, self->n_in - self->reported_in);
+    esc_metric_add(self->m_invalid, self->n_invalid - self->reported_invalid);
+    esc_metric_add(self->m_alerts, self->n_alerts - self->reported_alerts);
+    esc_metric_add(self->m_flushed, st.flushed_posts - self->reported.flushed_posts);
+    esc_metric_add(self->m_dup_memory, st.dup_memory - self->reported.dup_memory);
+    esc_metric_add(self->m_dup_redis, st.dup_redis - self->reported.dup_redis);
+    esc_metric_add(self->m_failed, st.failed_flushes - self->reported.failed_flushes);
+    esc_metric_add(self->m_rejected, st.lost - self->reported.lost);
+    esc_metric_add(self->m_calls, st.calls - self->reported.calls);
+    self->reported = st;
+    self->reported_in = self->n_in;
+    self->reported_invalid = self->n_invalid;
+    self->reported_alerts = self->n_alerts;
+    esc_metric_set(self->m_pending, (double)agg_counters_pending_posts(self->counters));
+    esc_metric_set(self->m_paused, self->paused ? 1.0 : 0.0);
+    esc_metric_set(self->m_redis_up, self->redis_down ? 0.0 : 1.0);
+    esc_metric_set(self->m_leases,
+                   self->leases != NULL ? (double)agg_leases_count(self->leases) : 0.0);
+    esc_metrics_set_health(!self->redis_down && !self->paused,
+                           self->paused ? "input paused: pending posts at the limit"
+                                        : "redis unavailable");
+}
+
 static void
 s_flush(agg_t *self)
 {
-    size_t keys = agg_counters_pending_keys(self->counters);
+    size_t posts = agg_counters_pending_posts(self->counters);
+    int64_t wm = self->wm_seen;
 
-    if (!agg_counters_pending(self->counters)) {
-        return;
-    }
-    if (agg_counters_flush(self->counters) == ESC_OK) {
+    /* draining: the top lists go now too, not at their usual interval */
+    if (!agg_counters_pending(self->counters)
+        || agg_counters_flush(self->counters, self->drain.draining) == ESC_OK) {
         if (self->redis_down) {
-            esc_log_info("redis writable again, pending counters flushed keys=%zu", keys);
+            esc_log_info("redis writable again, pending counters flushed posts=%zu", posts);
             self->redis_down = 0;
         }
+        self->wm_prev2 = self->wm_prev;
+        self->wm_prev = wm;
+        s_spikes_feed_merged(self);
         return;
     }
     if (!self->redis_down) {
         esc_log_warn("redis unavailable, counters kept in memory and retried every flush "
-                     "pending_keys=%zu max_pending_keys=%lld",
-                     keys, (long long)self->ac->max_pending_keys);
+                     "pending_posts=%zu max_pending_posts=%lld",
+                     posts, (long long)self->ac->max_pending_posts);
         self->redis_down = 1;
     }
 }
@@ -311,14 +627,15 @@ s_check_pause(agg_t *self)
     int full = agg_counters_full(self->counters);
 
     if (full && !self->paused) {
-        esc_log_error("pending counter keys at the limit, input paused until redis takes them "
-                      "pending_keys=%zu max_pending_keys=%lld",
-                      agg_counters_pending_keys(self->counters),
-                      (long long)self->ac->max_pending_keys);
+        esc_log_error("pending posts at the limit, input paused until redis takes them "
+                      "pending_posts=%zu max_pending_posts=%lld",
+                      agg_counters_pending_posts(self->counters),
+                      (long long)self->ac->max_pending_posts);
         self->paused = 1;
     }
     else if (!full && self->paused) {
-        esc_log_info("input resumed pending_keys=%zu", agg_counters_pending_keys(self->counters));
+        esc_log_info("input resumed pending_posts=%zu",
+                     agg_counters_pending_posts(self->counters));
         self->paused = 0;
     }
 }
@@ -356,11 +673,19 @@ agg_new(const struct esc_cfg *cfg, const struct agg_cfg *ac, int sig_fd)
     co.retention_s[AGG_RES_MINUTE] = ac->retention_minute_s;
     co.retention_s[AGG_RES_HOUR] = ac->retention_hour_s;
     co.retention_s[AGG_RES_DAY] = ac->retention_day_s;
-    co.max_pending_keys = (size_t)ac->max_pending_keys;
+    co.max_pending_posts = (size_t)ac->max_pending_posts;
+    co.dedupe_window_s = ac->dedupe_window_s;
+    co.recent_ids = (size_t)ac->recent_ids;
+    co.top_n = (size_t)ac->top_n;
+    co.top_posts_n = (size_t)ac->top_posts_n;
+    co.top_flush_max = (size_t)ac->top_flush_max;
+    co.top_flush_ms = ac->top_flush_ms;
+    co.counters_only = !ac->top_lists;
     self->counters = agg_counters_new(self->kv, &co);
+    self->live = agg_live_new(cfg->redis.prefix);
     self->spikes = agg_spikes_new(ac->topic_spike, ac->n_topics, s_on_spike, self);
 
-    self->in = esc_bus_new(ESC_BUS_PULL, cfg->bus.aggregate, true, (int)cfg->bus.hwm);
+    self->in = esc_bus_new(ESC_BUS_PULL, cfg->bus.aggregate, !ac->connect_in, (int)cfg->bus.hwm);
     self->out = esc_bus_new(ESC_BUS_PUSH, cfg->bus.notify, false, (int)cfg->bus.hwm);
     if (self->in == NULL || self->out == NULL) {
         agg_destroy(&self);
@@ -369,6 +694,29 @@ agg_new(const struct esc_cfg *cfg, const struct agg_cfg *ac, int sig_fd)
     /* a blocking send that can never return would also block SIGTERM handling */
     zmq_setsockopt(esc_bus_zsock(self->out), ZMQ_SNDTIMEO, &send_timeout, sizeof(send_timeout));
     esc_kv_connect(self->kv); /* early, for the log line; failures are retried by each flush */
+    s_spikes_seed(self);
+    self->wm_seen = INT64_MIN;
+    self->wm_prev = INT64_MIN;
+    self->wm_prev2 = INT64_MIN;
+    if (ac->spike_leases) {
+        struct agg_leases_opts lo;
+        const char **keys = esc_calloc(ac->n_topics > 0 ? ac->n_topics : 1, sizeof(*keys));
+
+        for (i = 0; i < ac->n_topics; i++) {
+            keys[i] = self->topics[i]->key;
+            agg_spikes_set_external(self->spikes, i, 1);
+        }
+        lo.prefix = cfg->redis.prefix;
+        lo.instance = agg_counters_instance(self->counters);
+        lo.lease_ms = ac->lease_ms;
+        self->leases = agg_leases_new(self->kv, &lo, keys, ac->n_topics);
+        esc_free(keys);
+    }
+    s_metrics_register(self);
+    if (esc_metrics_start("aggregator", ac->metrics_listen) != 0) {
+        agg_destroy(&self);
+        return NULL;
+    }
     esc_log_info("started aggregate=%s notify=%s topics=%zu flush_ms=%lld",
                  esc_bus_endpoint(self->in), esc_bus_endpoint(self->out), ac->n_topics,
                  (long long)ac->flush_ms);
@@ -425,16 +773,21 @@ agg_run(agg_t *self)
             && (now - self->last_in_ms >= self->ac->drain_quiet_ms
                 || now >= self->drain.deadline_ms)) {
             input_open = 0;
-            esc_log_info("input closed, final flush pending_keys=%zu",
-                         agg_counters_pending_keys(self->counters));
+            esc_log_info("input closed, final flush pending_posts=%zu",
+                         agg_counters_pending_posts(self->counters));
             self->next_flush_ms = now; /* flush right away */
         }
         if (now >= self->next_flush_ms) {
             s_flush(self);
+            agg_live_flush(self->live, self->kv);
+            s_metrics_update(self);
             self->next_flush_ms = now + self->ac->flush_ms;
             if (!input_open) {
                 self->next_flush_ms = now + 50; /* draining: retry soon, Redis backoff decides */
             }
+        }
+        if (self->leases != NULL && input_open) {
+            agg_leases_tick(self->leases, esc_mono_ms());
         }
         s_retry_parked(self);
         s_check_pause(self);
@@ -442,17 +795,22 @@ agg_run(agg_t *self)
             break;
         }
     }
+    if (self->leases != NULL) {
+        agg_leases_release(self->leases); /* another aggregator takes the topics over at once */
+    }
     agg_counters_get_stats(self->counters, &st);
     if (s_pending(self) || st.lost > 0 || self->n_alerts_dropped > 0) {
         esc_log_error("stopping with data that did not reach redis or the notifier "
-                      "pending_keys=%zu unsent_alerts=%zu rejected=%llu alerts_dropped=%llu",
-                      agg_counters_pending_keys(self->counters), self->n_parked,
+                      "pending_posts=%zu unsent_alerts=%zu rejected=%llu alerts_dropped=%llu",
+                      agg_counters_pending_posts(self->counters), self->n_parked,
                       (unsigned long long)st.lost, (unsigned long long)self->n_alerts_dropped);
         status = 1;
     }
-    esc_log_info("stopped in=%llu flushed=%llu invalid=%llu alerts=%llu",
+    esc_log_info("stopped in=%llu flushed=%llu invalid=%llu alerts=%llu dups_memory=%llu "
+                 "dups_redis=%llu",
                  (unsigned long long)self->n_in, (unsigned long long)st.flushed_posts,
-                 (unsigned long long)self->n_invalid, (unsigned long long)self->n_alerts);
+                 (unsigned long long)self->n_invalid, (unsigned long long)self->n_alerts,
+                 (unsigned long long)st.dup_memory, (unsigned long long)st.dup_redis);
     return status;
 }
 
@@ -477,7 +835,10 @@ agg_destroy(agg_t **self_p)
         self->parked_head = (self->parked_head + 1) % AGG_PARKED_MAX;
         self->n_parked--;
     }
+    agg_leases_destroy(&self->leases);
+    esc_metrics_shutdown(); /* the metrics above are gone with it */
     agg_spikes_destroy(&self->spikes);
+    agg_live_destroy(&self->live);
     agg_counters_destroy(&self->counters);
     esc_kv_destroy(&self->kv);
     esc_free(self->topics);

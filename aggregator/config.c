@@ -8,13 +8,14 @@
 #include <string.h>
 
 #include "escucha/esc_mem.h"
+#include "escucha/esc_metrics.h"
 #include "escucha/esc_util.h"
 
 #include "config.h"
 
 static const struct esc_cfg_entry agg_cfg_map[] = {
     ESC_CFG_INT("flush_ms", "1000", 10, 60000, struct agg_cfg, flush_ms,
-                "how often pending counter deltas are written to Redis (one round trip)"),
+                "how often the posts received are counted into Redis (pipelined script calls)"),
     ESC_CFG_INT("grace_ms", "5000", 0, 600000, struct agg_cfg, grace_ms,
                 "on SIGTERM, how long to keep reading and flushing before giving up"),
     ESC_CFG_INT("drain_quiet_ms", "300", 10, 60000, struct agg_cfg, drain_quiet_ms,
@@ -25,8 +26,34 @@ static const struct esc_cfg_entry agg_cfg_map[] = {
                 "TTL of hour buckets, seconds (90 days)"),
     ESC_CFG_INT("retention_day_s", "94608000", 86400, 315360000, struct agg_cfg, retention_day_s,
                 "TTL of day buckets, seconds (3 years)"),
-    ESC_CFG_INT("max_pending_keys", "1000000", 100, 100000000, struct agg_cfg, max_pending_keys,
-                "counter keys held in memory (e.g. while Redis is down) before input pauses"),
+    ESC_CFG_INT("max_pending_posts", "1000000", 100, 100000000, struct agg_cfg,
+                max_pending_posts,
+                "posts held in memory until Redis has counted them (e.g. while Redis is down) "
+                "before input pauses; about 200 bytes each"),
+    ESC_CFG_INT("dedupe_window_s", "86400", 60, 31536000, struct agg_cfg, dedupe_window_s,
+                "a re-delivered post is recognised this long after the last write to the "
+                "seen-mark set of its event-time hour"),
+    ESC_CFG_INT("recent_ids", "262144", 2, 100000000, struct agg_cfg, recent_ids,
+                "post ids remembered in memory to drop re-deliveries before Redis sees them"),
+    ESC_CFG_INT("top_n", "1000", 1, 100000, struct agg_cfg, top_n,
+                "entries kept per day in the top authors, hashtags and terms lists"),
+    ESC_CFG_INT("top_posts_n", "100", 0, 10000, struct agg_cfg, top_posts_n,
+                "posts kept per day in the top posts list (0 = no top posts)"),
+    ESC_CFG_BOOL("top_lists", "true", struct agg_cfg, top_lists,
+                 "keep the daily top authors, hashtags, terms and posts (false: counters only)"),
+    ESC_CFG_INT("top_flush_ms", "10000", 0, 3600000, struct agg_cfg, top_flush_ms,
+                "how often the top lists accumulated in memory are written (0 = every flush)"),
+    ESC_CFG_INT("top_flush_max", "500", 1, 100000, struct agg_cfg, top_flush_max,
+                "members of one top list written per topic, day and top_flush_ms (the best)"),
+    ESC_CFG_BOOL("connect_in", "false", struct agg_cfg, connect_in,
+                 "connect the PULL socket to bus.aggregate instead of binding it (several "
+                 "aggregators behind a forwarder that binds)"),
+    ESC_CFG_BOOL("spike_leases", "false", struct agg_cfg, spike_leases,
+                 "several aggregators: only the holder of a topic's lease evaluates its spikes, "
+                 "on the minute counts merged in Redis"),
+    ESC_CFG_INT("lease_ms", "10000", 1000, 600000, struct agg_cfg, lease_ms,
+                "lifetime of a topic's spike lease in Redis; renewed every lease_ms / 3"),
+    ESC_CFG_METRICS(struct agg_cfg, metrics_listen),
     ESC_CFG_INT("max_future_s", "600", 0, 31536000, struct agg_cfg, max_future_s,
                 "posts dated further ahead of this host's clock are counted but kept out of "
                 "spike detection (0 = no limit)"),
@@ -37,15 +64,27 @@ static const struct esc_cfg_entry agg_spike_map[] = {
     ESC_CFG_INT("window_min", "30", 1, 1440, struct agg_spike_cfg, window_min,
                 "length of the window that is tested, minutes"),
     ESC_CFG_INT("baseline_min", "1440", 1, 10080, struct agg_spike_cfg, baseline_min,
-                "length of the baseline just before the window, minutes"),
+                "trailing baseline before the window, minutes (used until 2 days of history)"),
     ESC_CFG_DBL("factor", "4.0", 1.0, 1000.0, struct agg_spike_cfg, factor,
-                "fire when observed >= factor * max(expected, 1)"),
+                "guard: fire only when observed >= factor * max(expected, 1)"),
     ESC_CFG_INT("min_count", "20", 1, 1000000000, struct agg_spike_cfg, min_count,
-                "and observed >= min_count"),
+                "guard: fire only when observed >= min_count"),
     ESC_CFG_INT("cooldown_min", "180", 0, 10080, struct agg_spike_cfg, cooldown_min,
                 "after an alert, the next one's window must end this many minutes later"),
     ESC_CFG_INT("lateness_s", "120", 0, 3600, struct agg_spike_cfg, lateness_s,
                 "a minute is evaluated once the newest event time is this far past its end"),
+    ESC_CFG_STR("method", "poisson", struct agg_spike_cfg, method,
+                "significance test: poisson (tail probability) or zscore (robust z-score)"),
+    ESC_CFG_DBL("p_threshold", "0.0001", 1e-300, 0.5, struct agg_spike_cfg, p_threshold,
+                "poisson: fire only when P(X >= observed) is below this"),
+    ESC_CFG_DBL("z_threshold", "5.0", 1.0, 1000.0, struct agg_spike_cfg, z_threshold,
+                "zscore: fire only when the robust z-score reaches this"),
+    ESC_CFG_DBL("max_dispersion", "5.0", 1.0, 1000.0, struct agg_spike_cfg, max_dispersion,
+                "cap of the variance/mean ratio learnt from history (1 = plain Poisson)"),
+    ESC_CFG_INT("end_minutes", "30", 1, 10080, struct agg_spike_cfg, end_minutes,
+                "a spike ends (\"ended\" event) after this many calm minutes in a row"),
+    ESC_CFG_DBL("end_z", "2.0", 0.0, 100.0, struct agg_spike_cfg, end_z,
+                "calm: observed <= expected + end_z * sqrt(dispersion * expected)"),
     ESC_CFG_END,
 };
 
@@ -62,6 +101,24 @@ agg_cfg_topic_index(const struct esc_cfg *cfg, const struct esc_cfg_topic *t)
         idx += cfg->teams[i].n_topics;
     }
     return idx + t->index;
+}
+
+/* Checks what the map's bounds cannot: the method name. */
+static esc_rc
+s_spike_check(const char *path, const struct agg_spike_cfg *sc, struct esc_error *err)
+{
+    if (strcmp(sc->method, "poisson") != 0 && strcmp(sc->method, "zscore") != 0) {
+        esc_error_set(err, 0, "%s.method: \"%s\" is not poisson or zscore", path, sc->method);
+        return ESC_INVALID;
+    }
+    return ESC_OK;
+}
+
+void
+agg_cfg_spike_defaults(struct agg_spike_cfg *out)
+{
+    memset(out, 0, sizeof(*out));
+    esc_cfg_defaults(agg_spike_map, out);
 }
 
 /* Applies the topic's "spike" object at path onto out, starting from global. */
@@ -83,6 +140,9 @@ s_apply_topic(const struct esc_cfg *cfg, const char *path, const struct agg_spik
         if (map[i].type == ESC_CFG_T_DBL) {
             snprintf(defs[i], sizeof(defs[i]), "%.17g", *(const double *)(const void *)field);
         }
+        else if (map[i].type == ESC_CFG_T_STR) {
+            snprintf(defs[i], sizeof(defs[i]), "%s", field);
+        }
         else {
             ESC_ASSERT(map[i].type == ESC_CFG_T_INT);
             snprintf(defs[i], sizeof(defs[i]), "%lld",
@@ -90,7 +150,10 @@ s_apply_topic(const struct esc_cfg *cfg, const char *path, const struct agg_spik
         }
         map[i].def = defs[i];
     }
-    return esc_cfg_section_apply(cfg, path, map, s_spike_ignore, out, err);
+    if (esc_cfg_section_apply(cfg, path, map, s_spike_ignore, out, err) != ESC_OK) {
+        return ESC_INVALID;
+    }
+    return s_spike_check(path, out, err);
 }
 
 static void
@@ -111,7 +174,8 @@ agg_cfg_load(const struct esc_cfg *cfg, struct agg_cfg *out, struct esc_error *e
     if (esc_cfg_section_apply(cfg, "aggregator", agg_cfg_map, s_agg_ignore, out, err) != ESC_OK
         || esc_cfg_section_apply(cfg, "aggregator.spike", agg_spike_map, s_spike_ignore,
                                  &out->spike, err)
-               != ESC_OK) {
+               != ESC_OK
+        || s_spike_check("aggregator.spike", &out->spike, err) != ESC_OK) {
         return ESC_INVALID;
     }
     for (i = 0; i < cfg->n_teams; i++) {

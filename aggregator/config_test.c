@@ -52,7 +52,11 @@ test_config_topic_override_inherits_global(void **state)
     assert_int_equal(ac.retention_minute_s, 172800);
     assert_int_equal(ac.retention_hour_s, 7776000);
     assert_int_equal(ac.retention_day_s, 94608000);
-    assert_int_equal(ac.max_pending_keys, 1000000);
+    assert_int_equal(ac.max_pending_posts, 1000000);
+    assert_int_equal(ac.dedupe_window_s, 86400);
+    assert_int_equal(ac.top_n, 1000);
+    assert_false(ac.connect_in);
+    assert_int_equal(ac.lease_ms, 10000);
     assert_int_equal(ac.spike.window_min, 10);
     assert_int_equal(ac.spike.baseline_min, 1440);
     assert_true(ac.spike.factor == 3.5);
@@ -143,6 +147,45 @@ test_config_env_override_reaches_topics(void **state)
     esc_cfg_free(&cfg);
 }
 
+/* The spike keys of issue #5: built-in defaults, a topic overriding the method (a string key
+ * inherits like the numbers), and values that are not allowed. */
+static void
+test_config_spike_method_and_thresholds(void **state)
+{
+    struct esc_error err;
+    struct esc_cfg *cfg = s_load("{\"spike\": {\"method\": \"zscore\", \"p_threshold\": 1e-6}}",
+                                 "{\"method\": \"poisson\", \"end_minutes\": 10}", &err);
+    struct agg_cfg ac;
+    struct agg_spike_cfg d;
+
+    agg_cfg_spike_defaults(&d);
+    assert_string_equal(d.method, "poisson");
+    assert_true(d.p_threshold == 1e-4);
+    assert_true(d.z_threshold == 5.0);
+    assert_true(d.max_dispersion == 5.0);
+    assert_int_equal(d.end_minutes, 30);
+    assert_true(d.end_z == 2.0);
+    assert_int_equal(d.window_min, 30);
+    assert_non_null(cfg);
+    assert_int_equal(agg_cfg_load(cfg, &ac, &err), ESC_OK);
+    assert_string_equal(ac.spike.method, "zscore");
+    assert_true(ac.spike.p_threshold == 1e-6);
+    assert_string_equal(ac.topic_spike[0].method, "zscore");
+    assert_true(ac.topic_spike[0].p_threshold == 1e-6);
+    assert_string_equal(ac.topic_spike[1].method, "poisson");
+    assert_true(ac.topic_spike[1].p_threshold == 1e-6);
+    assert_int_equal(ac.topic_spike[1].end_minutes, 10);
+    assert_int_equal(ac.topic_spike[2].end_minutes, 30);
+    agg_cfg_fini(&ac);
+    esc_cfg_free(&cfg);
+
+    s_expect_error("{\"spike\": {\"method\": \"magic\"}}", "",
+                   "aggregator.spike.method: \"magic\" is not poisson or zscore");
+    s_expect_error("", "{\"method\": \"Poisson\"}", "teams.0.topics.1.spike.method: ");
+    s_expect_error("{\"spike\": {\"p_threshold\": 0.9}}", "", "aggregator.spike.p_threshold: ");
+    s_expect_error("", "{\"end_minutes\": 0}", "teams.0.topics.1.spike.end_minutes: 0 is out");
+}
+
 int
 main(void)
 {
@@ -151,6 +194,7 @@ main(void)
         cmocka_unit_test(test_config_defaults_without_section),
         cmocka_unit_test(test_config_errors_name_the_key),
         cmocka_unit_test(test_config_env_override_reaches_topics),
+        cmocka_unit_test(test_config_spike_method_and_thresholds),
     };
 
     esc_log_init("test", ESC_LOG_WARN);

@@ -1,9 +1,12 @@
 #ifndef AGG_COUNTERS_H
 #define AGG_COUNTERS_H
 
-/* Per-topic counters in Redis, pre-aggregated in memory and flushed as deltas in one pipelined
- * round trip (docs/redis-schema.md lists every key). While Redis is down the deltas stay in
- * memory and new ones merge into them. Single-threaded. */
+/* Per-topic counters and top lists in Redis, counted exactly once per post (docs/aggregator.md,
+ * "Counting", and docs/redis-schema.md for every key). Posts are kept in memory as compact
+ * records until a flush; the flush aggregates them per topic and applies each topic's deltas
+ * together with the post ids' seen-marks in one Lua script call, all calls pipelined, so a post
+ * that was already counted (a re-delivery, a second aggregator, a retried flush) is never
+ * counted twice. While Redis is down the records stay in memory (bounded). Single-threaded. */
 
 #include <stddef.h>
 #include <stdint.h>
@@ -21,56 +24,98 @@ enum agg_res {
     AGG_RES_TOTAL,      /* all-time hash <prefix>:t:{<topic>}, no TTL */
 };
 
+/* Day top lists of a topic: <prefix>:top:{<topic>}:<kind>:<day start>. */
+enum agg_top {
+    AGG_TOP_AUTHORS = 0, /* author -> influence (docs/aggregator.md, "Top lists") */
+    AGG_TOP_HASHTAGS,    /* folded hashtag without '#' -> posts that carry it */
+    AGG_TOP_TERMS,       /* term (agg_terms_extract) -> posts that contain it */
+    AGG_TOP_POSTS,       /* "<platform>:<id>" -> engagement */
+};
+
+#define AGG_SENTIMENT_POS 0.05  /* sentiment >= this is positive */
+#define AGG_SENTIMENT_NEG -0.05 /* sentiment <= this is negative; in between neutral */
+#define AGG_POST_TEXT_KEEP 280  /* bytes of text kept for a top post (cut at a UTF-8 boundary) */
+#define AGG_TERMS_PER_POST 32   /* distinct terms of one post that are counted */
+
 struct agg_counters_opts {
-    const char *prefix;           /* key prefix, e.g. "esc" (copied) */
-    int64_t retention_s[3];       /* TTL of minute, hour and day buckets, seconds */
-    size_t max_pending_keys;      /* agg_counters_full is true once this many keys are held */
+    const char *prefix;        /* key prefix, e.g. "esc" (copied) */
+    int64_t retention_s[3];    /* TTL of minute, hour and day buckets and day top lists */
+    int64_t dedupe_window_s;   /* TTL of the seen-mark sets */
+    size_t max_pending_posts;  /* agg_counters_full once this many posts wait for Redis */
+    size_t recent_ids;         /* ids remembered in memory for early duplicate detection */
+    size_t top_n;              /* entries shown per author/hashtag/term day list (kept: 2x) */
+    size_t top_posts_n;        /* posts kept per day list */
+    size_t top_flush_max;      /* members of one list written per topic and day, at most */
+    int64_t top_flush_ms;      /* top lists are written this often (0 = at every flush) */
+    int counters_only;         /* non-zero: no top lists (no terms, authors, top posts) */
+    const char *instance;      /* instance id for the flush marks (copied); NULL = random */
 };
 
 struct agg_counters_stats {
-    uint64_t flushed_posts;  /* posts whose deltas reached Redis */
-    uint64_t flushes;        /* successful flushes that wrote something */
-    uint64_t failed_flushes; /* flushes that returned ESC_RETRY (deltas kept) */
-    uint64_t lost;           /* commands Redis rejected, lists dropped at the cap (logged) */
+    uint64_t flushed_posts;  /* consumed posts whose batch fully reached Redis */
+    uint64_t flushes;        /* batches fully written */
+    uint64_t failed_flushes; /* flush calls that returned ESC_RETRY (records kept) */
+    uint64_t lost;           /* script calls Redis rejected, lists dropped at the cap (logged) */
+    uint64_t dup_memory;     /* duplicates caught in memory (recent ids, same batch) */
+    uint64_t dup_redis;      /* (post, topic) pairs Redis had already counted */
+    uint64_t script_loads;   /* SCRIPT LOADs (first flush, and after Redis lost its scripts) */
+    uint64_t calls;          /* script calls sent (topic parts, lists, top lists, processed) */
 };
 
 /* Creates the counters; kv is borrowed and must outlive them. Caller owns the result. */
 agg_counters_t *agg_counters_new(esc_kv_t *kv, const struct agg_counters_opts *opts);
-/* Frees the counters and whatever deltas are still pending. NULL-safe, sets *self_p = NULL. */
+/* Frees the counters and whatever is still pending. NULL-safe, sets *self_p = NULL. */
 void agg_counters_destroy(agg_counters_t **self_p);
 
-/* Counts one consumed post: +1 processed, and for each of the n topic keys ("team/topic",
- * already validated and distinct) adds posts=1, reach=followers, likes, reposts, replies to the
- * minute, hour and day buckets of p->created_at (UTC) and to the all-time totals. */
-void agg_counters_add(agg_counters_t *self, const struct esc_post *p, const char *const *topics,
-                      size_t n);
+/* Takes one consumed post (+1 processed) matched to the n topic keys ("team/topic", already
+ * validated and distinct). The post's identity is platform + id. Returns 1 when the post was
+ * recorded for counting, 0 when it is a duplicate of a post this process has recorded recently
+ * (not counted again; Redis catches the older ones at flush time). */
+int agg_counters_add(agg_counters_t *self, const struct esc_post *p, const char *const *topics,
+                     size_t n);
 
-/* Queues LPUSH key value then LTRIM key 0 max_len-1 for the next flush (both copied). At most
- * 1000 lists wait; beyond that the oldest is dropped (logged, counted in stats.lost). */
+/* Queues LPUSH key value then LTRIM key 0 max_len-1 for the next flush (both copied); applied
+ * exactly once. At most 1000 entries wait; beyond that the oldest is dropped (logged, counted
+ * in stats.lost). */
 void agg_counters_push_list(agg_counters_t *self, const char *key, const char *value,
                             long max_len);
 
-/* Writes every pending delta: for each key HINCRBY of the six fields plus EXPIRE (buckets),
- * then the queued lists, then INCRBY <prefix>:agg:processed. One round trip for up to
- * AGG_FLUSH_CHUNK_KEYS keys (larger backlogs take one per chunk, processed goes last).
- * Returns ESC_OK (nothing left pending; also when there was nothing to do) or ESC_RETRY
- * (Redis unreachable: the unwritten deltas are kept and merge with new ones). */
-esc_rc agg_counters_flush(agg_counters_t *self);
+/* Writes what is pending. The open batch is frozen; for each topic (in parts of at most
+ * AGG_PART_POSTS posts) one script call checks and sets the seen-marks and applies the bucket
+ * deltas; the queued lists follow; then, when top_flush_ms has passed since they were last
+ * written (or final is set, or they grew too large), the top lists accumulated from the posts
+ * Redis acknowledged, one call per topic; last, one call adds the batch's posts to
+ * <prefix>:agg:processed. All pipelined: normally two round trips. Returns ESC_OK (nothing
+ * left pending that is due; also when there was nothing to do) or ESC_RETRY (Redis unreachable,
+ * or not done within the round limit: the unwritten part is kept and sent again later; what
+ * Redis already applied is recognised by its marks and not applied twice). */
+esc_rc agg_counters_flush(agg_counters_t *self, int final);
 
-#define AGG_FLUSH_CHUNK_KEYS 4096
+#define AGG_PART_POSTS 2048
 
-/* Distinct keys holding unwritten deltas. */
-size_t agg_counters_pending_keys(const agg_counters_t *self);
-/* True when anything (deltas, lists, the processed count) still has to reach Redis. */
+/* Posts recorded and not yet fully written. */
+size_t agg_counters_pending_posts(const agg_counters_t *self);
+/* True when anything (records, lists, the processed count, top lists) still has to reach
+ * Redis. */
 int agg_counters_pending(const agg_counters_t *self);
-/* True when pending keys have reached max_pending_keys: the caller stops taking input. */
+/* True when pending posts have reached max_pending_posts: the caller stops taking input. */
 int agg_counters_full(const agg_counters_t *self);
 
 void agg_counters_get_stats(const agg_counters_t *self, struct agg_counters_stats *out);
+
+/* This process's instance id (the value of its marks and leases); borrowed. */
+const char *agg_counters_instance(const agg_counters_t *self);
 
 /* Writes the Redis key of topic at resolution res for event time ms into out (size outsz);
  * for AGG_RES_TOTAL ms is ignored. Returns out. */
 char *agg_counters_key(const char *prefix, const char *topic, enum agg_res res, int64_t ms,
                        char *out, size_t outsz);
+/* Writes the key of topic's day list of kind for the UTC day holding ms. Returns out. */
+char *agg_counters_top_key(const char *prefix, const char *topic, enum agg_top kind, int64_t ms,
+                           char *out, size_t outsz);
+
+/* Influence of one post, the unit of the top-authors score:
+ * (1 + log10(1 + followers)) * (1 + log10(1 + likes + reposts + replies)), negatives as 0. */
+double agg_counters_influence(int64_t followers, int64_t engagement);
 
 #endif

@@ -196,10 +196,23 @@ class PipelineTest(unittest.TestCase):
         burst_ms = int(dt.datetime(2026, 11, 18, 15, 0, tzinfo=UTC).timestamp() * 1000)
         self.assertTrue(burst_ms <= alert["window_end"] <= burst_ms + 20 * 60 * 1000,
                         alert)
+        # It explains itself: the topic's keywords, the burst's words, its most engaged posts.
+        self.assertEqual(alert["kind"], "spike")
+        self.assertEqual(alert["query"], 'congreso OR "poder legislativo"')
+        self.assertIn("vacancia", alert["terms"][:3], alert["terms"])
+        self.assertEqual(len(alert["samples"]), 3, alert)
+        self.assertEqual(len(alert["sample_authors"]), 3, alert)
+        self.assertTrue(all(u.startswith("https://mastodon.example/@vox")
+                            for u in alert["sample_urls"]), alert)
         self.assertEqual(hooks[0]["path"], "/hooks/gob")
         self.assertTrue(et.verify_signature(SECRET, hooks[0]["headers"], hooks[0]["body"]),
                         "webhook signature verifies")
-        self.assertEqual(len(r.cmd("LRANGE", "esc:alerts:{gob}", 0, -1)), 1)
+        # The team's history: the spike, and its "ended" event once the quiet tail passed.
+        history = [json.loads(x) for x in r.cmd("LRANGE", "esc:alerts:{gob}", 0, -1)]
+        self.assertEqual(sorted(h["kind"] for h in history), ["ended", "spike"], history)
+        ended = [h for h in history if h["kind"] == "ended"][0]
+        self.assertEqual(ended["window_start"], alert["window_start"])
+        self.assertGreaterEqual(ended["observed"], alert["observed"])
 
         # Bad lines were reported with their line numbers, and nothing else was lost.
         self.assertIn("line=4", s.log("collector_a"))

@@ -1,0 +1,301 @@
+#define ESC_LOG_MODULE "live_test"
+/* Tests of the live publisher against a real redis-server: what a subscriber of each team's
+ * channel receives, the topic latest lists, the per-team cap, UTF-8 safe text cuts and Redis
+ * being away. The subscriber side uses hiredis directly (the test plays escucha-api). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <hiredis/hiredis.h>
+#include <jansson.h>
+
+#include "escucha/esc_kv.h"
+#include "escucha/esc_mem.h"
+#include "escucha/esc_msg.h"
+
+#include "esc_testenv.h"
+#include "live.h"
+
+struct s_env {
+    struct esc_testenv_redis r;
+    esc_kv_t *kv;
+    redisContext *sub;
+};
+
+static int
+s_setup(void **state)
+{
+    struct s_env *e = esc_calloc(1, sizeof(*e));
+    struct esc_kv_opts o;
+    struct timeval tv = { 2, 0 };
+    redisReply *rep;
+
+    if (esc_testenv_redis_start(&e->r, 0) != 0) {
+        esc_free(e);
+        return -1;
+    }
+    esc_testenv_kv_opts(&e->r, &o);
+    e->kv = esc_kv_new(&o);
+    e->sub = redisConnectUnixWithTimeout(e->r.sock, tv);
+    if (e->sub == NULL || e->sub->err != 0) {
+        return -1;
+    }
+    redisSetTimeout(e->sub, tv);
+    rep = redisCommand(e->sub, "SUBSCRIBE esc:live:{gob} esc:live:{dev}");
+    freeReplyObject(rep);
+    /* the second confirmation */
+    if (redisGetReply(e->sub, (void **)&rep) != REDIS_OK) {
+        return -1;
+    }
+    freeReplyObject(rep);
+    *state = e;
+    return 0;
+}
+
+static int
+s_teardown(void **state)
+{
+    struct s_env *e = *state;
+
+    redisFree(e->sub);
+    esc_kv_destroy(&e->kv);
+    esc_testenv_redis_stop(&e->r);
+    esc_free(e);
+    return 0;
+}
+
+static void
+s_post(struct esc_post *p, const char *id, const char *text)
+{
+    esc_post_init(p);
+    p->id = esc_strdup(id);
+    p->platform = esc_strdup("mastodon");
+    p->author = esc_strdup("@ana@example.org");
+    p->author_name = esc_strdup("Ana");
+    p->text = esc_strdup(text);
+    p->url = esc_strdup("https://example.org/@ana/1");
+    p->language = esc_strdup("es");
+    p->created_at = 1794877150250;
+    p->followers = 120;
+    p->likes = 3;
+    p->reposts = 1;
+    p->replies = 2;
+    p->sentiment = 0.5;
+}
+
+/* The next message on the subscription: channel into ch, payload parsed. */
+static json_t *
+s_next(struct s_env *e, char *ch, size_t chsz)
+{
+    redisReply *rep = NULL;
+    json_t *doc;
+
+    assert_int_equal(redisGetReply(e->sub, (void **)&rep), REDIS_OK);
+    assert_int_equal(rep->type, REDIS_REPLY_ARRAY);
+    assert_int_equal(rep->elements, 3);
+    assert_string_equal(rep->element[0]->str, "message");
+    snprintf(ch, chsz, "%s", rep->element[1]->str);
+    doc = json_loadb(rep->element[2]->str, rep->element[2]->len, 0, NULL);
+    freeReplyObject(rep);
+    assert_non_null(doc);
+    return doc;
+}
+
+static void
+test_live_publish_happy_path(void **state)
+{
+    struct s_env *e = *state;
+    agg_live_t *live = agg_live_new("esc");
+    const char *keys[] = { "gob/congreso", "dev/anemia", "gob/elecciones" };
+    struct esc_post p;
+    struct agg_live_stats st;
+    struct esc_kv_val v;
+    json_t *doc;
+    json_t *post;
+    char ch[64];
+    int i;
+    int seen_gob = 0;
+    int seen_dev = 0;
+
+    s_post(&p, "1", "El congreso vota hoy <b>ñandú</b>");
+    agg_live_add(live, &p, keys, 3);
+    esc_post_fini(&p);
+    assert_int_equal(agg_live_flush(live, e->kv), ESC_OK);
+
+    for (i = 0; i < 2; i++) {
+        doc = s_next(e, ch, sizeof(ch));
+        assert_int_equal(json_array_size(doc), 1);
+        post = json_array_get(doc, 0);
+        assert_string_equal(json_string_value(json_object_get(post, "text")),
+                            "El congreso vota hoy <b>ñandú</b>");
+        assert_string_equal(json_string_value(json_object_get(post, "author")),
+                            "@ana@example.org");
+        assert_int_equal(json_integer_value(json_object_get(post, "created_at")),
+                         1794877150250);
+        assert_string_equal(json_string_value(json_object_get(post, "lang")), "es");
+        assert_string_equal(json_string_value(json_object_get(post, "platform")), "mastodon");
+        if (strcmp(ch, "esc:live:{gob}") == 0) {
+            /* only gob's topic ids, never the other team's */
+            assert_int_equal(json_array_size(json_object_get(post, "topics")), 2);
+            assert_string_equal(json_string_value(json_array_get(json_object_get(post, "topics"),
+                                                                 0)),
+                                "congreso");
+            assert_string_equal(json_string_value(json_array_get(json_object_get(post, "topics"),
+                                                                 1)),
+                                "elecciones");
+            seen_gob++;
+        }
+        else {
+            assert_string_equal(ch, "esc:live:{dev}");
+            assert_int_equal(json_array_size(json_object_get(post, "topics")), 1);
+            assert_string_equal(json_string_value(json_array_get(json_object_get(post, "topics"),
+                                                                 0)),
+                                "anemia");
+            seen_dev++;
+        }
+        json_decref(doc);
+    }
+    assert_int_equal(seen_gob, 1);
+    assert_int_equal(seen_dev, 1);
+
+    /* each topic's latest list got the post */
+    memset(&v, 0, sizeof(v));
+    assert_int_equal(esc_kv_cmd(e->kv, &v, "LLEN esc:latest:{gob/elecciones}"), ESC_OK);
+    assert_int_equal(v.integer, 1);
+    esc_kv_val_fini(&v);
+    assert_int_equal(esc_kv_cmd(e->kv, &v, "LINDEX esc:latest:{dev/anemia} 0"), ESC_OK);
+    doc = json_loads(v.str, 0, NULL);
+    assert_non_null(doc);
+    assert_string_equal(json_string_value(json_object_get(doc, "id")), "1");
+    json_decref(doc);
+    esc_kv_val_fini(&v);
+
+    agg_live_get_stats(live, &st);
+    assert_int_equal(st.published, 2);
+    assert_int_equal(st.posts, 2);
+    assert_int_equal(st.dropped, 0);
+    /* nothing new: nothing sent */
+    assert_int_equal(agg_live_flush(live, e->kv), ESC_OK);
+    agg_live_get_stats(live, &st);
+    assert_int_equal(st.published, 2);
+    agg_live_destroy(&live);
+    assert_null(live);
+}
+
+static void
+test_live_cap_keeps_newest(void **state)
+{
+    struct s_env *e = *state;
+    agg_live_t *live = agg_live_new("esc");
+    const char *keys[] = { "gob/congreso" };
+    struct esc_post p;
+    struct agg_live_stats st;
+    struct esc_kv_val v;
+    json_t *doc;
+    char ch[64];
+    char id[16];
+    int i;
+    int round;
+
+    for (round = 0; round < 5; round++) {
+        for (i = 0; i < 60; i++) {
+            snprintf(id, sizeof(id), "%d", round * 100 + i);
+            s_post(&p, id, "congreso");
+            agg_live_add(live, &p, keys, 1);
+            esc_post_fini(&p);
+        }
+        assert_int_equal(agg_live_flush(live, e->kv), ESC_OK);
+        doc = s_next(e, ch, sizeof(ch));
+        assert_int_equal(json_array_size(doc), AGG_LIVE_PER_TEAM);
+        /* oldest first, the newest is last */
+        snprintf(id, sizeof(id), "%d", round * 100 + 59);
+        assert_string_equal(json_string_value(json_object_get(json_array_get(doc, 49), "id")),
+                            id);
+        snprintf(id, sizeof(id), "%d", round * 100 + 10);
+        assert_string_equal(json_string_value(json_object_get(json_array_get(doc, 0), "id")),
+                            id);
+        json_decref(doc);
+    }
+    agg_live_get_stats(live, &st);
+    assert_int_equal(st.dropped, 50);
+    memset(&v, 0, sizeof(v));
+    assert_int_equal(esc_kv_cmd(e->kv, &v, "LLEN esc:latest:{gob/congreso}"), ESC_OK);
+    assert_int_equal(v.integer, AGG_LIVE_LATEST_KEEP);
+    esc_kv_val_fini(&v);
+    assert_int_equal(esc_kv_cmd(e->kv, &v, "LINDEX esc:latest:{gob/congreso} 0"), ESC_OK);
+    doc = json_loads(v.str, 0, NULL);
+    assert_string_equal(json_string_value(json_object_get(doc, "id")), "459");
+    json_decref(doc);
+    esc_kv_val_fini(&v);
+    agg_live_destroy(&live);
+}
+
+static void
+test_live_text_cut_on_utf8_boundary(void **state)
+{
+    char *text = esc_malloc(3 * 2000 + 1);
+    const char *ids[] = { "a" };
+    struct esc_post p;
+    char *json;
+    json_t *doc;
+    size_t len;
+    int i;
+
+    (void)state;
+    for (i = 0; i < 2000; i++) {
+        memcpy(text + 3 * i, "\xE2\x82\xAC", 3); /* euro sign, 3 bytes */
+    }
+    text[3 * 2000] = '\0';
+    s_post(&p, "9", text);
+    json = agg_live_post_json(&p, ids, 1);
+    doc = json_loads(json, 0, NULL);
+    assert_non_null(doc);
+    len = json_string_length(json_object_get(doc, "text"));
+    assert_true(len <= AGG_LIVE_TEXT_MAX);
+    assert_int_equal(len % 3, 0);
+    assert_true(len > AGG_LIVE_TEXT_MAX - 3);
+    json_decref(doc);
+    esc_free(json);
+    esc_post_fini(&p);
+    esc_free(text);
+}
+
+static void
+test_live_redis_down_drops(void **state)
+{
+    struct s_env *e = *state;
+    agg_live_t *live = agg_live_new("esc");
+    const char *keys[] = { "gob/congreso" };
+    struct esc_post p;
+    struct agg_live_stats st;
+
+    assert_int_equal(esc_testenv_redis_kill(&e->r), 0);
+    s_post(&p, "1", "congreso");
+    agg_live_add(live, &p, keys, 1);
+    agg_live_add(live, &p, keys, 1);
+    esc_post_fini(&p);
+    assert_int_equal(agg_live_flush(live, e->kv), ESC_RETRY);
+    agg_live_get_stats(live, &st);
+    assert_int_equal(st.dropped, 2);
+    assert_int_equal(st.posts, 0);
+    /* dropped, not retried: the next flush has nothing to send */
+    assert_int_equal(agg_live_flush(live, e->kv), ESC_OK);
+    agg_live_destroy(&live);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_live_publish_happy_path, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_live_cap_keeps_newest, s_setup, s_teardown),
+        cmocka_unit_test(test_live_text_cut_on_utf8_boundary),
+        cmocka_unit_test_setup_teardown(test_live_redis_down_drops, s_setup, s_teardown),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
