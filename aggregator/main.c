@@ -165,7 +165,8 @@ main(int argc, char **argv)
     }
     esc_log_init("aggregator", (enum esc_log_level)level);
     cfg = esc_cfg_load(config_path, &err);
-    if (cfg == NULL || agg_cfg_load(cfg, &ac, &err) != ESC_OK) {
+    if (cfg == NULL || agg_cfg_load(cfg, &ac, &err) != ESC_OK
+        || esc_bus_configure(cfg, &err) != ESC_OK) {
         esc_error_print(stderr, S_PROG, &err);
         agg_cfg_fini(&ac);
         esc_cfg_free(&cfg);

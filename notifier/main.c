@@ -185,7 +185,7 @@ main(int argc, char **argv)
     }
     memset(&err, 0, sizeof(err));
     esc_strlcpy(err.source, a.config, sizeof(err.source));
-    if (ntf_cfg_load(cfg, &ncfg, &err) != ESC_OK) {
+    if (ntf_cfg_load(cfg, &ncfg, &err) != ESC_OK || esc_bus_configure(cfg, &err) != ESC_OK) {
         esc_cfg_free(&cfg);
         return s_config_error(&err);
     }
