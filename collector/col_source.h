@@ -11,6 +11,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "net.h"
+#include "state.h"
+
 #include "escucha/esc_cfg.h"
 #include "escucha/esc_msg.h"
 #include "escucha/esc_rc.h"
@@ -19,9 +22,10 @@ struct col_source;
 
 /* How a plugin hands a post to its host. fn stamps and sends the post, which stays borrowed
  * (the plugin fini's it afterwards). fn returns:
- *   ESC_OK      taken (sent on the bus); keep going
+ *   ESC_OK      taken (sent on the bus); keep going (the next call may say ESC_CLOSED)
  *   ESC_INVALID rejected (e.g. too large once encoded); the plugin counts it as skipped
- *   ESC_CLOSED  the host is stopping: the plugin must stop reading and return from poll */
+ *   ESC_CLOSED  not taken: the host is stopping (or could not send it); the plugin must stop
+ *               reading and return from poll, and must not consider this post sent */
 struct col_emit {
     esc_rc (*fn)(void *arg, struct col_source *ins, struct esc_post *post);
     void *arg; /* host state, passed back to fn; borrowed */
@@ -64,13 +68,29 @@ struct col_source {
     void *ctx;      /* plugin state; plugin-owned (init allocates, exit frees) */
     struct col_source_stats stats;
     int64_t wake_ms; /* monotonic ms before which the host need not poll again, 0 = at once */
+    col_net_t *net;     /* HTTP multi handle of the host, for connectors; borrowed */
+    col_state_t *state; /* cursors, dedupe and counters in Redis; borrowed */
     int done;        /* set by the plugin: nothing more will come */
     int failed;      /* set by the host: init or poll failed for good */
     int started;     /* set by the host: init succeeded, so exit is due */
 };
 
+/* The counter `name` of instance ins, labelled source="<name>",type="<plugin>" (registered on
+ * first use; borrowed, lives until esc_metrics_shutdown). */
+struct esc_metric;
+struct esc_metric *col_source_metric(const struct col_source *ins, const char *name,
+                                     const char *help);
+
 /* The built-in plugins (each defined at the end of its sources/src_<name>.c). */
 extern const struct col_source_plugin src_jsonl_plugin;
+extern const struct col_source_plugin src_mastodon_plugin;
+extern const struct col_source_plugin src_rss_plugin;
+extern const struct col_source_plugin src_hn_plugin;
+extern const struct col_source_plugin src_reddit_plugin;
+extern const struct col_source_plugin src_bluesky_plugin;
+extern const struct col_source_plugin src_x_plugin;
+extern const struct col_source_plugin src_lemmy_plugin;
+extern const struct col_source_plugin src_youtube_plugin;
 
 /* The NULL-terminated list of every compiled-in plugin. Borrowed, static. */
 const struct col_source_plugin *const *col_source_plugins(void);

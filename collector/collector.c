@@ -6,7 +6,10 @@
  * water mark) the loop waits for room (backpressure) while still reading the signalfd, and a
  * post that cannot be sent before the grace period ends is counted. The first SIGTERM/SIGINT
  * (or, with exit_when_done, the last source finishing) stops intake; main then closes the bus
- * with the remaining grace as linger so queued posts still reach the broker. */
+ * with the remaining grace as linger so queued posts still reach the broker.
+ * Platform connectors share two host-owned helpers: one libcurl multi handle (net.c), whose
+ * sockets the loop waits on together with the signalfd so every source's HTTP requests run
+ * concurrently, and the Redis-backed state (state.c) for cursors and dedupe. */
 #include <errno.h>
 #include <string.h>
 
@@ -14,15 +17,20 @@
 
 #include "col_source.h"
 #include "collector.h"
+#include "net.h"
+#include "state.h"
 
+#include "escucha/esc_kv.h"
 #include "escucha/esc_log.h"
 #include "escucha/esc_mem.h"
+#include "escucha/esc_metrics.h"
 #include "escucha/esc_msg.h"
 #include "escucha/esc_sig.h"
 #include "escucha/esc_util.h"
 
 #define S_IDLE_MS 1000      /* longest sleep between polls when sources have nothing to do */
 #define S_BUSY_LOG_MS 10000 /* at most one "bus full" warning per this period */
+#define S_BUSY_SLICE_MS 100 /* longest single wait for room on a full bus */
 
 const struct esc_cfg_entry col_cfg_map[] = {
     ESC_CFG_INT("grace_ms", "5000", 10, 3600000, struct col_cfg, grace_ms,
@@ -30,6 +38,7 @@ const struct esc_cfg_entry col_cfg_map[] = {
                 "queued after that are lost and the exit status is 1"),
     ESC_CFG_BOOL("exit_when_done", "false", struct col_cfg, exit_when_done,
                  "exit once every source is done, after the bus has delivered (same as --once)"),
+    ESC_CFG_METRICS(struct col_cfg, metrics_listen),
     ESC_CFG_END,
 };
 
@@ -43,6 +52,9 @@ struct col {
     int sig_fd;                 /* signalfd; borrowed */
     struct esc_drain drain;
     struct col_source *sources; /* one per config entry; owned */
+    esc_metric_t **m_posts;     /* escucha_collector_posts_total per source; borrowed */
+    col_net_t *net;             /* HTTP transfers of every source; owned */
+    col_state_t *state;         /* cursors and dedupe in Redis; owned */
     size_t n_sources;
     uint64_t sent;   /* posts handed to the bus */
     uint64_t unsent; /* posts encoded but given up on */
@@ -157,7 +169,9 @@ col_t *
 col_new(const struct esc_cfg *cfg, const struct col_cfg *ccfg, esc_bus_t *out, int sig_fd)
 {
     col_t *self = esc_calloc(1, sizeof(*self));
+    struct esc_kv_opts kv_opts;
     struct esc_error err;
+    char *password = NULL;
     size_t i;
     size_t failed = 0;
 
@@ -165,7 +179,16 @@ col_new(const struct esc_cfg *cfg, const struct col_cfg *ccfg, esc_bus_t *out, i
     self->ccfg = ccfg;
     self->out = out;
     self->sig_fd = sig_fd;
+    self->net = col_net_new();
+    /* Redis is only contacted once a connector needs its cursor or dedupe. */
+    esc_cfg_kv_opts(cfg, &kv_opts, &password);
+    self->state = col_state_new(&kv_opts, cfg->redis.prefix, COL_STATE_MEM_MAX);
+    if (password != NULL) {
+        memset(password, 0, strlen(password));
+        esc_free(password);
+    }
     self->sources = esc_calloc(cfg->n_sources + 1, sizeof(*self->sources));
+    self->m_posts = esc_calloc(cfg->n_sources + 1, sizeof(*self->m_posts));
     self->n_sources = cfg->n_sources;
     for (i = 0; i < cfg->n_sources; i++) {
         struct col_source *ins = &self->sources[i];
@@ -174,7 +197,11 @@ col_new(const struct esc_cfg *cfg, const struct col_cfg *ccfg, esc_bus_t *out, i
         ins->index = i;
         ins->plugin = col_source_plugin_find(cfg->sources[i].type);
         ESC_ASSERT(ins->plugin != NULL);
+        self->m_posts[i] = col_source_metric(ins, "escucha_collector_posts_total",
+                                             "Posts handed to the bus, per source.");
         ins->cfg = esc_calloc(1, ins->plugin->cfg_size);
+        ins->net = self->net;
+        ins->state = self->state;
         /* col_sources_check passed on this very config, so this cannot fail. */
         ESC_ASSERT(s_source_apply(cfg, i, ins->plugin, ins->cfg, &err) == ESC_OK);
         if (ins->plugin->init(ins) != 0) {
@@ -207,6 +234,9 @@ col_destroy(col_t **self_p)
         esc_free(self->sources[i].cfg);
     }
     esc_free(self->sources);
+    esc_free(self->m_posts);
+    col_net_destroy(&self->net);
+    col_state_destroy(&self->state);
     esc_free(self);
     *self_p = NULL;
 }
@@ -258,9 +288,16 @@ s_send(col_t *self, const void *buf, size_t len)
                 return ESC_RETRY;
             }
         }
+        /* Short waits, so the other sources' HTTP transfers keep moving meanwhile. */
+        if (timeout < 0 || timeout > S_BUSY_SLICE_MS) {
+            timeout = S_BUSY_SLICE_MS;
+        }
         it[0] = (zmq_pollitem_t){ NULL, self->sig_fd, ZMQ_POLLIN, 0 };
         it[1] = (zmq_pollitem_t){ esc_bus_zsock(self->out), 0, ZMQ_POLLOUT, 0 };
         n = zmq_poll(it, 2, timeout);
+        if (col_net_active(self->net) > 0) {
+            col_net_wait(self->net, -1, 0);
+        }
         if (n < 0 && zmq_errno() != EINTR) {
             esc_log_error("poll failed err=\"%s\"", zmq_strerror(zmq_errno()));
             self->bus_failed = 1;
@@ -305,7 +342,8 @@ s_emit(void *arg, struct col_source *ins, struct esc_post *post)
     }
     self->sent++;
     ins->stats.posts++;
-    return self->drain.draining ? ESC_CLOSED : ESC_OK;
+    esc_metric_add(self->m_posts[ins->index], 1);
+    return ESC_OK; /* taken; if a stop began meanwhile, the next call says so */
 }
 
 /* Polls every source that is due once. Returns how long the loop may sleep (ms, -1 = until a
@@ -358,7 +396,6 @@ esc_rc
 col_run(col_t *self)
 {
     const struct col_emit em = { s_emit, self };
-    zmq_pollitem_t it[1];
     size_t active;
     long wait;
     int n;
@@ -381,13 +418,13 @@ col_run(col_t *self)
             }
             wait = -1;
         }
-        it[0] = (zmq_pollitem_t){ NULL, self->sig_fd, ZMQ_POLLIN, 0 };
-        n = zmq_poll(it, 1, wait);
-        if (n < 0 && zmq_errno() != EINTR) {
-            esc_log_error("poll failed err=\"%s\"", zmq_strerror(zmq_errno()));
+        /* Sleeps on the signalfd and every source's HTTP sockets at once, then moves the
+         * transfers on; a finished request wakes its source for the next turn. */
+        n = col_net_wait(self->net, self->sig_fd, wait);
+        if (n < 0) {
             return ESC_ERR;
         }
-        if (n > 0 && (it[0].revents & ZMQ_POLLIN) != 0) {
+        if (n > 0) {
             s_read_signals(self);
         }
         if (self->drain.draining) {
@@ -425,4 +462,17 @@ col_get_stats(const col_t *self, struct col_stats *out)
             out->failed++;
         }
     }
+}
+
+esc_metric_t *
+col_source_metric(const struct col_source *ins, const char *name, const char *help)
+{
+    char name_q[160];
+    char type_q[80];
+    char labels[300];
+
+    esc_metrics_label_escape(name_q, sizeof(name_q), ins->name);
+    esc_metrics_label_escape(type_q, sizeof(type_q), ins->plugin->name);
+    snprintf(labels, sizeof(labels), "source=\"%s\",type=\"%s\"", name_q, type_q);
+    return esc_metrics_counter(name, help, labels);
 }

@@ -17,8 +17,9 @@
 
 /* The "collector" section. */
 struct col_cfg {
-    int64_t grace_ms;    /* how long a stop may take to flush queued posts */
-    bool exit_when_done; /* stop (and exit 0) once every source is done */
+    int64_t grace_ms;        /* how long a stop may take to flush queued posts */
+    bool exit_when_done;     /* stop (and exit 0) once every source is done */
+    char metrics_listen[64]; /* /metrics and /healthz address, "" = off */
 };
 
 extern const struct esc_cfg_entry col_cfg_map[];

@@ -112,8 +112,35 @@ test_collector_config_errors_name_the_key(void **state)
     s_expect_invalid(",\"sources\":[{\"name\":\"m\",\"type\":\"jsonl\",\"path\":\"\"}]",
                      "sources.0.path: must not be empty");
     s_expect_invalid(",\"sources\":[{\"name\":\"a\",\"type\":\"jsonl\",\"path\":\"p\"},"
-                     "{\"name\":\"m\",\"type\":\"rss\"}]",
-                     "sources.1.type: unknown source type 'rss' (known: jsonl)");
+                     "{\"name\":\"m\",\"type\":\"telegram\"}]",
+                     "sources.1.type: unknown source type 'telegram' (known: jsonl, mastodon, "
+                     "rss, hn, reddit, bluesky, x, lemmy, youtube)");
+    /* The connectors' own checks name the key too. */
+    s_expect_invalid(",\"sources\":[{\"name\":\"m\",\"type\":\"mastodon\","
+                     "\"instance\":\"mastodon.social\",\"tag\":\"peru\"}]",
+                     "sources.0.instance: must start with https:// (or http://)");
+    s_expect_invalid(",\"sources\":[{\"name\":\"m\",\"type\":\"mastodon\","
+                     "\"instance\":\"https://m.example\"}]",
+                     "sources.0.tag: required for timeline tag");
+    s_expect_invalid(",\"sources\":[{\"name\":\"m\",\"type\":\"mastodon\","
+                     "\"instance\":\"https://m.example\",\"tag\":\"x\",\"limit\":41}]",
+                     "sources.0.limit: 41 is out of range [1, 40]");
+    s_expect_invalid(",\"sources\":[{\"name\":\"f\",\"type\":\"rss\"}]",
+                     "sources.0.url: missing required key");
+    s_expect_invalid(",\"sources\":[{\"name\":\"b\",\"type\":\"bluesky\","
+                     "\"identifier\":\"me.bsky.social\",\"query\":\"x\"}]",
+                     "sources.0.password_env: set password_env or password_file (an app "
+                     "password; Bluesky refuses anonymous search)");
+    s_expect_invalid(",\"sources\":[{\"name\":\"y\",\"type\":\"youtube\","
+                     "\"key_env\":\"K\",\"kind\":\"comments\"}]",
+                     "sources.0.video_id: kind comments needs exactly one of video_id and "
+                     "channel_id");
+    s_expect_invalid(",\"sources\":[{\"name\":\"h\",\"type\":\"hn\",\"query\":\"x\","
+                     "\"intervall_s\":5}]",
+                     "sources.0.intervall_s: unknown key");
+    s_expect_invalid(",\"sources\":[{\"name\":\"h\",\"type\":\"hn\",\"query\":\"x\","
+                     "\"since\":\"last year\"}]",
+                     "sources.0.since: 'last year' is not a date (YYYY-MM-DD or RFC 3339)");
     s_expect_invalid(",\"sources\":[{\"name\":\"m\",\"type\":\"jsonl\",\"path\":\"p\","
                      "\"folow\":true}]",
                      "sources.0.folow: unknown key");

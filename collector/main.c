@@ -11,10 +11,12 @@
 
 #include "col_source.h"
 #include "collector.h"
+#include "net.h"
 
 #include "escucha/esc_bus.h"
 #include "escucha/esc_cfg.h"
 #include "escucha/esc_log.h"
+#include "escucha/esc_metrics.h"
 #include "escucha/esc_sig.h"
 #include "escucha/esc_util.h"
 
@@ -225,16 +227,27 @@ main(int argc, char **argv)
         return 0;
     }
 
+    /* libcurl's global set-up is not thread-safe: before ZeroMQ starts its threads. */
+    col_net_global_init();
     /* Signals are blocked before the first ZeroMQ call so its I/O threads inherit the mask. */
     sig_fd = esc_sig_init();
     if (sig_fd < 0) {
+        col_net_global_cleanup();
+        esc_cfg_free(&cfg);
+        return 1;
+    }
+    if (esc_metrics_start("collector", ccfg.metrics_listen) < 0) {
+        close(sig_fd);
+        col_net_global_cleanup();
         esc_cfg_free(&cfg);
         return 1;
     }
     bus = esc_bus_new(ESC_BUS_PUSH, cfg->bus.collect, false, (int)cfg->bus.hwm);
     if (bus == NULL) {
+        esc_metrics_shutdown();
         esc_bus_ctx_term();
         close(sig_fd);
+        col_net_global_cleanup();
         esc_cfg_free(&cfg);
         return 1;
     }
@@ -247,6 +260,8 @@ main(int argc, char **argv)
     col_destroy(&col);
     delivered = s_close_bus(&bus, linger);
     close(sig_fd);
+    esc_metrics_shutdown();
+    col_net_global_cleanup();
     if (st.unsent > 0) {
         esc_log_error("posts not sent before the grace period ended count=%llu",
                       (unsigned long long)st.unsent);

@@ -13,6 +13,14 @@
 
 static const struct col_source_plugin *const col_sources[] = {
     &src_jsonl_plugin,
+    &src_mastodon_plugin,
+    &src_rss_plugin,
+    &src_hn_plugin,
+    &src_reddit_plugin,
+    &src_bluesky_plugin,
+    &src_x_plugin,
+    &src_lemmy_plugin,
+    &src_youtube_plugin,
     NULL,
 };
 

@@ -20,8 +20,15 @@ The route (or "default", or a 404) is the RESPONSE:
   "gen" and "feed" bodies), "delay_ms" (sleep before answering), "truncate" (send only this many
   body bytes although Content-Length announces all, then close), and one body:
   "json" (any JSON value), "body" (text), "gen" (a generated platform payload, below) or
-  "feed" (a generated RSS/Atom document).
-"{base}" in header values and bodies becomes http://127.0.0.1:<port>.
+  "feed" (a generated RSS/Atom document), or "stream": a list of pieces sent one by one with
+  chunked transfer encoding, then the end of the body (server-sent events):
+    {"raw": TEXT}            TEXT as it is (":thump\n\n", "event: delete\ndata: 1\n\n")
+    {"update": I}            "event: update\ndata: <generated Mastodon status I>\n\n"
+    {"update": I, "split": K} the same, cut after K bytes into two pieces
+    each piece may have "delay_ms" (sleep before it); the route may have "hold_ms" (keep the
+    stream open that long after the last piece, sending nothing).
+"{base}" in header values and bodies becomes http://127.0.0.1:<port>; "{now+N}" in header values
+becomes the Unix time N seconds from the moment of the answer (for rate-limit resets).
 
 Generated payloads follow the shapes in shared/reference/platforms.md, one item per index:
   {"gen": {"kind": "mastodon", "ids": [FIRST, LAST]}}   statuses, newest first (LAST first)
@@ -41,6 +48,7 @@ import html
 import http.server
 import json
 import os
+import re
 import sys
 import threading
 import time
@@ -344,6 +352,15 @@ class Fixture:
         return data.replace("{base}", self.base).encode("utf-8"), ctype
 
 
+def expand(value, base):
+    """Header value placeholders: {base} and {now+N}."""
+    value = value.replace("{base}", base)
+    m = re.search(r"\{now\+(\d+)\}", value)
+    if m:
+        value = value.replace(m.group(0), str(int(time.time()) + int(m.group(1))))
+    return value
+
+
 def make_handler(fx):
     class Handler(http.server.BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -359,13 +376,16 @@ def make_handler(fx):
                        "route": idx})
             if r.get("delay_ms"):
                 time.sleep(r["delay_ms"] / 1000.0)
+            if "stream" in r:
+                self.send_stream(r)
+                return
             status = r.get("status", 200)
             data, ctype = (b"", None) if status == 304 else fx.body_of(r)
             self.send_response(status)
             if ctype is not None:
                 self.send_header("Content-Type", ctype)
             for k, v in r.get("headers", {}).items():
-                self.send_header(k, str(v).replace("{base}", fx.base))
+                self.send_header(k, expand(str(v), fx.base))
             if status != 304:
                 self.send_header("Content-Length", str(len(data)))
             cut = r.get("truncate")
@@ -377,6 +397,40 @@ def make_handler(fx):
                 self.wfile.write(data if cut is None else data[:cut])
             self.wfile.flush()
 
+        def chunk(self, data):
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+            self.wfile.flush()
+
+        def send_stream(self, r):
+            self.send_response(r.get("status", 200))
+            self.send_header("Content-Type", "text/event-stream; charset=utf-8")
+            self.send_header("Transfer-Encoding", "chunked")
+            self.send_header("Cache-Control", "no-store")
+            self.end_headers()
+            self.wfile.flush()
+            try:
+                for piece in r["stream"]:
+                    if piece.get("delay_ms"):
+                        time.sleep(piece["delay_ms"] / 1000.0)
+                    if "raw" in piece:
+                        parts = [piece["raw"].encode("utf-8")]
+                    else:
+                        status = json.dumps(gen_mastodon(piece["update"], T0 + piece["update"]
+                                                         * STEP), ensure_ascii=False)
+                        data = ("event: update\ndata: %s\n\n" % status).encode("utf-8")
+                        k = piece.get("split")
+                        parts = [data] if k is None else [data[:k], data[k:]]
+                    for n, part in enumerate(parts):
+                        if n > 0:
+                            time.sleep(0.05)
+                        self.chunk(part)
+                if r.get("hold_ms"):
+                    time.sleep(r["hold_ms"] / 1000.0)
+                self.wfile.write(b"0\r\n\r\n")
+                self.wfile.flush()
+            except (BrokenPipeError, ConnectionResetError):
+                self.close_connection = True
+
         do_GET = handle_any
         do_POST = handle_any
 
@@ -384,6 +438,15 @@ def make_handler(fx):
             pass
 
     return Handler
+
+
+class QuietServer(http.server.ThreadingHTTPServer):
+    """A client that hangs up early (a collector killed by a test) is not an error."""
+
+    def handle_error(self, request, client_address):
+        if isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
+            return
+        super().handle_error(request, client_address)
 
 
 def main(argv):
@@ -396,7 +459,7 @@ def main(argv):
     if "--log" in argv:
         log_path = argv[argv.index("--log") + 1]
     fx = Fixture(scenario, log_path)
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), make_handler(fx))
+    server = QuietServer(("127.0.0.1", 0), make_handler(fx))
     server.daemon_threads = True
     port = server.server_address[1]
     fx.base = "http://127.0.0.1:%d" % port
