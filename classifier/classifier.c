@@ -1,15 +1,22 @@
 #define ESC_LOG_MODULE "classifier"
 /* The classifier service: posts come in from the broker (PULL connected to bus.classify, so
- * several classifiers share the load), each is decoded once, tokenised once and matched
+ * several classifiers share the load), each is decoded once, tokenised once (text plus the
+ * fields queries can test: hashtags, mentions, author, url, language, platform) and matched
  * against every topic of every team by the compiled matcher, and goes out to the aggregator
  * as a "classified" message (PUSH connected to bus.aggregate), also when it matched nothing,
  * so the aggregator counts everything processed. Invalid messages are logged, counted and
  * skipped. Sends wait while the aggregator is behind (backpressure instead of loss) but keep
  * watching the signalfd, so a stop signal is never ignored. SIGHUP swaps in a freshly
- * compiled configuration, or keeps the old one when the new file is bad. Single-threaded:
- * signals arrive through a signalfd polled next to the input socket. */
+ * compiled configuration, or keeps the old one when the new file is bad; the new one is read
+ * and compiled on a short-lived helper thread while the loop keeps classifying with the
+ * running one, and the loop thread swaps it in between two posts. Everything else runs on the
+ * loop thread: signals arrive through a signalfd polled next to the input socket. */
 #include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <zmq.h>
 
@@ -20,6 +27,8 @@
 #include "escucha/esc_util.h"
 
 #include "classifier.h"
+#include "langid/langid.h"
+#include "sentiment/sentiment.h"
 
 const struct esc_cfg_entry cls_cfg_map[] = {
     ESC_CFG_INT("grace_ms", "5000", 0, 600000, struct cls_cfg, grace_ms,
@@ -28,17 +37,31 @@ const struct esc_cfg_entry cls_cfg_map[] = {
                 "on SIGTERM, keep reading input until it has been quiet this long"),
     ESC_CFG_BOOL("fold_enye", "false", struct cls_cfg, fold_enye,
                  "also fold ñ to n (by default \"año\" and \"ano\" are different words)"),
+    ESC_CFG_STR("languages", "es,en,pt,qu,ay", struct cls_cfg, languages,
+                "languages language ID chooses from (docs/language-id.md)"),
+    ESC_CFG_STR("language_model", "", struct cls_cfg, language_model,
+                "language ID model file (\"\" = the one built with escucha)"),
+    ESC_CFG_DBL("language_min_confidence", "0.5", 0, 1, struct cls_cfg,
+                language_min_confidence, "below this confidence the language is \"und\""),
+    ESC_CFG_STR("sentiment_lexicon", "", struct cls_cfg, sentiment_lexicon,
+                "sentiment lexicon file (\"\" = the one built with escucha)"),
     ESC_CFG_END,
 };
 
 struct cls {
     struct cls_conf conf;
     cls_text_t *txt;              /* tokens of the post being classified */
+    cls_text_t *norm;             /* --explain: the normalised text */
     struct cls_match_result res;  /* hits of the post being classified */
     char **keys;                  /* copies of the topic keys, by topic index */
     size_t n_keys;
     char **topics;                /* scratch list handed to the encoder (borrows keys) */
     char lang[8];                 /* scratch language handed to the encoder */
+    double lang_conf;             /* confidence of lang (0 when it came from the hint) */
+    cls_langid_t *lid;            /* language identification */
+    cls_sentiment_t *sent;        /* sentiment lexicon and rules */
+    double sentiment;             /* polarity of the post being classified */
+    int label;                    /* its label: -1, 0, 1 */
     struct cls_stats stats;
     esc_bus_t *in;                /* PULL, connected to bus.classify */
     esc_bus_t *out;               /* PUSH, connected to bus.aggregate */
@@ -50,7 +73,30 @@ struct cls {
     struct esc_log_every utf8_every;
     struct esc_log_every full_every;
     struct esc_log_every cap_every;
+    /* SIGHUP: the helper thread fills reload_conf/rc/err, then writes a byte to reload_fd[1] */
+    pthread_t reload_thread;
+    bool reload_running;
+    bool reload_again;            /* another SIGHUP arrived while compiling */
+    int reload_fd[2];             /* -1 when the loop does not run (reloads are synchronous) */
+    char reload_path[512];
+    struct cls_conf reload_conf;
+    struct esc_error reload_err;
+    esc_rc reload_rc;
 };
+
+/* Logs the compile warnings of a freshly loaded matcher. */
+static void
+s_log_warnings(const cls_match_t *m)
+{
+    size_t n;
+    size_t i;
+    const char *const *w = cls_match_warnings(m, &n);
+    char q[300];
+
+    for (i = 0; i < n; i++) {
+        esc_log_warn("query warning: %s", esc_log_quote(q, sizeof(q), w[i], 280));
+    }
+}
 
 /* ---------------------------------------------------------------------------------------------
  * Configuration
@@ -106,6 +152,104 @@ cls_conf_fini(struct cls_conf *c)
     memset(c, 0, sizeof(*c));
 }
 
+/* Parses one string of the config and prints its messages; returns its error count. */
+static size_t
+s_check_one(const char *text, enum cls_q_mode mode, bool fold, bool text_fold, const char *lead,
+            const char *path, cls_text_t *txt, size_t *warnings, FILE *out)
+{
+    struct cls_query q;
+    struct cls_query_opts qo;
+    size_t errors;
+
+    memset(&qo, 0, sizeof(qo));
+    qo.mode = mode;
+    qo.fold_enye = fold || text_fold;
+    qo.text_fold_enye = text_fold;
+    errors = cls_query_parse(&q, text, &qo, txt);
+    cls_query_print_msgs(&q, out, lead, path);
+    *warnings += q.n_msgs - q.n_errors;
+    cls_query_fini(&q);
+    return errors;
+}
+
+int
+cls_conf_check(const char *path, FILE *out, FILE *diag)
+{
+    struct esc_error err;
+    struct esc_cfg *cfg;
+    struct cls_cfg cc;
+    struct cls_conf conf;
+    cls_text_t *txt;
+    size_t errors = 0;
+    size_t warnings = 0;
+    size_t ti;
+    size_t k;
+    size_t j;
+    char lead[700];
+    char where[160];
+
+    memset(&err, 0, sizeof(err));
+    cfg = esc_cfg_load(path, &err);
+    if (cfg == NULL) {
+        esc_error_print(diag, "escucha-classifier", &err);
+        return ESC_CFG_EXIT_INVALID;
+    }
+    if (esc_cfg_section_apply(cfg, "classifier", cls_cfg_map, NULL, &cc, &err) != ESC_OK) {
+        esc_error_print(diag, "escucha-classifier", &err);
+        esc_cfg_free(&cfg);
+        return ESC_CFG_EXIT_INVALID;
+    }
+    snprintf(lead, sizeof(lead), "escucha-classifier: %s: ", cfg->path);
+    txt = cls_text_new();
+    for (ti = 0; ti < cfg->n_teams; ti++) {
+        const struct esc_cfg_team *team = &cfg->teams[ti];
+
+        for (j = 0; j < team->n_exclude_phrases; j++) {
+            snprintf(where, sizeof(where), "teams[%zu].exclude.phrases[%zu]", ti, j);
+            errors += s_check_one(team->exclude_phrases[j], CLS_QUERY_KEYWORD, false,
+                                  cc.fold_enye, lead, where, txt, &warnings, diag);
+        }
+        for (k = 0; k < team->n_topics; k++) {
+            const struct esc_cfg_topic *t = &team->topics[k];
+
+            for (j = 0; j < t->n_keywords; j++) {
+                snprintf(where, sizeof(where), "teams[%zu].topics[%zu].keywords[%zu]", ti, k, j);
+                errors += s_check_one(t->keywords[j], CLS_QUERY_KEYWORD, t->fold_enye,
+                                      cc.fold_enye, lead, where, txt, &warnings, diag);
+            }
+            if (t->query != NULL) {
+                snprintf(where, sizeof(where), "teams[%zu].topics[%zu].query", ti, k);
+                errors += s_check_one(t->query, CLS_QUERY_INCLUDE, t->fold_enye, cc.fold_enye,
+                                      lead, where, txt, &warnings, diag);
+            }
+            if (t->exclude != NULL) {
+                snprintf(where, sizeof(where), "teams[%zu].topics[%zu].exclude", ti, k);
+                errors += s_check_one(t->exclude, CLS_QUERY_EXCLUDE, t->fold_enye, cc.fold_enye,
+                                      lead, where, txt, &warnings, diag);
+            }
+        }
+    }
+    cls_text_destroy(&txt);
+    if (errors > 0) {
+        esc_cfg_free(&cfg);
+        return ESC_CFG_EXIT_INVALID;
+    }
+    /* the rest (team exclusion lists, limits) as the service would load it */
+    if (cls_conf_from_cfg(&conf, &cfg, &err) != ESC_OK) {
+        esc_error_print(diag, "escucha-classifier", &err);
+        esc_cfg_free(&cfg);
+        return ESC_CFG_EXIT_INVALID;
+    }
+    cls_conf_fini(&conf);
+    if (warnings > 0) {
+        fprintf(out, "config ok, %zu warning%s\n", warnings, warnings == 1 ? "" : "s");
+    }
+    else {
+        fprintf(out, "config ok\n");
+    }
+    return 0;
+}
+
 /* ---------------------------------------------------------------------------------------------
  * Object
  */
@@ -139,6 +283,62 @@ s_keys_build(cls_t *self)
     self->n_keys = n;
 }
 
+int
+cls_languages_split(char *buf, const char **codes, size_t max)
+{
+    char *save = NULL;
+    char *tok;
+    size_t n = 0;
+
+    for (tok = strtok_r(buf, ", ", &save); tok != NULL; tok = strtok_r(NULL, ", ", &save)) {
+        if (n == max) {
+            return -1;
+        }
+        codes[n++] = tok;
+    }
+    return (int)n;
+}
+
+/* Loads language ID and sentiment as the classifier section says. Returns 0, or -1 (logged,
+ * naming the file and the problem). */
+static int
+s_models_load(cls_t *self)
+{
+    const struct cls_cfg *cc = &self->conf.cc;
+    const char *codes[CLS_LANGID_LANGS_MAX];
+    struct cls_langid_params params;
+    struct esc_error err;
+    char buf[sizeof(cc->languages)];
+    char q[300];
+    int n;
+
+    esc_strlcpy(buf, cc->languages, sizeof(buf));
+    n = cls_languages_split(buf, codes, CLS_LANGID_LANGS_MAX);
+    if (n < 0) {
+        esc_log_error("too many languages in classifier.languages max=%d", CLS_LANGID_LANGS_MAX);
+        return -1;
+    }
+    cls_langid_params_default(&params);
+    params.min_confidence = cc->language_min_confidence;
+    memset(&err, 0, sizeof(err));
+    self->lid = cls_langid_new_ex(cc->language_model[0] != '\0' ? cc->language_model : NULL,
+                                  n > 0 ? codes : NULL, (size_t)n, NULL, &params, &err);
+    if (self->lid == NULL) {
+        esc_log_error("language model failed to load err=%s",
+                      esc_log_quote(q, sizeof(q), err.text, 256));
+        return -1;
+    }
+    memset(&err, 0, sizeof(err));
+    self->sent = cls_sentiment_new(cc->sentiment_lexicon[0] != '\0' ? cc->sentiment_lexicon
+                                                                      : NULL, &err);
+    if (self->sent == NULL) {
+        esc_log_error("sentiment lexicon failed to load source=%s line=%d err=%s", err.source,
+                      err.line, esc_log_quote(q, sizeof(q), err.text, 256));
+        return -1;
+    }
+    return 0;
+}
+
 cls_t *
 cls_new(struct cls_conf *conf)
 {
@@ -146,10 +346,17 @@ cls_new(struct cls_conf *conf)
 
     self->conf = *conf;
     memset(conf, 0, sizeof(*conf));
+    s_log_warnings(self->conf.match);
     self->txt = cls_text_new();
+    self->norm = cls_text_new();
     cls_match_result_init(&self->res);
     s_keys_build(self);
     self->sig_fd = -1;
+    self->reload_fd[0] = -1;
+    self->reload_fd[1] = -1;
+    if (s_models_load(self) < 0) {
+        cls_destroy(&self);
+    }
     return self;
 }
 
@@ -162,11 +369,22 @@ cls_destroy(cls_t **self_p)
         return;
     }
     self = *self_p;
+    if (self->reload_running) {
+        pthread_join(self->reload_thread, NULL);
+        cls_conf_fini(&self->reload_conf);
+    }
+    if (self->reload_fd[0] >= 0) {
+        close(self->reload_fd[0]);
+        close(self->reload_fd[1]);
+    }
     esc_bus_destroy(&self->in, 0);
     esc_bus_destroy(&self->out, 0);
     s_keys_free(self);
     cls_match_result_fini(&self->res);
     cls_text_destroy(&self->txt);
+    cls_text_destroy(&self->norm);
+    cls_langid_destroy(&self->lid);
+    cls_sentiment_destroy(&self->sent);
     cls_conf_fini(&self->conf);
     esc_free(self);
     *self_p = NULL;
@@ -214,8 +432,36 @@ cls_language(const char *hint, char *out, size_t outsz)
     out[n] = '\0';
 }
 
-const struct cls_match_result *
-cls_analyze(cls_t *self, const struct esc_post *p)
+/* Decides the post's language into self->lang: language identification on the text, and the
+ * platform's hint only when the text says nothing usable ("und"), since platform hints are
+ * often the author's interface language. lang: queries see this value. */
+static void
+s_language(cls_t *self, const struct esc_post *p)
+{
+    const char *text = p->text != NULL ? p->text : "";
+    const char *code = cls_langid_detect(self->lid, text, strlen(text), &self->lang_conf);
+
+    if (strcmp(code, CLS_LANGID_UND) == 0 && p->lang != NULL) {
+        cls_language(p->lang, self->lang, sizeof(self->lang));
+        self->lang_conf = 0.0;
+        return;
+    }
+    esc_strlcpy(self->lang, code, sizeof(self->lang));
+}
+
+/* Scores the post's sentiment in its language into self->sentiment / self->label. */
+static void
+s_sentiment(cls_t *self, const struct esc_post *p)
+{
+    const char *text = p->text != NULL ? p->text : "";
+
+    self->sentiment = cls_sentiment_score(self->sent, self->lang, text, strlen(text),
+                                          &self->label);
+}
+
+/* Tokenises p: its text, then the fields queries can test. */
+static void
+s_tokenize(cls_t *self, const struct esc_post *p)
 {
     const struct cls_text_opts *opts = cls_match_opts(self->conf.match);
     const char *text = p->text != NULL ? p->text : "";
@@ -223,13 +469,73 @@ cls_analyze(cls_t *self, const struct esc_post *p)
 
     cls_text_tokenize(self->txt, opts, text, strlen(text));
     for (i = 0; i < p->n_hashtags; i++) {
-        cls_text_add_hashtag(self->txt, opts, p->hashtags[i]);
+        cls_text_add_field(self->txt, opts, CLS_TOK_META_HASHTAG, p->hashtags[i]);
     }
     for (i = 0; i < p->n_mentions; i++) {
-        cls_text_add_mention(self->txt, opts, p->mentions[i]);
+        cls_text_add_field(self->txt, opts, CLS_TOK_META_MENTION, p->mentions[i]);
     }
-    cls_match_run(self->conf.match, self->txt, &self->res);
+    cls_text_add_field(self->txt, opts, CLS_TOK_AUTHOR, p->author);
+    cls_text_add_field(self->txt, opts, CLS_TOK_LINK, p->url);
+    cls_text_add_field(self->txt, opts, CLS_TOK_PLATFORM, p->platform);
+    cls_text_add_field(self->txt, opts, CLS_TOK_LANG, self->lang);
+}
+
+const struct cls_match_result *
+cls_analyze(cls_t *self, const struct esc_post *p)
+{
+    struct cls_match_post mp;
+
+    s_language(self, p);
+    s_tokenize(self, p);
+    mp.followers = p->followers;
+    cls_match_run(self->conf.match, self->txt, &mp, &self->res);
+    s_sentiment(self, p);
     return &self->res;
+}
+
+void
+cls_explain(cls_t *self, const struct esc_post *p, FILE *f)
+{
+    const struct cls_text_opts *opts = cls_match_opts(self->conf.match);
+    const char *text = p->text != NULL ? p->text : "";
+    const struct cls_token *toks;
+    struct cls_match_post mp;
+    size_t n;
+    size_t i;
+
+    fprintf(f, "normalized: %s\n", cls_text_normalize(self->norm, opts, text, strlen(text), NULL));
+    if (cls_text_invalid(self->norm) > 0) {
+        fprintf(f, "invalid_utf8_bytes: %zu\n", cls_text_invalid(self->norm));
+    }
+    s_language(self, p);
+    s_tokenize(self, p);
+    toks = cls_text_tokens(self->txt, &n);
+    fprintf(f, "tokens:%s\n", n == 0 ? " none" : "");
+    for (i = 0; i < n; i++) {
+        fprintf(f, "  %-13s %.*s", cls_text_kind_name((enum cls_tok_kind)toks[i].kind),
+                (int)toks[i].len, cls_text_tok_str(self->txt, &toks[i]));
+        if (toks[i].pos != CLS_POS_NONE) {
+            fprintf(f, " @%u", (unsigned)toks[i].pos);
+        }
+        fputc('\n', f);
+    }
+    mp.followers = p->followers;
+    cls_match_explain(self->conf.match, self->txt, &mp, &self->res, f);
+    fprintf(f, "language: %s confidence=%.3f%s\n", self->lang, self->lang_conf,
+            self->lang_conf == 0.0 && p->lang != NULL ? " (platform hint)" : "");
+    {
+        const char *codes[CLS_LANGID_LANGS_MAX];
+        double probs[CLS_LANGID_LANGS_MAX];
+        size_t k = cls_langid_ranking(self->lid, codes, probs, CLS_LANGID_LANGS_MAX);
+
+        fprintf(f, "language ranking:");
+        for (i = 0; i < k; i++) {
+            fprintf(f, " %s=%.3f", codes[i], probs[i]);
+        }
+        fprintf(f, "%s\n", k == 0 ? " none" : "");
+    }
+    s_sentiment(self, p);
+    fprintf(f, "sentiment: %+.3f %s\n", self->sentiment, cls_sentiment_label_str(self->label));
 }
 
 static void
@@ -287,13 +593,12 @@ cls_process(cls_t *self, const void *buf, size_t len, size_t *out_len)
         self->topics[i] = self->keys[res->hits[i].topic];
     }
     self->stats.matched += n > 0 ? 1 : 0;
-    cls_language(p.lang, self->lang, sizeof(self->lang));
     /* A "post" carries no topics or language, so these slots are empty: lend them our scratch
      * for the encoder and take them back before esc_post_fini frees the rest. */
     p.topics = self->topics;
     p.n_topics = n;
     p.language = self->lang;
-    p.sentiment = 0.0;
+    p.sentiment = self->sentiment;
     enc = esc_post_encode(&p, 1, out_len);
     p.topics = NULL;
     p.n_topics = 0;
@@ -306,33 +611,113 @@ cls_process(cls_t *self, const void *buf, size_t len, size_t *out_len)
  * Reload
  */
 
-esc_rc
-cls_reload(cls_t *self)
+static void
+s_reload_failed(const struct esc_error *err)
 {
-    struct cls_conf nc;
-    struct esc_error err;
+    char q[300];
+
+    esc_log_error("reload failed, keeping the running config file=%s line=%d err=%s",
+                  err->source, err->line, esc_log_quote(q, sizeof(q), err->text, 256));
+}
+
+/* Swaps in nc (taken). */
+static void
+s_reload_apply(cls_t *self, struct cls_conf *nc_p)
+{
+    struct cls_conf nc = *nc_p;
     const struct esc_cfg_bus *ob = &self->conf.cfg->bus;
 
-    memset(&err, 0, sizeof(err));
-    if (cls_conf_load(&nc, self->conf.cfg->path, &err) != ESC_OK) {
-        char q[300];
-
-        esc_log_error("reload failed, keeping the running config file=%s line=%d err=%s",
-                      err.source, err.line, esc_log_quote(q, sizeof(q), err.text, 256));
-        return ESC_INVALID;
-    }
+    memset(nc_p, 0, sizeof(*nc_p));
     if (strcmp(ob->classify, nc.cfg->bus.classify) != 0
         || strcmp(ob->aggregate, nc.cfg->bus.aggregate) != 0 || ob->hwm != nc.cfg->bus.hwm) {
         esc_log_warn("bus settings changed; they take effect at the next restart");
     }
     cls_conf_fini(&self->conf);
     self->conf = nc;
+    s_log_warnings(self->conf.match);
     s_keys_build(self);
     self->stats.reloads++;
-    esc_log_info("reloaded topics=%zu keywords=%zu fold_enye=%s",
+    esc_log_info("reloaded topics=%zu keywords=%zu queries=%zu atoms=%zu fold_enye=%s",
                  cls_match_n_topics(self->conf.match), cls_match_n_keywords(self->conf.match),
+                 cls_match_n_queries(self->conf.match), cls_match_n_atoms(self->conf.match),
                  self->conf.cc.fold_enye ? "true" : "false");
+}
+
+esc_rc
+cls_reload(cls_t *self)
+{
+    struct cls_conf nc;
+    struct esc_error err;
+
+    memset(&err, 0, sizeof(err));
+    if (cls_conf_load(&nc, self->conf.cfg->path, &err) != ESC_OK) {
+        s_reload_failed(&err);
+        return ESC_INVALID;
+    }
+    s_reload_apply(self, &nc);
     return ESC_OK;
+}
+
+/* The helper thread: reads and compiles the file; touches nothing but the reload_* fields. */
+static void *
+s_reload_main(void *arg)
+{
+    cls_t *self = arg;
+    ssize_t w;
+
+    memset(&self->reload_err, 0, sizeof(self->reload_err));
+    self->reload_rc = cls_conf_load(&self->reload_conf, self->reload_path, &self->reload_err);
+    do {
+        w = write(self->reload_fd[1], "r", 1);
+    } while (w < 0 && errno == EINTR);
+    return NULL;
+}
+
+/* SIGHUP: starts compiling the file in the background (once more after the current compile
+ * when one is running), or reloads synchronously when there is no loop or no thread. */
+static void
+s_reload_start(cls_t *self)
+{
+    if (self->reload_running) {
+        self->reload_again = true;
+        return;
+    }
+    if (self->reload_fd[0] < 0) {
+        cls_reload(self);
+        return;
+    }
+    esc_strlcpy(self->reload_path, self->conf.cfg->path, sizeof(self->reload_path));
+    if (pthread_create(&self->reload_thread, NULL, s_reload_main, self) != 0) {
+        esc_log_warn("could not start the reload thread, reloading in the loop");
+        cls_reload(self);
+        return;
+    }
+    self->reload_running = true;
+}
+
+/* The helper wrote its byte: join it and swap in its result, or log why not. */
+static void
+s_reload_finish(cls_t *self)
+{
+    char b;
+
+    while (read(self->reload_fd[0], &b, 1) < 0 && errno == EINTR) {
+    }
+    if (!self->reload_running) {
+        return;
+    }
+    pthread_join(self->reload_thread, NULL);
+    self->reload_running = false;
+    if (self->reload_rc == ESC_OK) {
+        s_reload_apply(self, &self->reload_conf);
+    }
+    else {
+        s_reload_failed(&self->reload_err);
+    }
+    if (self->reload_again) {
+        self->reload_again = false;
+        s_reload_start(self);
+    }
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -345,7 +730,7 @@ s_on_signal(cls_t *self)
     esc_sig_handle(self->sig_fd, &self->drain, self->conf.cc.grace_ms);
     if (self->drain.reload) {
         self->drain.reload = 0;
-        cls_reload(self);
+        s_reload_start(self);
     }
 }
 
@@ -445,18 +830,23 @@ static bool
 s_loop(cls_t *self)
 {
     for (;;) {
-        zmq_pollitem_t it[2] = {
+        zmq_pollitem_t it[3] = {
             { NULL, self->sig_fd, ZMQ_POLLIN, 0 },
             { esc_bus_zsock(self->in), 0, ZMQ_POLLIN, 0 },
+            { NULL, self->reload_fd[0], ZMQ_POLLIN, 0 },
         };
         int64_t now;
 
-        if (zmq_poll(it, 2, s_timeout(self)) < 0 && errno != EINTR) {
+        if (zmq_poll(it, self->reload_fd[0] >= 0 ? 3 : 2, s_timeout(self)) < 0
+            && errno != EINTR) {
             esc_log_error("poll failed err=\"%s\"", zmq_strerror(errno));
             return false;
         }
         if (it[0].revents & ZMQ_POLLIN) {
             s_on_signal(self);
+        }
+        if (it[2].revents & ZMQ_POLLIN) {
+            s_reload_finish(self);
         }
         if (it[1].revents & ZMQ_POLLIN) {
             s_on_input(self, CLS_BATCH_MAX);
@@ -492,13 +882,24 @@ cls_run(cls_t *self, int sig_fd)
     int64_t left;
 
     self->sig_fd = sig_fd;
+    if (pipe(self->reload_fd) != 0) {
+        esc_log_errno("pipe");
+        self->reload_fd[0] = -1;
+        self->reload_fd[1] = -1;
+    }
+    else {
+        fcntl(self->reload_fd[0], F_SETFD, FD_CLOEXEC);
+        fcntl(self->reload_fd[1], F_SETFD, FD_CLOEXEC);
+    }
     self->in = esc_bus_new(ESC_BUS_PULL, cfg->bus.classify, false, (int)cfg->bus.hwm);
     self->out = esc_bus_new(ESC_BUS_PUSH, cfg->bus.aggregate, false, (int)cfg->bus.hwm);
     if (self->in != NULL && self->out != NULL) {
-        esc_log_info("started classify=%s aggregate=%s topics=%zu keywords=%zu fold_enye=%s",
+        esc_log_info("started classify=%s aggregate=%s topics=%zu keywords=%zu queries=%zu "
+                     "atoms=%zu fold_enye=%s",
                      esc_bus_endpoint(self->in), esc_bus_endpoint(self->out),
                      cls_match_n_topics(self->conf.match),
                      cls_match_n_keywords(self->conf.match),
+                     cls_match_n_queries(self->conf.match), cls_match_n_atoms(self->conf.match),
                      self->conf.cc.fold_enye ? "true" : "false");
         self->last_in_ms = esc_mono_ms();
         drained = s_loop(self);

@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "escucha/esc_cfg.h"
 #include "escucha/esc_msg.h"
@@ -23,7 +24,15 @@ struct cls_cfg {
     int64_t grace_ms;       /* longest a drain may take after the first SIGTERM */
     int64_t drain_quiet_ms; /* a drain ends once the input has been quiet this long */
     bool fold_enye;         /* also fold ñ to n when normalising */
+    char languages[64];     /* languages language ID chooses from, "es,en,pt,qu,ay" */
+    char language_model[256]; /* langid model file ("" = the one built/installed) */
+    double language_min_confidence; /* below this the language is "und" */
+    char sentiment_lexicon[256]; /* sentiment lexicon file ("" = the one built/installed) */
 };
+
+/* Parses a comma-separated language list into codes (pointers into buf). Returns the count,
+ * or -1 when there are more than max. */
+int cls_languages_split(char *buf, const char **codes, size_t max);
 
 extern const struct esc_cfg_entry cls_cfg_map[];
 
@@ -42,6 +51,11 @@ esc_rc cls_conf_from_cfg(struct cls_conf *c, struct esc_cfg **cfg_p, struct esc_
 esc_rc cls_conf_load(struct cls_conf *c, const char *path, struct esc_error *err);
 /* Frees what c owns and zeroes it. NULL-safe. */
 void cls_conf_fini(struct cls_conf *c);
+/* --check-config: loads the file at path, prints to diag every error and warning of every
+ * keyword, query and exclude query (key path, column and a caret line under the query), then
+ * checks the rest as cls_conf_load does. Prints "config ok" (and the number of warnings) to
+ * out and returns 0, or returns ESC_CFG_EXIT_INVALID. */
+int cls_conf_check(const char *path, FILE *out, FILE *diag);
 
 struct cls_stats {
     uint64_t in;       /* messages received */
@@ -66,9 +80,13 @@ const struct cls_stats *cls_get_stats(const cls_t *self);
 /* Tokens of the post last analysed; borrowed until the next analyse/process. */
 const cls_text_t *cls_get_tokens(const cls_t *self);
 
-/* Tokenises p (text, hashtags, mentions) with the current matcher's options and matches it.
- * Returns the hits, borrowed until the next call. */
+/* Tokenises p (text, hashtags, mentions, author, url, platform, language) with the current
+ * matcher's options and matches it. Returns the hits, borrowed until the next call. */
 const struct cls_match_result *cls_analyze(cls_t *self, const struct esc_post *p);
+/* --explain: prints the normalised text, the tokens, every matched topic with the clause that
+ * made it match, the near misses with the clause that failed, the language and the
+ * sentiment. */
+void cls_explain(cls_t *self, const struct esc_post *p, FILE *f);
 
 /* Classifies one bus message: decode a "post", analyse it, encode it as "classified" with
  * topics (config order, possibly none), language and sentiment 0. Returns a caller-owned

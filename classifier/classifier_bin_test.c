@@ -3,8 +3,9 @@
  * broker and aggregator: it binds a PUSH socket (the classifier's bus.classify) and a PULL
  * socket (its bus.aggregate) on tcp://127.0.0.1:*, writes a temporary config with those
  * endpoints, starts the binary, sends posts and one garbage frame, and checks the classified
- * posts, a SIGHUP reload, the stop on SIGTERM (exit 0 and the summary line), exit 1 when posts
- * had to be dropped, and the --check-config, --normalize and --explain tools. */
+ * posts, a SIGHUP reload, reloads (good and bad files) while posts stream with every post
+ * coming out once, the stop on SIGTERM (exit 0 and the summary line), exit 1 when posts had
+ * to be dropped, and the --check-query, --check-config, --normalize and --explain tools. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -365,8 +366,8 @@ test_cls_bin_check_config(void **state)
     s_write_cfg(e->cfg, "tcp://127.0.0.1:5551", "tcp://127.0.0.1:5552", ", \"?!\"", "", 1000);
     assert_int_equal(s_run_tool(e, args, NULL), 2);
     out = s_slurp(e->err);
-    snprintf(want, sizeof(want), "escucha-classifier: %s: teams[1].topics[0].keywords[1]: ",
-             e->cfg);
+    snprintf(want, sizeof(want),
+             "escucha-classifier: %s: error: teams[1].topics[0].keywords[1]: ", e->cfg);
     assert_memory_equal(out, want, strlen(want));
     esc_free(out);
 
@@ -417,16 +418,236 @@ test_cls_bin_normalize_and_explain(void **state)
     out = s_slurp(e->out);
     assert_non_null(strstr(out, "normalized: hoy #eleccionesperu2026: el poder legislativo "
                                 "https://x.pe\n"));
-    assert_non_null(strstr(out, "  hashtag       eleccionesperu2026\n"));
-    assert_non_null(strstr(out, "  part          peru\n"));
+    assert_non_null(strstr(out, "  hashtag       eleccionesperu2026 @1\n"));
+    assert_non_null(strstr(out, "  part          peru @1\n"));
     assert_non_null(strstr(out, "  gob/congreso keyword=\"poder legislativo\"\n"));
-    assert_non_null(strstr(out, "  gob/elecciones keyword=\"#EleccionesPerú2026\"\n"));
-    assert_null(strstr(out, "x.pe\n  ")); /* the URL is not a token */
-    assert_non_null(strstr(out, "language: es\n"));
+    /* the first keyword (config order) that matches is the one shown */
+    assert_non_null(strstr(out, "  gob/elecciones keyword=\"elecciones\"\n"));
+    /* the URL is a link, not words */
+    assert_non_null(strstr(out, "  link          x.pe\n"));
+    assert_null(strstr(out, "  word          x\n"));
+    assert_non_null(strstr(out, "language: es confidence="));
+    assert_non_null(strstr(out, "\nsentiment: "));
     esc_free(out);
 
     s_write(in_path, "{\"id\": 1}");
     assert_int_equal(s_run_tool(e, explain_args, in_path), 1);
+}
+
+/* Writes text to path through a temporary file and a rename, so a reader never sees half. */
+static void
+s_write_atomic(const char *path, const char *text)
+{
+    char tmp[160];
+
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    s_write(tmp, text);
+    assert_int_equal(rename(tmp, path), 0);
+}
+
+static const char s_stream_cfg[] =
+    "{ \"bus\": { \"classify\": \"%s\", \"aggregate\": \"%s\", \"hwm\": 1000 },\n"
+    "  \"teams\": [ { \"id\": \"gob\", \"topics\": [\n"
+    "    { \"id\": \"congreso\", \"query\": \"%s\" } ] } ],\n"
+    "  \"classifier\": { \"drain_quiet_ms\": 200, \"grace_ms\": 5000 } }\n";
+
+static void
+s_write_stream_cfg(const struct env *e, const char *query)
+{
+    char text[1024];
+
+    snprintf(text, sizeof(text), s_stream_cfg, esc_bus_endpoint(e->push),
+             esc_bus_endpoint(e->pull), query);
+    s_write_atomic(e->cfg, text);
+}
+
+static void
+test_cls_bin_reload_under_load_loses_nothing(void **state)
+{
+    enum { ROUNDS = 12, PER_ROUND = 250 };
+    struct env *e = *state;
+    const char *args[] = { "--config", e->cfg, NULL };
+    static const char *const queries[] = {
+        "congreso OR senado",
+        "(congreso AND (voto",          /* invalid: the running config stays */
+        "congreso NEAR/3 senado",
+    };
+    unsigned char *seen = esc_calloc(ROUNDS * PER_ROUND, 1);
+    size_t matched = 0;
+    char *log;
+    pid_t pid;
+    int round;
+    int i;
+
+    s_write_stream_cfg(e, "congreso");
+    pid = s_spawn(e, args, NULL);
+    for (round = 0; round < ROUNDS; round++) {
+        for (i = 0; i < PER_ROUND; i++) {
+            char id[32];
+
+            snprintf(id, sizeof(id), "%d", round * PER_ROUND + i);
+            s_send_post(e, id, i % 2 == 0 ? "el congreso y el senado" : "nada", NULL);
+            if (i == PER_ROUND / 3) {
+                /* a reload lands while this round's posts are queued and in flight */
+                s_write_stream_cfg(e, queries[round % 3]);
+                assert_int_equal(kill(pid, SIGHUP), 0);
+            }
+        }
+        for (i = 0; i < PER_ROUND; i++) {
+            struct esc_post p;
+            int64_t n = -1;
+
+            s_recv_classified(e, &p);
+            assert_int_equal(esc_parse_i64(p.id, 0, ROUNDS * PER_ROUND - 1, &n), 0);
+            assert_int_equal(seen[n], 0);
+            seen[n] = 1;
+            /* every config in play classifies the odd posts as nothing, the even ones as
+             * congreso */
+            assert_int_equal(p.n_topics, n % 2 == 0 ? 1 : 0);
+            matched += p.n_topics;
+            esc_post_fini(&p);
+        }
+    }
+    for (i = 0; i < ROUNDS * PER_ROUND; i++) {
+        assert_int_equal(seen[i], 1);
+    }
+    assert_int_equal(matched, ROUNDS * PER_ROUND / 2);
+    esc_free(seen);
+    assert_int_equal(kill(pid, SIGTERM), 0);
+    assert_int_equal(s_wait(pid, 10000), 0);
+    log = s_slurp(e->err);
+    assert_non_null(strstr(log, "reloaded topics=1"));
+    assert_non_null(strstr(log, "reload failed, keeping the running config"));
+    assert_non_null(strstr(log, "teams[0].topics[0].query: column 1: unbalanced parenthesis"));
+    assert_non_null(strstr(log, "dropped=0"));
+    esc_free(log);
+}
+
+static void
+test_cls_bin_check_query(void **state)
+{
+    struct env *e = *state;
+    const char *bad[] = { "--check-query", "congreso AND (voto", NULL };
+    const char *good[] = { "--check-query", "(elecciones OR vot*) AND perú -fraude", "--tree",
+                           NULL };
+    const char *empty[] = { "--check-query", "", NULL };
+    char *out;
+
+    assert_int_equal(s_run_tool(e, bad, NULL), 2);
+    out = s_slurp(e->out);
+    assert_string_equal(out, "error: column 14: unbalanced parenthesis\n"
+                             "  congreso AND (voto\n"
+                             "               ^\n");
+    esc_free(out);
+    assert_int_equal(s_run_tool(e, good, NULL), 0);
+    out = s_slurp(e->out);
+    assert_string_equal(out, "warning: column 16: short wildcard 'vot*' may match many "
+                             "unrelated words\n"
+                             "  (elecciones OR vot*) AND perú -fraude\n"
+                             "                 ^\n"
+                             "AND\n"
+                             "  OR\n"
+                             "    term \"elecciones\"\n"
+                             "    wildcard \"vot*\"\n"
+                             "  term \"peru\"\n"
+                             "  NOT\n"
+                             "    term \"fraude\"\n"
+                             "query ok, 1 warning\n");
+    esc_free(out);
+    assert_int_equal(s_run_tool(e, empty, NULL), 2);
+    out = s_slurp(e->out);
+    assert_string_equal(out, "error: column 1: empty query\n  \n  ^\n");
+    esc_free(out);
+}
+
+static void
+test_cls_bin_check_config_queries(void **state)
+{
+    struct env *e = *state;
+    const char *args[] = { "--config", e->cfg, "--check-config", NULL };
+    char *out;
+    char want[512];
+
+    s_write(e->cfg, "{ \"teams\": [ { \"id\": \"a\", \"topics\": [\n"
+                    "  { \"id\": \"x\", \"query\": \"congreso OR senado NOT fujimori\" },\n"
+                    "  { \"id\": \"y\", \"query\": \"ok\", \"exclude\": \"NOT peru\" },\n"
+                    "  { \"id\": \"z\", \"query\": \"congreso AND (voto\" },\n"
+                    "  { \"id\": \"w\", \"keywords\": [\"!!\"], "
+                    "\"query\": \"a NEAR/99 b\" } ] } ] }");
+    assert_int_equal(s_run_tool(e, args, NULL), 2);
+    out = s_slurp(e->err);
+    snprintf(want, sizeof(want),
+             "escucha-classifier: %s: error: teams[0].topics[2].query: column 14: unbalanced "
+             "parenthesis\n"
+             "  congreso AND (voto\n"
+             "               ^\n",
+             e->cfg);
+    assert_non_null(strstr(out, want));
+    assert_non_null(strstr(out, ": warning: teams[0].topics[0].query: column 20: NOT binds "));
+    assert_non_null(strstr(out, ": warning: teams[0].topics[1].exclude: column 1: this exclude "
+                                "query is NOT-only"));
+    assert_non_null(strstr(out, ": error: teams[0].topics[3].keywords[0]: keyword \"!!\" has "));
+    assert_non_null(strstr(out, ": error: teams[0].topics[3].query: column 3: NEAR distance 99 "
+                                "is too large (max 50)\n"));
+    esc_free(out);
+    /* warnings alone do not fail the check */
+    s_write(e->cfg, "{ \"teams\": [ { \"id\": \"a\", \"topics\": [\n"
+                    "  { \"id\": \"x\", \"query\": \"vot* OR (a b)\" } ] } ] }");
+    assert_int_equal(s_run_tool(e, args, NULL), 0);
+    out = s_slurp(e->out);
+    assert_string_equal(out, "config ok, 1 warning\n");
+    esc_free(out);
+    /* a bad team exclusion entry is reported by the compile step */
+    s_write(e->cfg, "{ \"teams\": [ { \"id\": \"a\", \"exclude\": { \"sites\": [\"/\"] },"
+                    " \"topics\": [ { \"id\": \"x\", \"query\": \"a\" } ] } ] }");
+    assert_int_equal(s_run_tool(e, args, NULL), 2);
+    out = s_slurp(e->err);
+    assert_non_null(strstr(out, "teams[0].exclude.sites[0]: '/' is not a domain"));
+    esc_free(out);
+}
+
+static void
+test_cls_bin_explain_queries(void **state)
+{
+    struct env *e = *state;
+    const char *args[] = { "--config", e->cfg, "--explain", NULL };
+    char in_path[160];
+    char *out;
+
+    snprintf(in_path, sizeof(in_path), "%s/in.json", e->dir);
+    s_write(e->cfg, "{ \"teams\": [ { \"id\": \"gob\", \"exclude\": { \"authors\": [\"@bot\"] },"
+                    " \"topics\": [\n"
+                    "  { \"id\": \"fraude\", \"query\": \"fraude NEAR/3 (elecciones OR voto)\" },\n"
+                    "  { \"id\": \"onpe\", \"query\": \"@onpe AND followers:>100\" },\n"
+                    "  { \"id\": \"site\", \"query\": \"site:gob.pe\", "
+                    "\"exclude\": \"{ONPE}\" } ] },\n"
+                    "  { \"id\": \"dev\", \"topics\": [\n"
+                    "  { \"id\": \"es\", \"query\": \"lang:es fraude\" } ] } ] }");
+    s_write(in_path, "{\"id\": \"9\", \"platform\": \"mastodon\", \"lang\": \"es\", "
+                     "\"author\": \"@ana@mastodon.social\", \"followers\": 50, "
+                     "\"created_at\": 1, \"url\": \"https://www.onpe.gob.pe/n/1\", "
+                     "\"text\": \"ONPE: no hubo fraude en el voto, dice @onpe\"}");
+    assert_int_equal(s_run_tool(e, args, in_path), 0);
+    out = s_slurp(e->out);
+    assert_non_null(strstr(out, "  link          www.onpe.gob.pe/n/1\n"));
+    assert_non_null(strstr(out, "  author        ana@mastodon.social\n"));
+    assert_non_null(strstr(out, "topics:\n"
+                                "  gob/fraude query=\"fraude NEAR/3 (elecciones OR voto)\"\n"
+                                "  dev/es query=\"lang:es fraude\"\n"
+                                "near misses:\n"
+                                "  gob/onpe failed query=\"followers:>100\" (follower count does "
+                                "not qualify)\n"
+                                "  gob/site excluded by exclude=\"{ONPE}\"\n"));
+    assert_non_null(strstr(out, "language: es confidence="));
+    assert_non_null(strstr(out, "\nsentiment: "));
+    esc_free(out);
+    /* the team's exclusion list */
+    s_write(in_path, "{\"id\": \"9\", \"platform\": \"x\", \"author\": \"bot\", "
+                     "\"created_at\": 1, \"text\": \"fraude y voto\"}");
+    assert_int_equal(s_run_tool(e, args, in_path), 0);
+    out = s_slurp(e->out);
+    assert_non_null(strstr(out, "  gob/fraude excluded by team gob exclude.authors[0]=\"@bot\"\n"));
+    esc_free(out);
 }
 
 static void
@@ -468,6 +689,11 @@ main(void)
                                         s_teardown),
         cmocka_unit_test_setup_teardown(test_cls_bin_check_config, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_cls_bin_normalize_and_explain, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_cls_bin_reload_under_load_loses_nothing, s_setup,
+                                        s_teardown),
+        cmocka_unit_test_setup_teardown(test_cls_bin_check_query, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_cls_bin_check_config_queries, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_cls_bin_explain_queries, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_cls_bin_flags, s_setup, s_teardown),
     };
     int rc;

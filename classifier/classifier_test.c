@@ -105,7 +105,7 @@ test_cls_process_happy_path(void **state)
     assert_string_equal(p.topics[1], "gob/elecciones");
     assert_string_equal(p.topics[2], "dev/anemia");
     assert_string_equal(p.language, "es");
-    assert_true(p.sentiment == 0.0);
+    assert_true(p.sentiment >= -1.0 && p.sentiment <= 1.0);
     esc_post_fini(&p);
     assert_int_equal(cls_get_stats(c)->in, 1);
     assert_int_equal(cls_get_stats(c)->matched, 1);
@@ -121,17 +121,45 @@ test_cls_process_forwards_unmatched(void **state)
     cls_t *c = s_cls(s_json);
     struct esc_post p;
 
+    /* language ID reads the text; with no hint and no usable words it says "und" */
     s_classify(c, "nothing to see here", NULL, NULL, &p);
     assert_int_equal(p.n_topics, 0);
     assert_null(p.topics);
+    assert_string_equal(p.language, "en");
+    esc_post_fini(&p);
+    s_classify(c, "12345 :-)", NULL, NULL, &p);
     assert_string_equal(p.language, "und");
     esc_post_fini(&p);
+    /* the platform's hint is used only when the text says nothing */
     s_classify(c, "", "en", NULL, &p);
     assert_int_equal(p.n_topics, 0);
     assert_string_equal(p.language, "en");
     esc_post_fini(&p);
-    assert_int_equal(cls_get_stats(c)->in, 2);
+    assert_int_equal(cls_get_stats(c)->in, 3);
     assert_int_equal(cls_get_stats(c)->matched, 0);
+    cls_destroy(&c);
+}
+
+static void
+test_cls_process_language_and_sentiment(void **state)
+{
+    cls_t *c = s_cls(s_json);
+    struct esc_post p;
+
+    /* the text decides the language even when the platform's hint says otherwise */
+    s_classify(c, "No es bueno lo que hizo el Congreso, qué vergüenza 😡", "en", NULL, &p);
+    assert_string_equal(p.language, "es");
+    assert_true(p.sentiment < -0.3);
+    esc_post_fini(&p);
+    s_classify(c, "Great news: the congress finally approved the health budget!", "es", NULL,
+               &p);
+    assert_string_equal(p.language, "en");
+    assert_true(p.sentiment > 0.3);
+    esc_post_fini(&p);
+    s_classify(c, "El congreso sesiona el martes a las 10", NULL, NULL, &p);
+    assert_string_equal(p.language, "es");
+    assert_true(p.sentiment > -0.05 && p.sentiment < 0.05);
+    esc_post_fini(&p);
     cls_destroy(&c);
 }
 
@@ -352,6 +380,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_cls_process_happy_path),
         cmocka_unit_test(test_cls_process_forwards_unmatched),
+        cmocka_unit_test(test_cls_process_language_and_sentiment),
         cmocka_unit_test(test_cls_process_uses_post_hashtags_and_mentions),
         cmocka_unit_test(test_cls_process_invalid_messages_counted),
         cmocka_unit_test(test_cls_process_repairs_utf8),

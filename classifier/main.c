@@ -1,8 +1,10 @@
 #define ESC_LOG_MODULE "main"
 /* escucha-classifier: flags, config, signals, then cls_run (classifier.c). Besides the service
- * it has two tools for people writing keywords: --normalize prints each stdin line the way the
- * matcher sees text, and --explain shows, for one post in the project's JSON shape, the
- * normalised text, every token and which keyword put it in which topic. Single-threaded. */
+ * it has tools for people writing topics: --check-query validates one query (every error and
+ * warning with its column and a caret, --tree for the parse tree), --normalize prints each
+ * stdin line the way the matcher sees text, and --explain shows, for one post in the
+ * project's JSON shape, the normalised text, every token, which clause put it in which topic
+ * and which clause kept it out of the near misses. Single-threaded. */
 #include <getopt.h>
 #include <stdio.h>
 #include <string.h>
@@ -17,6 +19,7 @@
 #include "escucha/esc_util.h"
 
 #include "classifier.h"
+#include "langid/langid.h"
 
 #define S_PROG "escucha-classifier"
 
@@ -26,6 +29,8 @@ enum s_mode {
     S_DUMP,
     S_EXPLAIN,
     S_NORMALIZE,
+    S_CHECK_QUERY,
+    S_DETECT_LANG,
 };
 
 static void
@@ -36,12 +41,18 @@ s_usage(FILE *f)
             "Matches every post from the broker (bus.classify) against the keywords of every\n"
             "team's topics and passes it on to the aggregator (bus.aggregate).\n\n"
             "  --config FILE      deployment config (JSON)\n"
-            "  --check-config     validate the config and every keyword, then exit (0 ok, 2 bad)\n"
+            "  --check-config     validate the config, every keyword and query, then exit\n"
+            "                     (0 ok, 2 bad)\n"
+            "  --check-query Q    validate one topic query (docs/query-language.md): errors and\n"
+            "                     warnings with their column; exit 0 valid, 2 invalid\n"
+            "  --tree             with --check-query: also print the parse tree\n"
             "  --help-config      describe the classifier's config keys\n"
             "  --dump-config      print the effective classifier config\n"
             "  --explain          read one post (JSON) on stdin and show how it is classified\n"
             "  --normalize        print each stdin line as the matcher sees it (--config is\n"
             "                     optional here; it supplies classifier.fold_enye)\n"
+            "  --detect-lang      read one text per line on stdin, print one language code per\n"
+            "                     line (\"und\" when unsure); --config supplies the languages\n"
             "  --log-level LEVEL  error|warn|info|debug (default info)\n"
             "  --help, --version\n");
 }
@@ -104,6 +115,44 @@ s_read_line(FILE *f, char **buf, size_t *cap, size_t max, size_t *len_out, int *
     return 0;
 }
 
+/* --detect-lang: one code per stdin line, with the languages of cc (NULL: the defaults). */
+static int
+s_detect_lang(const struct cls_cfg *cc)
+{
+    const char *codes[CLS_LANGID_LANGS_MAX];
+    struct cls_langid_params params;
+    struct esc_error err;
+    char langs[64];
+    cls_langid_t *lid;
+    size_t cap = 4096;
+    char *line;
+    size_t len;
+    int too_long;
+    int n = 0;
+
+    cls_langid_params_default(&params);
+    if (cc != NULL) {
+        esc_strlcpy(langs, cc->languages, sizeof(langs));
+        n = cls_languages_split(langs, codes, CLS_LANGID_LANGS_MAX);
+        params.min_confidence = cc->language_min_confidence;
+    }
+    memset(&err, 0, sizeof(err));
+    lid = cls_langid_new_ex(cc != NULL && cc->language_model[0] != '\0' ? cc->language_model
+                                                                         : NULL,
+                            n > 0 ? codes : NULL, n > 0 ? (size_t)n : 0, NULL, &params, &err);
+    if (lid == NULL) {
+        fprintf(stderr, S_PROG ": %s\n", err.text);
+        return 1;
+    }
+    line = esc_malloc(cap);
+    while (s_read_line(stdin, &line, &cap, CLS_TEXT_MAX, &len, &too_long) == 0) {
+        puts(too_long ? CLS_LANGID_UND : cls_langid_detect(lid, line, len, NULL));
+    }
+    esc_free(line);
+    cls_langid_destroy(&lid);
+    return fflush(stdout) == 0 ? 0 : 1;
+}
+
 static int
 s_normalize(const struct cls_text_opts *opts)
 {
@@ -129,18 +178,42 @@ s_normalize(const struct cls_text_opts *opts)
 }
 
 static int
+s_check_query(const char *query, bool tree, const struct cls_text_opts *topts)
+{
+    struct cls_query q;
+    struct cls_query_opts qo;
+    size_t errors;
+
+    memset(&qo, 0, sizeof(qo));
+    qo.mode = CLS_QUERY_INCLUDE;
+    qo.fold_enye = topts->fold_enye;
+    qo.text_fold_enye = topts->fold_enye;
+    errors = cls_query_parse(&q, query, &qo, NULL);
+    cls_query_print_msgs(&q, stdout, NULL, NULL);
+    if (errors == 0) {
+        if (tree) {
+            cls_query_print_tree(&q, stdout);
+        }
+        if (q.n_msgs > 0) {
+            printf("query ok, %zu warning%s\n", q.n_msgs, q.n_msgs == 1 ? "" : "s");
+        }
+        else {
+            printf("query ok\n");
+        }
+    }
+    cls_query_fini(&q);
+    if (fflush(stdout) != 0) {
+        return 1;
+    }
+    return errors == 0 ? 0 : ESC_CFG_EXIT_INVALID;
+}
+
+static int
 s_explain(cls_t *cls)
 {
-    const struct cls_conf *conf = cls_get_conf(cls);
-    const struct cls_match_result *res;
-    const struct cls_token *toks;
     struct esc_post p;
     struct esc_error err;
-    cls_text_t *norm;
-    char lang[8];
     size_t len = 0;
-    size_t n;
-    size_t i;
     char *json;
 
     json = s_read_all(stdin, ESC_MSG_MAX, &len);
@@ -155,28 +228,7 @@ s_explain(cls_t *cls)
         return 1;
     }
     esc_free(json);
-    res = cls_analyze(cls, &p);
-    norm = cls_text_new();
-    printf("normalized: %s\n", cls_text_normalize(norm, cls_match_opts(conf->match),
-                                                  p.text != NULL ? p.text : "",
-                                                  p.text != NULL ? strlen(p.text) : 0, NULL));
-    if (cls_text_invalid(norm) > 0) {
-        printf("invalid_utf8_bytes: %zu\n", cls_text_invalid(norm));
-    }
-    cls_text_destroy(&norm);
-    toks = cls_text_tokens(cls_get_tokens(cls), &n);
-    printf("tokens:%s\n", n == 0 ? " none" : "");
-    for (i = 0; i < n; i++) {
-        printf("  %-13s %.*s\n", cls_text_kind_name((enum cls_tok_kind)toks[i].kind),
-               (int)toks[i].len, cls_text_tok_str(cls_get_tokens(cls), &toks[i]));
-    }
-    printf("topics:%s\n", res->n_hits == 0 ? " none" : "");
-    for (i = 0; i < res->n_hits; i++) {
-        printf("  %s keyword=\"%s\"\n", cls_match_topic_key(conf->match, res->hits[i].topic),
-               cls_match_keyword(conf->match, res->hits[i].keyword));
-    }
-    cls_language(p.lang, lang, sizeof(lang));
-    printf("language: %s\nsentiment: 0\n", lang);
+    cls_explain(cls, &p, stdout);
     esc_post_fini(&p);
     return fflush(stdout) == 0 ? 0 : 1;
 }
@@ -191,12 +243,17 @@ main(int argc, char **argv)
         { "dump-config", no_argument, NULL, 'D' },
         { "explain", no_argument, NULL, 'E' },
         { "normalize", no_argument, NULL, 'N' },
+        { "check-query", required_argument, NULL, 'q' },
+        { "tree", no_argument, NULL, 'T' },
+        { "detect-lang", no_argument, NULL, 'L' },
         { "log-level", required_argument, NULL, 'l' },
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, 'V' },
         { NULL, 0, NULL, 0 },
     };
     const char *config_path = NULL;
+    const char *query = NULL;
+    bool tree = false;
     enum s_mode mode = S_RUN;
     int level = ESC_LOG_INFO;
     struct esc_error err;
@@ -223,6 +280,16 @@ main(int argc, char **argv)
             break;
         case 'N':
             mode = S_NORMALIZE;
+            break;
+        case 'q':
+            mode = S_CHECK_QUERY;
+            query = optarg;
+            break;
+        case 'T':
+            tree = true;
+            break;
+        case 'L':
+            mode = S_DETECT_LANG;
             break;
         case 'H':
             printf("classifier section (\"classifier\": {...}):\n");
@@ -251,34 +318,50 @@ main(int argc, char **argv)
         return 2;
     }
     esc_log_init("classifier", (enum esc_log_level)level);
-    if (mode == S_NORMALIZE && config_path == NULL) {
+    if (mode == S_DETECT_LANG && config_path == NULL) {
+        return s_detect_lang(NULL);
+    }
+    if ((mode == S_NORMALIZE || mode == S_CHECK_QUERY) && config_path == NULL) {
         memset(&topts, 0, sizeof(topts));
-        return s_normalize(&topts);
+        return mode == S_NORMALIZE ? s_normalize(&topts) : s_check_query(query, tree, &topts);
     }
     if (config_path == NULL) {
         s_usage(stderr);
         return 2;
+    }
+    if (mode == S_CHECK) {
+        return cls_conf_check(config_path, stdout, stderr);
     }
     memset(&err, 0, sizeof(err));
     if (cls_conf_load(&conf, config_path, &err) != ESC_OK) {
         esc_error_print(stderr, S_PROG, &err);
         return ESC_CFG_EXIT_INVALID;
     }
+    if (esc_bus_configure(conf.cfg, &err) != ESC_OK) {
+        esc_error_print(stderr, S_PROG, &err);
+        cls_conf_fini(&conf);
+        return ESC_CFG_EXIT_INVALID;
+    }
     switch (mode) {
     case S_CHECK:
-        printf("config ok\n");
-        cls_conf_fini(&conf);
-        return 0;
     case S_DUMP:
         esc_cfg_print_values(stdout, "classifier", cls_cfg_map, &conf.cc);
         cls_conf_fini(&conf);
         return 0;
     case S_NORMALIZE:
+    case S_CHECK_QUERY:
         topts = *cls_match_opts(conf.match);
         cls_conf_fini(&conf);
-        return s_normalize(&topts);
+        return mode == S_NORMALIZE ? s_normalize(&topts) : s_check_query(query, tree, &topts);
+    case S_DETECT_LANG:
+        status = s_detect_lang(&conf.cc);
+        cls_conf_fini(&conf);
+        return status;
     case S_EXPLAIN:
         cls = cls_new(&conf);
+        if (cls == NULL) {
+            return 1;
+        }
         status = s_explain(cls);
         cls_destroy(&cls);
         return status;
@@ -292,6 +375,10 @@ main(int argc, char **argv)
         return 1;
     }
     cls = cls_new(&conf);
+    if (cls == NULL) {
+        close(sig_fd);
+        return 1;
+    }
     status = cls_run(cls, sig_fd);
     cls_destroy(&cls);
     esc_bus_ctx_term();

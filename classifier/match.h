@@ -1,77 +1,132 @@
 #ifndef CLS_MATCH_H
 #define CLS_MATCH_H
 
-/* Compiled keyword matcher (docs/classifier.md, "Matching"). Every keyword of every topic is
- * normalised and tokenised once, when the matcher is built, and indexed in one hash table by
- * the text of its first token. Matching a post is one pass over its tokens with one lookup
- * each; a phrase is then checked against the following positions. The cost does not grow with
- * the number of topics that do not match. A keyword is one of:
- *   term      "congreso"          a word, a whole hashtag or a hashtag part
- *   phrase    "poder legislativo" consecutive main tokens, in order ("quotes" are optional)
- *   hashtag   "#CongresoPerú"     a whole hashtag in the text, or an entry of post hashtags
- *   mention   "@jne_peru"         a mention in the text, or an entry of post mentions
- * The boolean query language of issue #4 will compile into the same index. A built matcher is
- * immutable and can be shared; each user brings its own cls_match_result. */
+/* The compiled topic matcher (docs/classifier.md, "Matching"). Every topic of every team -
+ * its keywords, its boolean query and its exclude query (docs/query-language.md) - and every
+ * team's exclusion lists are compiled together. Each distinct single-token pattern ("atom":
+ * a word, #tag, @handle, {Exact} word, term* prefix, ?-pattern, author, link domain,
+ * language, platform) is stored once and indexed: exact texts in one hash table, wildcard
+ * prefixes in a second one probed at the prefix lengths that exist. Matching a post is one
+ * pass over its tokens that records which atoms occur and where; only the topics that one of
+ * those atoms can trigger are then evaluated (boolean, phrase and proximity logic on the
+ * recorded positions). The cost does not grow with topics that have none of the post's words.
+ * A built matcher is immutable and can be shared; each user brings its own cls_match_result. */
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "escucha/esc_cfg.h"
 #include "escucha/esc_rc.h"
 
+#include "query.h"
 #include "text.h"
 
-#define CLS_PHRASE_MAX 32 /* most tokens in one keyword */
+#define CLS_SPANS_MAX 65536 /* matches of one NEAR operand kept per post (a 64 KiB post has
+                               fewer tokens) */
 
 typedef struct cls_match cls_match_t;
 
 struct cls_hit {
-    uint32_t topic;   /* topic index (config order over all teams) */
-    uint32_t keyword; /* keyword that matched first (cls_match_keyword) */
+    uint32_t topic; /* topic index (order of addition: config order over all teams) */
 };
+
+/* Post fields that are compared at evaluation time rather than indexed. */
+struct cls_match_post {
+    int64_t followers; /* the author's follower count (0 when unknown) */
+};
+
+struct cls_match_scratch;
 
 /* Per-caller scratch and result of cls_match_run; init/fini, reused across posts. */
 struct cls_match_result {
-    struct cls_hit *hits; /* matched topics, ascending topic index, no duplicates */
+    struct cls_hit *hits;         /* matched topics, ascending topic index, no duplicates */
     size_t n_hits;
-    uint32_t *mark;       /* internal: generation at which each topic last matched */
-    size_t cap;           /* internal: entries in mark and hits */
-    uint32_t gen;         /* internal: current generation */
+    size_t n_candidates;          /* topics evaluated for the last post */
+    uint32_t gen;                 /* internal: generation of the last post (marks in s) */
+    struct cls_match_scratch *s;  /* internal; grows to the largest matcher and post seen */
 };
 
-/* Returns a caller-owned, empty matcher that normalises with opts (copied). */
+/* One topic to compile. Strings are copied. */
+struct cls_topic_src {
+    const char *key;                /* "team/topic" */
+    const char *const *keywords;    /* any one matches; may be empty when query is set */
+    size_t n_keywords;
+    const char *query;              /* include query or NULL */
+    const char *exclude;            /* exclude query or NULL */
+    bool fold_enye;                 /* this topic matches with ñ folded to n */
+    int team;                       /* from cls_match_add_team, or -1 */
+};
+
+/* A team's exclusion lists: a post that matches any entry is removed from all its topics. */
+struct cls_team_src {
+    const char *id;
+    const char *const *authors;     /* handles, matched like author: */
+    size_t n_authors;
+    const char *const *sites;       /* domains (subdomains included), matched like site: */
+    size_t n_sites;
+    const char *const *phrases;     /* terms, phrases, #tags, @handles, matched like keywords */
+    size_t n_phrases;
+};
+
+/* Returns a caller-owned, empty matcher for tokens normalised with opts (copied). */
 cls_match_t *cls_match_new(const struct cls_text_opts *opts);
 void cls_match_destroy(cls_match_t **self_p);
 
-/* Adds a topic with key "team/topic" and its keywords (copied). `path` names the topic in
- * errors ("teams[0].topics[2]"); a keyword that normalises to nothing or is longer than
- * CLS_PHRASE_MAX tokens fails with err = "<path>.keywords[<i>]: ...". Returns the new topic's
- * index, or -1 (err filled, matcher unchanged). Not after cls_match_build. */
+/* Adds a team's exclusion lists. `path` names the team in errors ("teams[1]"); a bad entry
+ * fails with err = "<path>.exclude.<list>[<i>]: ...". Returns the team index, or -1 (err
+ * filled, matcher unchanged). Not after cls_match_build. */
+int cls_match_add_team(cls_match_t *self, const struct cls_team_src *src, const char *path,
+                       struct esc_error *err);
+/* Adds a topic. `path` names it in errors ("teams[0].topics[2]"): a bad keyword fails with
+ * "<path>.keywords[<i>]: ...", a bad query with "<path>.query: column N: ..." (err->column =
+ * N), likewise "<path>.exclude: ...". Warnings are kept (cls_match_warnings). Returns the new
+ * topic's index, or -1 (err filled, matcher unchanged). Not after cls_match_build. */
+int cls_match_add_topic_src(cls_match_t *self, const struct cls_topic_src *src, const char *path,
+                            struct esc_error *err);
+/* Shorthand: a topic with key and keywords only, no team. */
 int cls_match_add_topic(cls_match_t *self, const char *key, const char *const *keywords,
                         size_t n_keywords, const char *path, struct esc_error *err);
-/* Builds the index; call once, after the last add. */
+/* Builds the indexes; call once, after the last add. */
 void cls_match_build(cls_match_t *self);
 
-/* A built matcher for every topic of every team of cfg, in config order. Returns a
- * caller-owned matcher, or NULL with err naming the keyword's key path (source = cfg->path). */
+/* A built matcher for every team and topic of cfg, in config order; a topic's fold_enye is
+ * honoured. Returns a caller-owned matcher, or NULL with err naming the key path (source =
+ * cfg->path). */
 cls_match_t *cls_match_from_cfg(const struct esc_cfg *cfg, const struct cls_text_opts *opts,
                                 struct esc_error *err);
 
 const struct cls_text_opts *cls_match_opts(const cls_match_t *self);
 size_t cls_match_n_topics(const cls_match_t *self);
 size_t cls_match_n_keywords(const cls_match_t *self);
+size_t cls_match_n_queries(const cls_match_t *self);
+size_t cls_match_n_atoms(const cls_match_t *self);
 /* Key "team/topic" of a topic; borrowed, valid while the matcher lives. */
 const char *cls_match_topic_key(const cls_match_t *self, size_t topic);
-/* The keyword as written in the config; borrowed, valid while the matcher lives. */
-const char *cls_match_keyword(const cls_match_t *self, size_t keyword);
+/* Warnings found while compiling ("teams[0].topics[1].query: column 5: short wildcard ...");
+ * borrowed, valid while the matcher lives. */
+const char *const *cls_match_warnings(const cls_match_t *self, size_t *n);
 
 void cls_match_result_init(struct cls_match_result *res);
 void cls_match_result_fini(struct cls_match_result *res);
 
-/* Matches the tokens currently in txt (cls_text_tokenize, cls_text_add_*; tokenised with the
- * matcher's opts) and fills res. Returns res->n_hits. Does not allocate once res has grown
- * to the number of topics. */
-size_t cls_match_run(const cls_match_t *self, const cls_text_t *txt,
+/* Matches the tokens currently in txt (cls_text_tokenize and cls_text_add_*, with the
+ * matcher's opts) and the fields in post (NULL: followers 0) and fills res. Returns
+ * res->n_hits. Does not allocate once res has grown to the matcher and to the post size. */
+size_t cls_match_run(const cls_match_t *self, cls_text_t *txt, const struct cls_match_post *post,
                      struct cls_match_result *res);
+
+/* Same result as cls_match_run, but evaluates every topic instead of only the candidates
+ * that the post's atoms trigger. Slow; for checking the trigger logic and for tools. */
+size_t cls_match_run_all(const cls_match_t *self, cls_text_t *txt,
+                         const struct cls_match_post *post, struct cls_match_result *res);
+
+/* Runs the match and prints, for every topic that matched, the clause that made it match
+ * ("  team/topic keyword=\"...\"" or "query=\"...\""), then under "near misses:" every topic
+ * that did not match although one of its terms is in the post, with the clause that failed
+ * or the exclusion that removed it. Slow path: looks at every topic. */
+void cls_match_explain(const cls_match_t *self, cls_text_t *txt,
+                       const struct cls_match_post *post, struct cls_match_result *res, FILE *f);
 
 #endif

@@ -6,9 +6,18 @@
  * boundaries; then each token span is normalised on its own: NFKC + Unicode case folding via
  * utf8proc_decompose_char, removal of the combining diacritical marks (accent folding,
  * keeping U+0303 after 'n' so ñ survives unless fold_enye), canonical ordering and
- * composition. Pure-ASCII spans, the common case, take a lower-casing fast path. All buffers
- * live in the cls_text_t and only grow, so a warmed-up tokeniser does not allocate. Not
- * thread-safe: one cls_text_t per thread. */
+ * composition. Pure-ASCII spans, the common case, take a lower-casing fast path. Each token
+ * remembers its code-point span, so the un-folded form needed by {Exact} queries is computed
+ * only when asked for (cls_text_tok_raw). URLs become link tokens ("host/path") for site:
+ * queries; post fields (hashtags, mentions, author, url, language, platform) are appended as
+ * meta tokens after the text's, their code points after the text's. Two fast paths keep the
+ * common case cheap: a class table for ASCII, and a table of the folded form of every letter
+ * and digit of Latin-1 and Latin Extended-A/B, computed once by the general path itself (one
+ * such character never composes with its neighbours, so folding it alone gives the same
+ * bytes). All buffers live in the cls_text_t and only grow, so a warmed-up tokeniser does not
+ * allocate. Not thread-safe: one cls_text_t per thread (the shared tables are built once,
+ * under pthread_once). */
+#include <pthread.h>
 #include <string.h>
 
 #include <utf8proc.h>
@@ -23,6 +32,7 @@
 #define S_DECOMP_RESERVE 32 /* free slots kept before decomposing one code point */
 #define S_PARTS_MAX 64      /* parts a hashtag is split into, at most */
 #define S_NFKC_CF (UTF8PROC_DECOMPOSE | UTF8PROC_COMPAT | UTF8PROC_CASEFOLD | UTF8PROC_IGNORE)
+#define S_LATIN_END 0x250   /* the fold table covers U+0080..U+024F */
 
 /* Tokeniser classes of a code point. */
 enum s_class {
@@ -58,6 +68,10 @@ struct cls_text {
     size_t cap_w32;
     struct s_bytes tok;      /* normalised token texts, back to back */
     struct s_bytes norm;     /* output of cls_text_normalize */
+    struct s_bytes raw;      /* output of cls_text_tok_raw */
+    int32_t *lk;             /* scratch: the code points of one link (host + path) */
+    size_t cap_lk;
+    size_t n_links;          /* link tokens in the current list */
     struct cls_token *toks;
     size_t n_toks;
     size_t cap_toks;
@@ -68,6 +82,18 @@ struct cls_text {
     bool truncated;          /* input was cut at CLS_TEXT_MAX */
 };
 
+/* Folded form of one Latin letter or digit, as the general path gives it. */
+struct s_latin {
+    uint8_t len;  /* bytes in s; 0: not covered, use the general path */
+    uint8_t enye; /* the result contains ñ */
+    char s[6];
+};
+
+static struct s_latin s_latin_fold[2][S_LATIN_END - 0x80]; /* [fold_enye][cp - 0x80] */
+static pthread_once_t s_latin_once = PTHREAD_ONCE_INIT;
+
+static void s_latin_init(void);
+
 static const char *const s_kind_names[CLS_TOK_KINDS] = {
     [CLS_TOK_WORD] = "word",
     [CLS_TOK_HASHTAG] = "hashtag",
@@ -76,11 +102,16 @@ static const char *const s_kind_names[CLS_TOK_KINDS] = {
     [CLS_TOK_MENTIONPART] = "mention-part",
     [CLS_TOK_META_HASHTAG] = "meta-hashtag",
     [CLS_TOK_META_MENTION] = "meta-mention",
+    [CLS_TOK_AUTHOR] = "author",
+    [CLS_TOK_LINK] = "link",
+    [CLS_TOK_LANG] = "lang",
+    [CLS_TOK_PLATFORM] = "platform",
 };
 
 cls_text_t *
 cls_text_new(void)
 {
+    ESC_ASSERT(pthread_once(&s_latin_once, s_latin_init) == 0);
     return esc_calloc(1, sizeof(cls_text_t));
 }
 
@@ -97,6 +128,8 @@ cls_text_destroy(cls_text_t **self_p)
     esc_free(self->w32);
     esc_free(self->tok.data);
     esc_free(self->norm.data);
+    esc_free(self->raw.data);
+    esc_free(self->lk);
     esc_free(self->toks);
     esc_free(self->by_pos);
     esc_free(self);
@@ -150,26 +183,31 @@ s_unify(int32_t cp)
     return cp;
 }
 
-/* Decodes s[0..len) into self->cps, repairing invalid sequences. */
-static void
+/* Decodes s[0..len) and appends it to self->cps, repairing invalid sequences. Returns the
+ * index of the first appended code point. Input past CLS_TEXT_MAX bytes is dropped (and
+ * flagged in self->truncated). */
+static size_t
 s_decode(cls_text_t *self, const char *s, size_t len)
 {
     const utf8proc_uint8_t *u = (const utf8proc_uint8_t *)s;
     size_t i = 0;
-    size_t n = 0;
+    size_t base = self->n_cps;
+    size_t n = base;
 
-    self->truncated = len > CLS_TEXT_MAX;
-    if (self->truncated) {
+    if (len > CLS_TEXT_MAX) {
+        self->truncated = true;
         len = CLS_TEXT_MAX;
     }
-    self->cps = s_grow(self->cps, &self->cap_cps, len + 1, sizeof(int32_t));
+    self->cps = s_grow(self->cps, &self->cap_cps, base + len + 1, sizeof(int32_t));
     while (i < len) {
         utf8proc_int32_t cp;
         utf8proc_ssize_t r;
 
-        if (u[i] < 0x80) {
+        while (i < len && u[i] < 0x80) {
             self->cps[n++] = u[i++];
-            continue;
+        }
+        if (i >= len) {
+            break;
         }
         r = utf8proc_iterate(u + i, (utf8proc_ssize_t)(len - i), &cp);
         if (r <= 0) {
@@ -182,32 +220,40 @@ s_decode(cls_text_t *self, const char *s, size_t len)
         i += (size_t)r;
     }
     self->n_cps = n;
+    return base;
 }
 
+/* Classes of the ASCII code points: letters, digits and '_' are words, '\'' an apostrophe,
+ * '#' and '@' sigils, controls and ' ' space, the rest (punctuation, symbols) other. */
+#define W S_WORD
+#define P S_APOS
+#define H S_HASH
+#define A S_AT
+#define S S_SPACE
+#define O S_OTHER
+static const uint8_t s_ascii_classes[128] = {
+    S, S, S, S, S, S, S, S, S, S, S, S, S, S, S, S,
+    S, S, S, S, S, S, S, S, S, S, S, S, S, S, S, S,
+    S, O, O, H, O, O, O, P, O, O, O, O, O, O, O, O,
+    W, W, W, W, W, W, W, W, W, W, O, O, O, O, O, O,
+    A, W, W, W, W, W, W, W, W, W, W, W, W, W, W, W,
+    W, W, W, W, W, W, W, W, W, W, W, O, O, O, O, W,
+    O, W, W, W, W, W, W, W, W, W, W, W, W, W, W, W,
+    W, W, W, W, W, W, W, W, W, W, W, O, O, O, O, S,
+};
+#undef W
+#undef P
+#undef H
+#undef A
+#undef S
+#undef O
+
+/* Class of a non-ASCII code point. */
 static enum s_class
-s_class(int32_t cp)
+s_class_slow(int32_t cp)
 {
     const utf8proc_property_t *prop;
 
-    if (cp < 0x80) {
-        if ((cp >= 'a' && cp <= 'z') || (cp >= 'A' && cp <= 'Z') || (cp >= '0' && cp <= '9')
-            || cp == '_') {
-            return S_WORD;
-        }
-        if (cp == '\'') {
-            return S_APOS;
-        }
-        if (cp == '#') {
-            return S_HASH;
-        }
-        if (cp == '@') {
-            return S_AT;
-        }
-        if (cp <= ' ' || cp == 0x7F) {
-            return S_SPACE;
-        }
-        return S_OTHER;
-    }
     if (cp == 0xFF03) {
         return S_HASH;
     }
@@ -242,6 +288,12 @@ s_class(int32_t cp)
         break;
     }
     return prop->ignorable ? S_MARK : S_OTHER;
+}
+
+static inline enum s_class
+s_class(int32_t cp)
+{
+    return cp < 0x80 ? (enum s_class)s_ascii_classes[cp] : s_class_slow(cp);
 }
 
 static enum s_case
@@ -317,29 +369,19 @@ s_canonical_order(int32_t *w, size_t n)
     }
 }
 
-/* Appends the normalised form of cps[0..n) to out. */
-static void
-s_norm_span(cls_text_t *self, const struct cls_text_opts *opts, const int32_t *cps, size_t n,
-            struct s_bytes *out)
+/* The general path of s_norm_span: utf8proc decomposition (NFKC + case folding), removal of
+ * the diacritics, canonical ordering, composition. */
+static bool
+s_norm_general(cls_text_t *self, const struct cls_text_opts *opts, const int32_t *cps, size_t n,
+               struct s_bytes *out)
 {
     size_t i;
     size_t wl = 0;
     size_t kept = 0;
     utf8proc_ssize_t r;
     int bound = 0;
+    bool enye = false;
 
-    for (i = 0; i < n && cps[i] < 0x80; i++) {
-    }
-    if (i == n) {
-        s_bytes_reserve(out, n);
-        for (i = 0; i < n; i++) {
-            int32_t c = cps[i];
-
-            out->data[out->len++] = (char)(c >= 'A' && c <= 'Z' ? c + ('a' - 'A') : c);
-        }
-        out->data[out->len] = '\0';
-        return;
-    }
     for (i = 0; i < n; i++) {
         self->w32 = s_grow(self->w32, &self->cap_w32, wl + S_DECOMP_RESERVE, sizeof(int32_t));
         if (cps[i] < 0x80) {
@@ -378,6 +420,124 @@ s_norm_span(cls_text_t *self, const struct cls_text_opts *opts, const int32_t *c
     ESC_ASSERT(r >= 0);
     s_bytes_reserve(out, (size_t)r * 4);
     for (i = 0; i < (size_t)r; i++) {
+        enye = enye || self->w32[i] == 0xF1;
+        out->len += (size_t)utf8proc_encode_char(self->w32[i],
+                                                 (utf8proc_uint8_t *)out->data + out->len);
+    }
+    out->data[out->len] = '\0';
+    return enye;
+}
+
+/* Fills the Latin fold tables (once per process). */
+static void
+s_latin_init(void)
+{
+    cls_text_t tmp;
+    struct s_bytes out;
+    int fe;
+    int32_t cp;
+
+    memset(&tmp, 0, sizeof(tmp));
+    memset(&out, 0, sizeof(out));
+    for (fe = 0; fe < 2; fe++) {
+        struct cls_text_opts o = { .fold_enye = fe != 0 };
+
+        for (cp = 0x80; cp < S_LATIN_END; cp++) {
+            struct s_latin *l = &s_latin_fold[fe][cp - 0x80];
+            bool enye;
+
+            if (s_class(cp) != S_WORD) {
+                continue;
+            }
+            out.len = 0;
+            enye = s_norm_general(&tmp, &o, &cp, 1, &out);
+            if (out.len > 0 && out.len <= sizeof(l->s)) {
+                memcpy(l->s, out.data, out.len);
+                l->len = (uint8_t)out.len;
+                l->enye = enye ? 1 : 0;
+            }
+        }
+    }
+    esc_free(out.data);
+    esc_free(tmp.w32);
+}
+
+/* Appends the normalised form of cps[0..n) to out. Returns true when it contains ñ. */
+static bool
+s_norm_span(cls_text_t *self, const struct cls_text_opts *opts, const int32_t *cps, size_t n,
+            struct s_bytes *out)
+{
+    const struct s_latin *tab = s_latin_fold[opts->fold_enye ? 1 : 0];
+    size_t start = out->len;
+    size_t i;
+    bool enye = false;
+    char *o;
+
+    s_bytes_reserve(out, n * sizeof(tab[0].s));
+    o = out->data + out->len;
+    for (i = 0; i < n; i++) {
+        int32_t c = cps[i];
+        const struct s_latin *l;
+
+        if (c < 0x80) {
+            *o++ = (char)(c >= 'A' && c <= 'Z' ? c + ('a' - 'A') : c);
+            continue;
+        }
+        if (c >= S_LATIN_END || tab[c - 0x80].len == 0) {
+            out->len = start;
+            return s_norm_general(self, opts, cps, n, out);
+        }
+        l = &tab[c - 0x80];
+        memcpy(o, l->s, sizeof(l->s));
+        o += l->len;
+        enye = enye || l->enye;
+    }
+    out->len = (size_t)(o - out->data);
+    out->data[out->len] = '\0';
+    return enye;
+}
+
+/* Appends cps[0..n) to out in NFC, without case or accent folding (the {Exact} form). */
+static void
+s_raw_span(cls_text_t *self, const int32_t *cps, size_t n, struct s_bytes *out)
+{
+    size_t i;
+    size_t wl = 0;
+    utf8proc_ssize_t r;
+    int bound = 0;
+
+    for (i = 0; i < n && cps[i] < 0x80; i++) {
+    }
+    if (i == n) {
+        s_bytes_reserve(out, n);
+        for (i = 0; i < n; i++) {
+            out->data[out->len++] = (char)cps[i];
+        }
+        out->data[out->len] = '\0';
+        return;
+    }
+    for (i = 0; i < n; i++) {
+        self->w32 = s_grow(self->w32, &self->cap_w32, wl + S_DECOMP_RESERVE, sizeof(int32_t));
+        r = utf8proc_decompose_char(cps[i], self->w32 + wl,
+                                    (utf8proc_ssize_t)(self->cap_w32 - wl),
+                                    UTF8PROC_DECOMPOSE | UTF8PROC_IGNORE, &bound);
+        if (r > (utf8proc_ssize_t)(self->cap_w32 - wl)) {
+            self->w32 = s_grow(self->w32, &self->cap_w32, wl + (size_t)r, sizeof(int32_t));
+            r = utf8proc_decompose_char(cps[i], self->w32 + wl,
+                                        (utf8proc_ssize_t)(self->cap_w32 - wl),
+                                        UTF8PROC_DECOMPOSE | UTF8PROC_IGNORE, &bound);
+        }
+        if (r < 0) {
+            self->w32[wl++] = S_REPLACEMENT;
+            continue;
+        }
+        wl += (size_t)r;
+    }
+    s_canonical_order(self->w32, wl);
+    r = utf8proc_normalize_utf32(self->w32, (utf8proc_ssize_t)wl, UTF8PROC_COMPOSE);
+    ESC_ASSERT(r >= 0);
+    s_bytes_reserve(out, (size_t)r * 4);
+    for (i = 0; i < (size_t)r; i++) {
         out->len += (size_t)utf8proc_encode_char(self->w32[i],
                                                  (utf8proc_uint8_t *)out->data + out->len);
     }
@@ -389,7 +549,9 @@ cls_text_normalize(cls_text_t *self, const struct cls_text_opts *opts, const cha
                    size_t *out_len)
 {
     self->invalid = 0;
+    self->truncated = false;
     self->norm.len = 0;
+    self->n_cps = 0;
     s_bytes_reserve(&self->norm, 0);
     s_decode(self, s, len);
     s_norm_span(self, opts, self->cps, self->n_cps, &self->norm);
@@ -404,16 +566,16 @@ cls_text_normalize(cls_text_t *self, const struct cls_text_opts *opts, const cha
  * Tokens
  */
 
-/* Normalises cps[from..to) into a new token. Returns false (nothing added) when it normalises
- * to "". */
+/* Normalises cps[0..n) into a new token whose original span is self->cps[cp_off..+cp_len).
+ * Returns false (nothing added) when it normalises to "". */
 static bool
-s_emit(cls_text_t *self, const struct cls_text_opts *opts, enum cls_tok_kind kind, size_t from,
-       size_t to, uint32_t pos)
+s_emit_cps(cls_text_t *self, const struct cls_text_opts *opts, enum cls_tok_kind kind,
+           const int32_t *cps, size_t n, size_t cp_off, size_t cp_len, uint32_t pos)
 {
     size_t off = self->tok.len;
     struct cls_token *t;
+    bool enye = s_norm_span(self, opts, cps, n, &self->tok);
 
-    s_norm_span(self, opts, self->cps + from, to - from, &self->tok);
     if (self->tok.len == off) {
         return false;
     }
@@ -422,8 +584,19 @@ s_emit(cls_text_t *self, const struct cls_text_opts *opts, enum cls_tok_kind kin
     t->off = (uint32_t)off;
     t->len = (uint32_t)(self->tok.len - off);
     t->pos = pos;
+    t->cp_off = (uint32_t)cp_off;
+    t->cp_len = (uint32_t)cp_len;
     t->kind = (uint8_t)kind;
+    t->flags = enye ? CLS_TOKF_ENYE : 0;
     return true;
+}
+
+/* Normalises self->cps[from..to) into a new token. */
+static bool
+s_emit(cls_text_t *self, const struct cls_text_opts *opts, enum cls_tok_kind kind, size_t from,
+       size_t to, uint32_t pos)
+{
+    return s_emit_cps(self, opts, kind, self->cps + from, to - from, from, to - from, pos);
 }
 
 /* Adds a main token at the next position. */
@@ -540,8 +713,9 @@ static size_t
 s_scan_url(const cls_text_t *self, size_t i)
 {
     size_t j;
+    int32_t c = self->cps[i] | 0x20;
 
-    if (s_after_word(self, i)) {
+    if ((c != 'h' && c != 'w') || s_after_word(self, i)) {
         return i;
     }
     if (!s_ascii_prefix_ci(self, i, "http://") && !s_ascii_prefix_ci(self, i, "https://")
@@ -551,6 +725,85 @@ s_scan_url(const cls_text_t *self, size_t i)
     for (j = i; j < self->n_cps && s_class(self->cps[j]) != S_SPACE; j++) {
     }
     return j;
+}
+
+/* Characters that end a sentence rather than a URL ("see https://x.pe/a." or "(www.x.pe)"). */
+static bool
+s_url_trailer(int32_t cp)
+{
+    return cp == '.' || cp == ',' || cp == ';' || cp == ':' || cp == '!' || cp == '?'
+        || cp == ')' || cp == ']' || cp == '}' || cp == '\'' || cp == '"' || cp == '>'
+        || cp == 0xBB || cp == 0x2026 || cp == 0x201D;
+}
+
+/* Adds a link token for the URL self->cps[from..to): "host/path" where host has the scheme,
+ * user info, port and trailing dots removed, and path stops at '?' or '#' and loses trailing
+ * slashes. Nothing when the host is empty or CLS_LINKS_MAX links were added already. */
+static void
+s_link(cls_text_t *self, const struct cls_text_opts *opts, size_t from, size_t to)
+{
+    size_t k = from;
+    size_t host;
+    size_t host_end;
+    size_t rest;
+    size_t path_end;
+    size_t j;
+    size_t n = 0;
+
+    if (self->n_links >= CLS_LINKS_MAX) {
+        return;
+    }
+    while (to > from && s_url_trailer(self->cps[to - 1])) {
+        to--;
+    }
+    if (s_ascii_prefix_ci(self, k, "https://")) {
+        k += 8;
+    }
+    else if (s_ascii_prefix_ci(self, k, "http://")) {
+        k += 7;
+    }
+    else if (s_ascii_prefix_ci(self, k, "//")) {
+        k += 2;
+    }
+    host = k;
+    for (rest = k; rest < to && self->cps[rest] != '/' && self->cps[rest] != '?'
+                   && self->cps[rest] != '#';
+         rest++) {
+    }
+    for (j = host; j < rest; j++) {
+        if (self->cps[j] == '@') {
+            host = j + 1;
+        }
+    }
+    for (host_end = host; host_end < rest && self->cps[host_end] != ':'; host_end++) {
+    }
+    while (host_end > host && self->cps[host_end - 1] == '.') {
+        host_end--;
+    }
+    if (host_end == host || to <= k) {
+        return;
+    }
+    path_end = rest;
+    if (rest < to && self->cps[rest] == '/') {
+        for (path_end = rest; path_end < to && self->cps[path_end] != '?'
+                              && self->cps[path_end] != '#';
+             path_end++) {
+        }
+        while (path_end > rest && self->cps[path_end - 1] == '/') {
+            path_end--;
+        }
+    }
+    self->lk = s_grow(self->lk, &self->cap_lk, (host_end - host) + (path_end - rest) + 1,
+                      sizeof(int32_t));
+    for (j = host; j < host_end; j++) {
+        self->lk[n++] = self->cps[j];
+    }
+    for (j = rest; j < path_end; j++) {
+        self->lk[n++] = self->cps[j];
+    }
+    if (s_emit_cps(self, opts, CLS_TOK_LINK, self->lk, n, from, to - from, CLS_POS_NONE)) {
+        self->n_links++;
+    }
 }
 
 /* True when the next base character after k (marks skipped) is lower case. */
@@ -645,9 +898,12 @@ cls_text_tokenize(cls_text_t *self, const struct cls_text_opts *opts, const char
     size_t i = 0;
 
     self->invalid = 0;
+    self->truncated = false;
     self->tok.len = 0;
     self->n_toks = 0;
     self->n_pos = 0;
+    self->n_links = 0;
+    self->n_cps = 0;
     s_decode(self, s, len);
     while (i < self->n_cps) {
         enum s_class c = s_class(self->cps[i]);
@@ -658,6 +914,7 @@ cls_text_tokenize(cls_text_t *self, const struct cls_text_opts *opts, const char
             j = s_scan_url(self, i);
             if (j > i) {
                 s_gap(self);
+                s_link(self, opts, i, j);
                 i = j;
                 continue;
             }
@@ -693,29 +950,42 @@ cls_text_tokenize(cls_text_t *self, const struct cls_text_opts *opts, const char
     return self->n_toks;
 }
 
-/* Decodes s (without a leading '#'/'@' sigil) and adds it as a meta token; for mentions also
- * the user part of user@domain. */
-static void
-s_add_meta(cls_text_t *self, const struct cls_text_opts *opts, enum cls_tok_kind kind,
-           const char *s)
+void
+cls_text_add_field(cls_text_t *self, const struct cls_text_opts *opts, enum cls_tok_kind kind,
+                   const char *value)
 {
     size_t k;
+    size_t end;
+    size_t j;
 
-    if (s == NULL) {
+    if (value == NULL) {
         return;
     }
-    s_decode(self, s, strlen(s));
-    k = (self->n_cps > 0 && s_class(self->cps[0]) == (kind == CLS_TOK_META_HASHTAG ? S_HASH : S_AT))
-            ? 1
-            : 0;
-    if (k >= self->n_cps) {
+    k = s_decode(self, value, strlen(value));
+    end = self->n_cps;
+    while (k < end && s_class(self->cps[k]) == S_SPACE) {
+        k++;
+    }
+    while (end > k && s_class(self->cps[end - 1]) == S_SPACE) {
+        end--;
+    }
+    if (k < end && kind == CLS_TOK_META_HASHTAG && s_class(self->cps[k]) == S_HASH) {
+        k++;
+    }
+    else if (k < end && (kind == CLS_TOK_META_MENTION || kind == CLS_TOK_AUTHOR)
+             && s_class(self->cps[k]) == S_AT) {
+        k++;
+    }
+    if (k >= end) {
         return;
     }
-    s_emit(self, opts, kind, k, self->n_cps, CLS_POS_NONE);
-    if (kind == CLS_TOK_META_MENTION) {
-        size_t j;
-
-        for (j = k + 1; j < self->n_cps; j++) {
+    if (kind == CLS_TOK_LINK) {
+        s_link(self, opts, k, end);
+        return;
+    }
+    s_emit(self, opts, kind, k, end, CLS_POS_NONE);
+    if (kind == CLS_TOK_META_MENTION || kind == CLS_TOK_AUTHOR) {
+        for (j = k + 1; j < end; j++) {
             if (s_class(self->cps[j]) == S_AT) {
                 s_emit(self, opts, kind, k, j, CLS_POS_NONE);
                 break;
@@ -727,13 +997,35 @@ s_add_meta(cls_text_t *self, const struct cls_text_opts *opts, enum cls_tok_kind
 void
 cls_text_add_hashtag(cls_text_t *self, const struct cls_text_opts *opts, const char *tag)
 {
-    s_add_meta(self, opts, CLS_TOK_META_HASHTAG, tag);
+    cls_text_add_field(self, opts, CLS_TOK_META_HASHTAG, tag);
 }
 
 void
 cls_text_add_mention(cls_text_t *self, const struct cls_text_opts *opts, const char *handle)
 {
-    s_add_meta(self, opts, CLS_TOK_META_MENTION, handle);
+    cls_text_add_field(self, opts, CLS_TOK_META_MENTION, handle);
+}
+
+void
+cls_text_reset(cls_text_t *self)
+{
+    self->invalid = 0;
+    self->truncated = false;
+    self->tok.len = 0;
+    self->n_toks = 0;
+    self->n_pos = 0;
+    self->n_links = 0;
+    self->n_cps = 0;
+}
+
+const char *
+cls_text_tok_raw(cls_text_t *self, const struct cls_token *tok, size_t *len)
+{
+    self->raw.len = 0;
+    s_bytes_reserve(&self->raw, 0);
+    s_raw_span(self, self->cps + tok->cp_off, tok->cp_len, &self->raw);
+    *len = self->raw.len;
+    return self->raw.data;
 }
 
 const struct cls_token *

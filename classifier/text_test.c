@@ -258,13 +258,116 @@ test_text_urls_skipped(void **state)
     assert_string_equal(s_tok(t, "ver https://congreso.gob.pe/#/pleno?x=1 y (www.onpe.gob.pe) "
                                  "HTTP://X.COM/congreso fin congreso.gob.pe",
                               buf, sizeof(buf)),
-                        "word:ver word:y word:fin word:congreso word:gob word:pe");
+                        "word:ver link:congreso.gob.pe word:y link:www.onpe.gob.pe "
+                        "link:x.com/congreso word:fin word:congreso word:gob word:pe");
     /* the URL leaves a gap: "ver" is at 0, "y" at 2 */
     assert_non_null(cls_text_at(t, 0));
     assert_null(cls_text_at(t, 1));
     assert_non_null(cls_text_at(t, 2));
     assert_int_equal(cls_text_at(t, 2)->len, 1);
     assert_null(cls_text_at(t, 100));
+    cls_text_destroy(&t);
+}
+
+static void
+test_text_links(void **state)
+{
+    cls_text_t *t = cls_text_new();
+    char buf[512];
+
+    /* user info, port, query, fragment, trailing slashes and sentence punctuation go */
+    assert_string_equal(s_tok(t, "a https://ana:pw@Congreso.GOB.pe:8443/Pleno/Actas/?q=1#x, "
+                                 "b http://www.onpe.gob.pe/. c https://x.pe... d https://",
+                              buf, sizeof(buf)),
+                        "word:a link:congreso.gob.pe/pleno/actas word:b link:www.onpe.gob.pe "
+                        "word:c link:x.pe word:d");
+    /* the post url and bare domains given as a field */
+    cls_text_reset(t);
+    cls_text_add_field(t, &s_keep, CLS_TOK_LINK, "https://www.Congreso.gob.pe/noticias/");
+    cls_text_add_field(t, &s_keep, CLS_TOK_LINK, "gob.pe");
+    cls_text_add_field(t, &s_keep, CLS_TOK_LINK, "  ");
+    cls_text_add_field(t, &s_keep, CLS_TOK_LINK, NULL);
+    assert_string_equal(s_dump(t, buf, sizeof(buf)),
+                        "link:www.congreso.gob.pe/noticias link:gob.pe");
+    cls_text_destroy(&t);
+}
+
+static void
+test_text_fields_raw_and_enye(void **state)
+{
+    cls_text_t *t = cls_text_new();
+    char buf[512];
+    const struct cls_token *toks;
+    size_t n;
+    size_t len;
+    const char *raw;
+    const char *s1 = "El AÑO de Perú #BancoDeCrédito";
+    const char *s2 = "Pe\x72u\xcc\x81 an\xcc\x83o";
+
+    cls_text_tokenize(t, &s_keep, s1, strlen(s1));
+    cls_text_add_field(t, &s_keep, CLS_TOK_AUTHOR, "@Ana@Mastodon.Social");
+    cls_text_add_field(t, &s_keep, CLS_TOK_LANG, "ES");
+    cls_text_add_field(t, &s_keep, CLS_TOK_PLATFORM, " Mastodon ");
+    assert_string_equal(s_dump(t, buf, sizeof(buf)),
+                        "word:el word:año word:de word:peru hashtag:bancodecredito part:banco "
+                        "part:de part:credito author:ana@mastodon.social author:ana lang:es "
+                        "platform:mastodon");
+    toks = cls_text_tokens(t, &n);
+    assert_int_equal(toks[1].flags, CLS_TOKF_ENYE);
+    assert_int_equal(toks[3].flags, 0);
+    raw = cls_text_tok_raw(t, &toks[1], &len);
+    assert_int_equal(len, strlen("AÑO"));
+    assert_memory_equal(raw, "AÑO", len);
+    raw = cls_text_tok_raw(t, &toks[3], &len);
+    assert_memory_equal(raw, "Perú", len);
+    raw = cls_text_tok_raw(t, &toks[4], &len);
+    assert_memory_equal(raw, "BancoDeCrédito", len);
+    raw = cls_text_tok_raw(t, &toks[7], &len);
+    assert_memory_equal(raw, "Crédito", len);
+    raw = cls_text_tok_raw(t, &toks[9], &len);
+    assert_memory_equal(raw, "Ana", len);
+    /* a decomposed é comes out composed; ñ folded away sets no flag */
+    cls_text_tokenize(t, &s_fold, s2, strlen(s2));
+    toks = cls_text_tokens(t, &n);
+    assert_int_equal(n, 2);
+    raw = cls_text_tok_raw(t, &toks[0], &len);
+    assert_int_equal(len, strlen("Perú"));
+    assert_memory_equal(raw, "Perú", len);
+    assert_int_equal(toks[1].flags, 0);
+    assert_memory_equal(cls_text_tok_str(t, &toks[1]), "ano", 3);
+    cls_text_destroy(&t);
+}
+
+/* The Latin fold table must give exactly what the general utf8proc path gives: a CJK character
+ * at the end forces the general path for the whole span. */
+static void
+test_text_latin_fast_path_matches_general(void **state)
+{
+    cls_text_t *t = cls_text_new();
+    int32_t cp;
+    int fe;
+
+    for (fe = 0; fe < 2; fe++) {
+        const struct cls_text_opts *o = fe ? &s_fold : &s_keep;
+
+        for (cp = 0x80; cp < 0x250; cp++) {
+            char in[32];
+            char fast[64];
+            char slow[64];
+            utf8proc_uint8_t enc[4];
+            utf8proc_ssize_t n = utf8proc_encode_char(cp, enc);
+
+            snprintf(in, sizeof(in), "Xn%.*sY", (int)n, (const char *)enc);
+            snprintf(fast, sizeof(fast), "%s\xe4\xb8\x80",
+                     cls_text_normalize(t, o, in, strlen(in), NULL));
+            snprintf(in, sizeof(in), "Xn%.*sY\xe4\xb8\x80", (int)n, (const char *)enc);
+            snprintf(slow, sizeof(slow), "%s", cls_text_normalize(t, o, in, strlen(in), NULL));
+            if (strcmp(fast, slow) != 0) {
+                fail_msg("U+%04X fold_enye=%d: fast \"%s\" general \"%s\"", (unsigned)cp, fe,
+                         fast, slow);
+            }
+        }
+    }
     cls_text_destroy(&t);
 }
 
@@ -372,6 +475,9 @@ main(void)
         cmocka_unit_test(test_text_hashtags_split),
         cmocka_unit_test(test_text_mentions),
         cmocka_unit_test(test_text_urls_skipped),
+        cmocka_unit_test(test_text_links),
+        cmocka_unit_test(test_text_fields_raw_and_enye),
+        cmocka_unit_test(test_text_latin_fast_path_matches_general),
         cmocka_unit_test(test_text_positions),
         cmocka_unit_test(test_text_meta_tokens),
         cmocka_unit_test(test_text_long_input),
