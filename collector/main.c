@@ -148,7 +148,7 @@ s_load(const char *path, int once, struct col_cfg *ccfg)
     memset(&err, 0, sizeof(err));
     cfg = esc_cfg_load(path, &err);
     if (cfg == NULL || col_cfg_apply(cfg, ccfg, &err) != ESC_OK
-        || col_sources_check(cfg, &err) != ESC_OK) {
+        || col_sources_check(cfg, &err) != ESC_OK || esc_bus_configure(cfg, &err) != ESC_OK) {
         s_print_cfg_error(&err);
         esc_cfg_free(&cfg);
         return NULL;

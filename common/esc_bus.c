@@ -33,6 +33,7 @@ struct esc_bus {
     void *mon;            /* PAIR socket reading this socket's monitor events, or NULL */
     unsigned long hs_failures; /* failed handshakes seen */
     int bind;             /* bound (CURVE server) or connected (client) */
+    int64_t next_events_ms; /* esc_bus_zsock reads security events again after this */
 };
 
 static void *s_ctx;
@@ -619,6 +620,16 @@ esc_bus_recv(esc_bus_t *self, const void **buf, size_t *len, int flags)
 void *
 esc_bus_zsock(esc_bus_t *self)
 {
+    /* Every service loop asks for its sockets on each turn: a cheap place to notice a failed
+     * CURVE handshake even when the socket never gets a frame. */
+    if (self->mon != NULL) {
+        int64_t now = esc_mono_ms();
+
+        if (now >= self->next_events_ms) {
+            self->next_events_ms = now + 200;
+            esc_bus_poll_events(self);
+        }
+    }
     return self->sock;
 }
 

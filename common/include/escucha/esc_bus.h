@@ -76,7 +76,8 @@ esc_rc esc_bus_send(esc_bus_t *self, const void *buf, size_t len, int flags);
  * ESC_OK, ESC_RETRY (nothing there, with ESC_BUS_DONTWAIT), ESC_CLOSED or ESC_ERR. */
 esc_rc esc_bus_recv(esc_bus_t *self, const void **buf, size_t *len, int flags);
 
-/* The raw ZeroMQ socket, for zmq_poll. Borrowed. */
+/* The raw ZeroMQ socket, for zmq_poll. Borrowed. On a CURVE socket it also reads pending
+ * security events (at most every 200 ms), so a refused handshake is logged by any loop. */
 void *esc_bus_zsock(esc_bus_t *self);
 /* The endpoint actually bound or connected (resolved port for "*"). Borrowed. */
 const char *esc_bus_endpoint(esc_bus_t *self);
