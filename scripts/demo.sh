@@ -142,10 +142,40 @@ for team in gobernanza desarrollo; do
     "$bin/notifier/escucha-notifier" --config "$cfg" --digest "$team" --period 2026-W47 2>>"$out/notifier.log"
 done
 
+say "dashboard (escucha-api over the same Redis)"
+newtok=$("$bin/api/escucha-api" --new-token)
+api_token=$(awk '/^token:/{print $2}' <<<"$newtok")
+api_port=$(free_port)
+$PY - "$cfg" "$(awk '/^sha256:/{print $2}' <<<"$newtok")" "$api_port" "$build/web/dist" <<'PYEOF'
+import json, sys
+path, digest, port, web = sys.argv[1:]
+cfg = json.load(open(path))
+cfg["api"] = {"listen": "127.0.0.1:" + port, "web_root": web,
+              "tokens": [{"name": "demo", "team": "*", "role": "admin", "sha256": digest}]}
+json.dump(cfg, open(path, "w"), ensure_ascii=False, indent=1)
+PYEOF
+"$bin/api/escucha-api" --config "$cfg" 2>"$out/api.log" &
+api=$!
+pids+=($api)
+for _ in $(seq 1 50); do
+    code=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $api_token" \
+        "http://127.0.0.1:$api_port/api/v1/teams/gobernanza/topics" 2>/dev/null || true)
+    [ "$code" = "200" ] && break
+    sleep 0.1
+done
+echo "dashboard: http://127.0.0.1:$api_port/   token (admin, paste it at the prompt): $api_token"
+echo "API check: GET /api/v1/teams/gobernanza/topics -> HTTP ${code:-none}"
+if [ -t 0 ] && [ -z "${CI:-}" ]; then
+    echo "The pipeline keeps running for the dashboard; press Ctrl-C to stop everything."
+    trap 'echo' INT
+    wait "$api" 2>/dev/null || true
+    trap - INT
+fi
+
 say "stopping the pipeline (upstream first, each drains)"
 status=0
-for p in $brk $cls1 $cls2 $agg $ntf; do
-    kill -TERM "$p"
+for p in $brk $cls1 $cls2 $agg $ntf $api; do
+    kill -TERM "$p" 2>/dev/null || true
     if ! wait "$p"; then
         status=1
     fi
@@ -157,7 +187,12 @@ if [ "$status" -ne 0 ]; then
     echo "a service did not exit cleanly: see $out/*.log" >&2
     exit 1
 fi
+if [ "${code:-}" != "200" ]; then
+    echo "the dashboard API did not answer: see $out/api.log" >&2
+    exit 1
+fi
 echo "all services exited 0. Logs, the digest .eml files and the alert payloads are in $out/"
 echo
 echo "The gobernanza digest ($out/outbox/gobernanza-2026-W47.eml), body:"
-sed '1,/^\r\?$/d' "$out/outbox/gobernanza-2026-W47.eml" | tr -d '\r' | head -30
+tr -d '\r' <"$out/outbox/gobernanza-2026-W47.eml" |
+    sed -n '/^Content-Transfer-Encoding: 8bit$/,/^--=_/p' | sed '1,2d;$d' | head -30

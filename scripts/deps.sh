@@ -5,7 +5,7 @@ set -euo pipefail
 
 pkgs=(build-essential cmake pkg-config
       libzmq3-dev libmsgpack-dev libhiredis-dev libjansson-dev libcurl4-openssl-dev
-      libutf8proc-dev libsodium-dev libmicrohttpd-dev libcairo2-dev fonts-dejavu-core libxml2-dev
+      libutf8proc-dev libsodium-dev libmicrohttpd-dev libcairo2-dev fonts-dejavu-core libxml2-dev curl
       redis-server python3
       # training text for the language identifier (trained at build time, see docs/language-id.md)
       gettext gettext-base libc-l10n locales iso-codes unicode-cldr-core libexttextcat-data
