@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "escucha/esc_cfg.h"
+#include "escucha/esc_metrics.h"
 #include "escucha/esc_util.h"
 #include "mail.h"
 #include "ntf.h"
@@ -62,6 +63,7 @@ const struct esc_cfg_entry ntf_cfg_map[] = {
                 alert_email_cooldown_min,
                 "after a spike of a topic was queued for e-mail, new spikes of that topic are "
                 "not e-mailed for this long; 0 = off"),
+    ESC_CFG_METRICS(struct ntf_cfg, metrics_listen),
     ESC_CFG_END,
 };
 

@@ -28,6 +28,7 @@
 #include "escucha/esc_bus.h"
 #include "escucha/esc_kv.h"
 #include "escucha/esc_log.h"
+#include "escucha/esc_metrics.h"
 #include "escucha/esc_mem.h"
 #include "escucha/esc_msg.h"
 #include "escucha/esc_sig.h"
@@ -96,6 +97,34 @@ struct s_stats {
     uint64_t inbox_full;  /* times the inbox bound paused the input */
 };
 
+/* Prometheus counters mirroring s_stats (docs/notifier.md, "Metrics"). */
+static const struct {
+    const char *name;
+    const char *help;
+    size_t off;
+} s_metric_defs[] = {
+    { "escucha_notifier_alerts_total", "Alerts received from the bus.",
+      offsetof(struct s_stats, alerts) },
+    { "escucha_notifier_invalid_total", "Bus messages skipped as invalid.",
+      offsetof(struct s_stats, invalid) },
+    { "escucha_notifier_enqueued_total", "Deliveries queued in Redis.",
+      offsetof(struct s_stats, enqueued) },
+    { "escucha_notifier_duplicate_total", "Deliveries not queued: already queued once.",
+      offsetof(struct s_stats, duplicate) },
+    { "escucha_notifier_cooldown_total", "Deliveries held back by the cooldown.",
+      offsetof(struct s_stats, cooldown) },
+    { "escucha_notifier_delivered_total", "Deliveries accepted by their receiver.",
+      offsetof(struct s_stats, delivered) },
+    { "escucha_notifier_retried_total", "Delivery attempts that failed and were rescheduled.",
+      offsetof(struct s_stats, retried) },
+    { "escucha_notifier_rejected_total", "Deliveries refused by the receiver (dead-lettered).",
+      offsetof(struct s_stats, rejected) },
+    { "escucha_notifier_dead_total", "Deliveries dead-lettered after retry_max attempts.",
+      offsetof(struct s_stats, dead) },
+    { "escucha_notifier_inbox_full_total", "Times the in-memory inbox paused the input.",
+      offsetof(struct s_stats, inbox_full) },
+};
+
 struct s_ntf {
     const struct esc_cfg *cfg;
     const struct ntf_cfg *ncfg;
@@ -126,9 +155,13 @@ struct s_ntf {
     int aborted;                  /* transfers cut at the shutdown deadline */
     int64_t last_input_ms;        /* monotonic time of the last message (or of the stop signal) */
     struct s_stats st;
+    struct s_stats st_synced;     /* the values last added to the metrics */
+    esc_metric_t *metrics[ESC_ARRAY_LEN(s_metric_defs)];
     struct esc_log_every bad_every;
     struct esc_log_every redis_every;
 };
+
+static void s_metrics_sync(struct s_ntf *self);
 
 /* ---- sinks ------------------------------------------------------------------------------ */
 
@@ -868,6 +901,7 @@ s_run(struct s_ntf *self)
             it[base + (int)i].events = (short)((fds[i].want_read ? ZMQ_POLLIN : 0)
                                                | (fds[i].want_write ? ZMQ_POLLOUT : 0));
         }
+        s_metrics_sync(self);
         rc = zmq_poll(it, base + (int)n_fds, (long)timeout);
         if (rc < 0 && errno != EINTR) {
             esc_log_error("zmq_poll failed err=\"%s\"", zmq_strerror(errno));
@@ -943,6 +977,24 @@ s_owner_id(char *out, size_t outsz)
     snprintf(out, outsz, "%s:%ld:%s", host, (long)getpid(), hex);
 }
 
+/* Adds what the stats gained since the last call to the Prometheus counters. */
+static void
+s_metrics_sync(struct s_ntf *self)
+{
+    size_t i;
+
+    for (i = 0; i < ESC_ARRAY_LEN(s_metric_defs); i++) {
+        const uint64_t *now = (const uint64_t *)(const void *)((const char *)&self->st
+                                                               + s_metric_defs[i].off);
+        uint64_t *was = (uint64_t *)(void *)((char *)&self->st_synced + s_metric_defs[i].off);
+
+        if (*now > *was && self->metrics[i] != NULL) {
+            esc_metric_add(self->metrics[i], *now - *was);
+            *was = *now;
+        }
+    }
+}
+
 int
 ntf_daemon_main(const struct esc_cfg *cfg, const struct ntf_cfg *ncfg, int sig_fd)
 {
@@ -970,6 +1022,15 @@ ntf_daemon_main(const struct esc_cfg *cfg, const struct ntf_cfg *ncfg, int sig_f
         return NTF_EXIT_USAGE;
     }
     s_owner_id(self.owner, sizeof(self.owner));
+    for (size_t m = 0; m < ESC_ARRAY_LEN(s_metric_defs); m++) {
+        self.metrics[m] = esc_metrics_counter(s_metric_defs[m].name, s_metric_defs[m].help, NULL);
+    }
+    if (esc_metrics_start("notifier", ncfg->metrics_listen) < 0) {
+        ntf_digester_destroy(&self.digester);
+        esc_kv_destroy(&self.kv);
+        s_sinks_exit(&self);
+        return NTF_EXIT_USAGE;
+    }
     /* a claim must outlive the longest request plus the longest time the loop can be held
      * by a scheduled digest (one SMTP transfer), or another notifier could take it meanwhile */
     lease = ncfg->webhook_timeout_ms;
@@ -1025,6 +1086,7 @@ ntf_daemon_main(const struct esc_cfg *cfg, const struct ntf_cfg *ncfg, int sig_f
     ntf_queue_destroy(&self.queue);
     esc_kv_destroy(&self.kv);
     s_sinks_exit(&self);
+    esc_metrics_shutdown();
     esc_log_info("stopped alerts=%llu delivered=%llu retried=%llu dead=%llu rejected=%llu "
                  "invalid=%llu enqueued=%llu duplicate=%llu cooldown=%llu queued=%lld "
                  "undelivered=%zu",

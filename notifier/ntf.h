@@ -39,6 +39,7 @@ struct ntf_cfg {
     char alert_email_teams[512];  /* comma-separated team ids whose alerts are also e-mailed */
     bool alert_email_ended;       /* e-mail "ended" alerts too */
     int64_t alert_email_cooldown_min; /* cooldown of the alert e-mail per topic, 0 = off */
+    char metrics_listen[64];      /* /metrics and /healthz address, "" = off */
 };
 
 extern const struct esc_cfg_entry ntf_cfg_map[];

@@ -11,6 +11,7 @@ import os
 import shutil
 import sys
 import unittest
+import urllib.request
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
 import escucha_test as et  # noqa: E402
@@ -90,7 +91,8 @@ def config(workdir, redis_sock, ports, hook_port, source):
     return {
         "deployment": "e2e",
         "redis": {"unix_socket": redis_sock, "prefix": "esc"},
-        "bus": {k: "tcp://127.0.0.1:%d" % p for k, p in ports.items()},
+        "bus": {k: "tcp://127.0.0.1:%d" % p for k, p in ports.items()
+                if not k.startswith("metrics_")},
         "sources": [{"name": "replay", "type": "jsonl", "path": source}],
         "teams": [
             {"id": "gob", "name": "Gobernanza", "language": "es", "timezone": "America/Lima",
@@ -110,10 +112,13 @@ def config(workdir, redis_sock, ports, hook_port, source):
                  {"id": "digital", "name": "Digitalisation", "keywords": ["digitalización"]},
              ]},
         ],
-        "aggregator": {"flush_ms": 200, "spike": {"window_min": 10, "baseline_min": 600,
+        "aggregator": {"flush_ms": 200,
+                       "metrics_listen": "127.0.0.1:%d" % ports["metrics_aggregator"], "spike": {"window_min": 10, "baseline_min": 600,
                                                   "factor": 4.0, "min_count": 20,
                                                   "cooldown_min": 180, "lateness_s": 60}},
-        "notifier": {"outbox": os.path.join(workdir, "outbox"), "retry_base_ms": 100},
+        "notifier": {"outbox": os.path.join(workdir, "outbox"), "retry_base_ms": 100,
+                     "metrics_listen": "127.0.0.1:%d" % ports["metrics_notifier"]},
+        "broker": {"metrics_listen": "127.0.0.1:%d" % ports["metrics_broker"]},
     }
 
 
@@ -135,7 +140,9 @@ class PipelineTest(unittest.TestCase):
 
     def test_pipeline_end_to_end(self):
         paths, expected, good = build_inputs(self.work)
-        ports = {k: et.free_port() for k in ("collect", "classify", "aggregate", "notify")}
+        ports = {k: et.free_port() for k in ("collect", "classify", "aggregate", "notify",
+                                             "metrics_broker", "metrics_aggregator",
+                                             "metrics_notifier")}
         cfgs = {}
         for name in ("a", "b", "burst"):
             cfgs[name] = os.path.join(self.work, "escucha-%s.json" % name)
@@ -230,6 +237,23 @@ class PipelineTest(unittest.TestCase):
         self.assertIn("Congreso", mail)
         self.assertIn(str(expected["gob/congreso"]), mail)
         self.assertIn(str(expected["gob/elecciones"]), mail)
+
+        # Every service's /metrics moved with the traffic, and /healthz answers.
+        def metric(port_key, name):
+            url = "http://127.0.0.1:%d/metrics" % ports[port_key]
+            text = urllib.request.urlopen(url, timeout=5).read().decode()
+            for line in text.splitlines():
+                if line.startswith(name + " "):
+                    return float(line.split()[1])
+            self.fail("%s not in %s" % (name, url))
+
+        self.assertEqual(metric("metrics_broker", "escucha_broker_forwarded_total"), good)
+        self.assertEqual(metric("metrics_notifier", "escucha_notifier_delivered_total"), 1)
+        self.assertEqual(metric("metrics_notifier", "escucha_notifier_dead_total"), 0)
+        for key in ("metrics_broker", "metrics_aggregator", "metrics_notifier"):
+            health = urllib.request.urlopen("http://127.0.0.1:%d/healthz" % ports[key],
+                                            timeout=5)
+            self.assertEqual(health.status, 200)
 
         # Stop upstream first; every service drains and exits 0.
         for name in ("broker", "classifier1", "classifier2", "aggregator", "notifier"):
