@@ -1,19 +1,19 @@
 # Builds every escucha service into one image; docker-compose.yml picks the command.
+# The build stage installs what scripts/deps.sh lists (compiler, libraries, node for the
+# dashboard bundle and the sentiment lexicon, Debian packages the language model is trained
+# from), so the image is built exactly as a Debian 12 host would build it.
 FROM debian:12-slim AS build
-RUN apt-get update && apt-get install -y --no-install-recommends \
-        build-essential cmake pkg-config libzmq3-dev libmsgpack-dev libhiredis-dev \
-        libjansson-dev libcurl4-openssl-dev libutf8proc-dev libsodium-dev libmicrohttpd-dev libcairo2-dev libxml2-dev \
-    && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
-RUN cmake -S . -B /build -DCMAKE_BUILD_TYPE=Release -DESC_TESTS=OFF \
+RUN apt-get update && scripts/deps.sh \
+    && cmake -S . -B /build -DCMAKE_BUILD_TYPE=Release -DESC_TESTS=OFF -DESC_BENCH=OFF \
     && cmake --build /build -j"$(nproc)" \
     && cmake --install /build --prefix /opt/escucha
 
 FROM debian:12-slim
 RUN apt-get update && apt-get install -y --no-install-recommends \
         libzmq5 libmsgpackc2 libhiredis0.14 libjansson4 libcurl4 libutf8proc2 libsodium23 \
-        libmicrohttpd12 libcairo2 fonts-dejavu-core libxml2 \
+        libmicrohttpd12 libcairo2 libfontconfig1 fonts-dejavu-core libxml2 libcsv3 \
         ca-certificates tzdata \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --system --home /var/lib/escucha escucha

@@ -10,7 +10,11 @@
  * compiled configuration, or keeps the old one when the new file is bad; the new one is read
  * and compiled on a short-lived helper thread while the loop keeps classifying with the
  * running one, and the loop thread swaps it in between two posts. Everything else runs on the
- * loop thread: signals arrive through a signalfd polled next to the input socket. */
+ * loop thread: signals arrive through a signalfd polled next to the input socket. Topic edits
+ * made through escucha-api take the same path: every classifier.topics_poll_ms the loop reads
+ * one Redis key (<prefix>:topics:version) and, when it changed, every team's stored overrides
+ * (one pipelined round trip), and the helper thread compiles the file with them applied
+ * (esc_cfg_load_overlay). Redis is never asked anything per post. */
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -21,6 +25,7 @@
 #include <zmq.h>
 
 #include "escucha/esc_bus.h"
+#include "escucha/esc_kv.h"
 #include "escucha/esc_log.h"
 #include "escucha/esc_mem.h"
 #include "escucha/esc_sig.h"
@@ -45,8 +50,31 @@ const struct esc_cfg_entry cls_cfg_map[] = {
                 language_min_confidence, "below this confidence the language is \"und\""),
     ESC_CFG_STR("sentiment_lexicon", "", struct cls_cfg, sentiment_lexicon,
                 "sentiment lexicon file (\"\" = the one built with escucha)"),
+    ESC_CFG_INT("topics_poll_ms", "2000", 0, 3600000, struct cls_cfg, topics_poll_ms,
+                "how often to look for topic edits made through escucha-api (0 = never)"),
     ESC_CFG_END,
 };
+
+/* One team's topic overrides as read from Redis. */
+struct cls_ovl_team {
+    char *team;                   /* team id; owned */
+    char **ids;                   /* hash fields (topic ids); owned, n entries */
+    char **topics;                /* hash values (topic JSON); owned, n entries */
+    size_t n;
+    char *exclude;                /* stored exclusion lists, NULL when the key is missing */
+};
+
+/* Every team's overrides, and the esc_cfg_overlay view of them that esc_cfg borrows. */
+struct cls_ovl {
+    struct cls_ovl_team *t;       /* owned, n entries */
+    struct esc_cfg_overlay *view; /* owned, n entries; borrows from t */
+    size_t n;
+};
+
+static void s_ovl_fini(struct cls_ovl *o);
+static void s_ovl_copy(struct cls_ovl *dst, const struct cls_ovl *src);
+static esc_rc s_load_ovl(cls_t *self, struct cls_conf *c, const char *path,
+                         struct esc_error *err);
 
 struct cls {
     struct cls_conf conf;
@@ -82,6 +110,17 @@ struct cls {
     struct cls_conf reload_conf;
     struct esc_error reload_err;
     esc_rc reload_rc;
+    char reload_trigger[16];      /* "sighup" or "api": what started the running reload */
+    struct cls_ovl reload_ovl;    /* the overrides this reload applies (the thread's) */
+    char reload_kept[512];        /* "team/topic ..." whose previous version was kept */
+    /* topic overrides (docs/api.md): only changed on the loop thread while no reload runs */
+    esc_kv_t *kv;                 /* NULL when topics_poll_ms is 0 or the loop does not run */
+    struct cls_ovl ovl;           /* overrides the running matcher was built with */
+    int64_t poll_next_ms;         /* monotonic time of the next version read */
+    char version[32];             /* last <prefix>:topics:version seen ("" = key missing) */
+    bool have_version;            /* version was read at least once */
+    bool kv_down;                 /* Redis unreachable (logged once) */
+    struct esc_log_every ovl_every;
 };
 
 /* Logs the compile warnings of a freshly loaded matcher. */
@@ -129,7 +168,14 @@ cls_conf_from_cfg(struct cls_conf *c, struct esc_cfg **cfg_p, struct esc_error *
 esc_rc
 cls_conf_load(struct cls_conf *c, const char *path, struct esc_error *err)
 {
-    struct esc_cfg *cfg = esc_cfg_load(path, err);
+    return cls_conf_load_overlay(c, path, NULL, 0, err);
+}
+
+esc_rc
+cls_conf_load_overlay(struct cls_conf *c, const char *path, const struct esc_cfg_overlay *ov,
+                      size_t n, struct esc_error *err)
+{
+    struct esc_cfg *cfg = esc_cfg_load_overlay(path, ov, n, err);
 
     if (cfg == NULL) {
         return ESC_INVALID;
@@ -379,6 +425,9 @@ cls_destroy(cls_t **self_p)
     }
     esc_bus_destroy(&self->in, 0);
     esc_bus_destroy(&self->out, 0);
+    esc_kv_destroy(&self->kv);
+    s_ovl_fini(&self->ovl);
+    s_ovl_fini(&self->reload_ovl);
     s_keys_free(self);
     cls_match_result_fini(&self->res);
     cls_text_destroy(&self->txt);
@@ -612,12 +661,14 @@ cls_process(cls_t *self, const void *buf, size_t len, size_t *out_len)
  */
 
 static void
-s_reload_failed(const struct esc_error *err)
+s_reload_failed(const cls_t *self, const struct esc_error *err)
 {
     char q[300];
 
-    esc_log_error("reload failed, keeping the running config file=%s line=%d err=%s",
-                  err->source, err->line, esc_log_quote(q, sizeof(q), err->text, 256));
+    esc_log_error("reload failed, keeping the running config file=%s line=%d err=%s trigger=%s "
+                  "topics_version=%s",
+                  err->source, err->line, esc_log_quote(q, sizeof(q), err->text, 256),
+                  self->reload_trigger, self->have_version ? self->version : "none");
 }
 
 /* Swaps in nc (taken). */
@@ -637,28 +688,64 @@ s_reload_apply(cls_t *self, struct cls_conf *nc_p)
     s_log_warnings(self->conf.match);
     s_keys_build(self);
     self->stats.reloads++;
-    esc_log_info("reloaded topics=%zu keywords=%zu queries=%zu atoms=%zu fold_enye=%s",
+    esc_log_info("reloaded topics=%zu keywords=%zu queries=%zu atoms=%zu fold_enye=%s trigger=%s",
                  cls_match_n_topics(self->conf.match), cls_match_n_keywords(self->conf.match),
                  cls_match_n_queries(self->conf.match), cls_match_n_atoms(self->conf.match),
-                 self->conf.cc.fold_enye ? "true" : "false");
+                 self->conf.cc.fold_enye ? "true" : "false", self->reload_trigger);
+}
+
+/* A reload finished with rc (c and err its result): swap in c and make reload_ovl the
+ * running overrides, or log why not and drop reload_ovl. */
+static void
+s_reload_done(cls_t *self, esc_rc rc, struct cls_conf *c, const struct esc_error *err)
+{
+    if (rc != ESC_OK) {
+        s_reload_failed(self, err);
+        s_ovl_fini(&self->reload_ovl);
+        return;
+    }
+    if (self->reload_kept[0] != '\0') {
+        char q[600];
+
+        esc_log_error("stored topics do not compile, their previous version kept trigger=%s "
+                      "topics=%s",
+                      self->reload_trigger,
+                      esc_log_quote(q, sizeof(q), self->reload_kept, sizeof(q) - 8));
+    }
+    s_reload_apply(self, c);
+    s_ovl_fini(&self->ovl);
+    self->ovl = self->reload_ovl;
+    memset(&self->reload_ovl, 0, sizeof(self->reload_ovl));
+}
+
+/* Reloads on the loop thread with the prepared reload_ovl. */
+static esc_rc
+s_reload_sync(cls_t *self)
+{
+    struct cls_conf nc;
+    struct esc_error err;
+    esc_rc rc;
+
+    memset(&err, 0, sizeof(err));
+    memset(&nc, 0, sizeof(nc));
+    rc = s_load_ovl(self, &nc, self->conf.cfg->path, &err);
+    s_reload_done(self, rc, &nc, &err);
+    return rc == ESC_OK ? ESC_OK : ESC_INVALID;
 }
 
 esc_rc
 cls_reload(cls_t *self)
 {
-    struct cls_conf nc;
-    struct esc_error err;
-
-    memset(&err, 0, sizeof(err));
-    if (cls_conf_load(&nc, self->conf.cfg->path, &err) != ESC_OK) {
-        s_reload_failed(&err);
-        return ESC_INVALID;
+    if (self->reload_trigger[0] == '\0') {
+        esc_strlcpy(self->reload_trigger, "sighup", sizeof(self->reload_trigger));
     }
-    s_reload_apply(self, &nc);
-    return ESC_OK;
+    s_ovl_fini(&self->reload_ovl);
+    s_ovl_copy(&self->reload_ovl, &self->ovl);
+    return s_reload_sync(self);
 }
 
-/* The helper thread: reads and compiles the file; touches nothing but the reload_* fields. */
+/* The helper thread: reads and compiles the file with reload_ovl; writes nothing but the
+ * reload_* fields (the loop leaves ovl and reload_ovl alone while it runs). */
 static void *
 s_reload_main(void *arg)
 {
@@ -666,30 +753,42 @@ s_reload_main(void *arg)
     ssize_t w;
 
     memset(&self->reload_err, 0, sizeof(self->reload_err));
-    self->reload_rc = cls_conf_load(&self->reload_conf, self->reload_path, &self->reload_err);
+    self->reload_rc = s_load_ovl(self, &self->reload_conf, self->reload_path, &self->reload_err);
     do {
         w = write(self->reload_fd[1], "r", 1);
     } while (w < 0 && errno == EINTR);
     return NULL;
 }
 
-/* SIGHUP: starts compiling the file in the background (once more after the current compile
- * when one is running), or reloads synchronously when there is no loop or no thread. */
+/* SIGHUP (fresh NULL: the running overrides again) or new topic overrides (fresh, taken):
+ * starts compiling the file in the background, or reloads synchronously when there is no loop
+ * or no thread. A SIGHUP during a compile runs once more after it; overrides are only read
+ * while no compile runs (s_poll_topics). */
 static void
-s_reload_start(cls_t *self)
+s_reload_start(cls_t *self, const char *trigger, struct cls_ovl *fresh)
 {
     if (self->reload_running) {
+        ESC_ASSERT(fresh == NULL);
         self->reload_again = true;
         return;
     }
+    esc_strlcpy(self->reload_trigger, trigger, sizeof(self->reload_trigger));
+    s_ovl_fini(&self->reload_ovl);
+    if (fresh != NULL) {
+        self->reload_ovl = *fresh;
+        memset(fresh, 0, sizeof(*fresh));
+    }
+    else {
+        s_ovl_copy(&self->reload_ovl, &self->ovl);
+    }
     if (self->reload_fd[0] < 0) {
-        cls_reload(self);
+        s_reload_sync(self);
         return;
     }
     esc_strlcpy(self->reload_path, self->conf.cfg->path, sizeof(self->reload_path));
     if (pthread_create(&self->reload_thread, NULL, s_reload_main, self) != 0) {
         esc_log_warn("could not start the reload thread, reloading in the loop");
-        cls_reload(self);
+        s_reload_sync(self);
         return;
     }
     self->reload_running = true;
@@ -708,16 +807,335 @@ s_reload_finish(cls_t *self)
     }
     pthread_join(self->reload_thread, NULL);
     self->reload_running = false;
-    if (self->reload_rc == ESC_OK) {
-        s_reload_apply(self, &self->reload_conf);
-    }
-    else {
-        s_reload_failed(&self->reload_err);
-    }
+    s_reload_done(self, self->reload_rc, &self->reload_conf, &self->reload_err);
     if (self->reload_again) {
         self->reload_again = false;
-        s_reload_start(self);
+        s_reload_start(self, "sighup", NULL);
     }
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Topic overrides from escucha-api (docs/api.md, "Contract for the classifier")
+ */
+
+static void
+s_ovl_fini(struct cls_ovl *o)
+{
+    size_t i;
+    size_t k;
+
+    for (i = 0; i < o->n; i++) {
+        for (k = 0; k < o->t[i].n; k++) {
+            esc_free(o->t[i].ids[k]);
+            esc_free(o->t[i].topics[k]);
+        }
+        esc_free(o->t[i].ids);
+        esc_free(o->t[i].topics);
+        esc_free(o->t[i].exclude);
+        esc_free(o->t[i].team);
+    }
+    esc_free(o->t);
+    esc_free(o->view);
+    memset(o, 0, sizeof(*o));
+}
+
+/* (Re)builds the esc_cfg_overlay view of o's teams. */
+static void
+s_ovl_view(struct cls_ovl *o)
+{
+    size_t i;
+
+    esc_free(o->view);
+    o->view = esc_calloc(o->n + 1, sizeof(*o->view));
+    for (i = 0; i < o->n; i++) {
+        o->view[i].team = o->t[i].team;
+        o->view[i].ids = (const char *const *)o->t[i].ids;
+        o->view[i].topics = (const char *const *)o->t[i].topics;
+        o->view[i].n_topics = o->t[i].n;
+        o->view[i].exclude = o->t[i].exclude;
+    }
+}
+
+static void
+s_ovl_copy(struct cls_ovl *dst, const struct cls_ovl *src)
+{
+    size_t i;
+    size_t k;
+
+    memset(dst, 0, sizeof(*dst));
+    dst->n = src->n;
+    dst->t = esc_calloc(src->n + 1, sizeof(*dst->t));
+    for (i = 0; i < src->n; i++) {
+        const struct cls_ovl_team *st = &src->t[i];
+        struct cls_ovl_team *dt = &dst->t[i];
+
+        dt->team = esc_strdup(st->team);
+        dt->ids = esc_calloc(st->n + 1, sizeof(*dt->ids));
+        dt->topics = esc_calloc(st->n + 1, sizeof(*dt->topics));
+        for (k = 0; k < st->n; k++) {
+            dt->ids[k] = esc_strdup(st->ids[k]);
+            dt->topics[k] = esc_strdup(st->topics[k]);
+        }
+        dt->n = st->n;
+        dt->exclude = st->exclude != NULL ? esc_strdup(st->exclude) : NULL;
+    }
+    s_ovl_view(dst);
+}
+
+static struct cls_ovl_team *
+s_ovl_team_find(const struct cls_ovl *o, const char *team)
+{
+    size_t i;
+
+    for (i = 0; i < o->n; i++) {
+        if (strcmp(o->t[i].team, team) == 0) {
+            return &o->t[i];
+        }
+    }
+    return NULL;
+}
+
+/* Puts the stored topic team/id of o back to its version in prev, or removes it when prev
+ * has none. Returns false when that changes nothing (the topic is not stored, or prev holds
+ * the same text). */
+static bool
+s_ovl_revert(struct cls_ovl *o, const struct cls_ovl *prev, const char *team, const char *id)
+{
+    struct cls_ovl_team *t = s_ovl_team_find(o, team);
+    const struct cls_ovl_team *pt = s_ovl_team_find(prev, team);
+    const char *before = NULL;
+    size_t i;
+    size_t k;
+
+    for (i = 0; t != NULL && i < t->n && strcmp(t->ids[i], id) != 0; i++) {
+    }
+    if (t == NULL || i == t->n) {
+        return false;
+    }
+    for (k = 0; pt != NULL && k < pt->n && before == NULL; k++) {
+        if (strcmp(pt->ids[k], id) == 0) {
+            before = pt->topics[k];
+        }
+    }
+    if (before != NULL && strcmp(before, t->topics[i]) == 0) {
+        return false;
+    }
+    esc_free(t->topics[i]);
+    if (before != NULL) {
+        t->topics[i] = esc_strdup(before);
+    }
+    else {
+        esc_free(t->ids[i]);
+        memmove(&t->ids[i], &t->ids[i + 1], (t->n - i - 1) * sizeof(*t->ids));
+        memmove(&t->topics[i], &t->topics[i + 1], (t->n - i - 1) * sizeof(*t->topics));
+        t->n--;
+    }
+    s_ovl_view(o);
+    return true;
+}
+
+/* Loads path with reload_ovl applied. When a stored topic does not compile (the matcher's
+ * error names teams[T].topics[K]), that topic goes back to the version the running matcher
+ * was built with (ovl) or, when it had none, to the file's, and the load is tried again;
+ * reload_kept lists them with the reason. Other errors refuse the whole reload. Runs on the
+ * helper thread: reads ovl, writes only c, err and reload_*. */
+static esc_rc
+s_load_ovl(cls_t *self, struct cls_conf *c, const char *path, struct esc_error *err)
+{
+    size_t tries = 0;
+    size_t max = 0;
+    size_t i;
+
+    self->reload_kept[0] = '\0';
+    for (i = 0; i < self->reload_ovl.n; i++) {
+        max += self->reload_ovl.t[i].n;
+    }
+    for (;;) {
+        struct esc_cfg *cfg = esc_cfg_load_overlay(path, self->reload_ovl.view,
+                                                   self->reload_ovl.n, err);
+        size_t ti = 0;
+        size_t k = 0;
+        size_t used;
+
+        if (cfg == NULL) {
+            return ESC_INVALID;
+        }
+        if (cls_conf_from_cfg(c, &cfg, err) == ESC_OK) {
+            return ESC_OK;
+        }
+        if (tries++ >= max || sscanf(err->text, "teams[%zu].topics[%zu]", &ti, &k) != 2
+            || ti >= cfg->n_teams || k >= cfg->teams[ti].n_topics
+            || !s_ovl_revert(&self->reload_ovl, &self->ovl, cfg->teams[ti].id,
+                             cfg->teams[ti].topics[k].id)) {
+            esc_cfg_free(&cfg);
+            return ESC_INVALID;
+        }
+        used = strlen(self->reload_kept);
+        snprintf(self->reload_kept + used, sizeof(self->reload_kept) - used, "%s%s (%s)",
+                 used > 0 ? "; " : "", cfg->teams[ti].topics[k].key, err->text);
+        esc_cfg_free(&cfg);
+    }
+}
+
+/* Stored values of one team from its HGETALL and GET replies into t. Returns ESC_OK, or
+ * ESC_ERR when a reply has an unexpected shape (logged). */
+static esc_rc
+s_ovl_team(struct cls_ovl_team *t, const char *team, const struct esc_kv_val *hash,
+           const struct esc_kv_val *excl)
+{
+    size_t k;
+
+    t->team = esc_strdup(team);
+    if (hash->type != ESC_KV_ARRAY || hash->n % 2 != 0
+        || (excl->type != ESC_KV_STR && excl->type != ESC_KV_NIL)) {
+        return ESC_ERR;
+    }
+    t->ids = esc_calloc(hash->n / 2 + 1, sizeof(*t->ids));
+    t->topics = esc_calloc(hash->n / 2 + 1, sizeof(*t->topics));
+    for (k = 0; k + 1 < hash->n; k += 2) {
+        if (hash->elem[k].str == NULL || hash->elem[k + 1].str == NULL) {
+            return ESC_ERR;
+        }
+        t->ids[t->n] = esc_strdup(hash->elem[k].str);
+        t->topics[t->n] = esc_strdup(hash->elem[k + 1].str);
+        t->n++;
+    }
+    if (excl->type == ESC_KV_STR && excl->str != NULL) {
+        t->exclude = esc_strdup(excl->str);
+    }
+    return ESC_OK;
+}
+
+/* Reads every team's overrides (HGETALL topics + GET exclude, one pipelined round trip) into
+ * out. Returns ESC_OK, ESC_RETRY when Redis is unreachable, ESC_ERR on an unexpected reply
+ * (logged); out is empty unless ESC_OK. */
+static esc_rc
+s_ovl_read(cls_t *self, struct cls_ovl *out)
+{
+    const struct esc_cfg *cfg = self->conf.cfg;
+    const char *prefix = cfg->redis.prefix;
+    struct esc_kv_val *rep;
+    size_t n = cfg->n_teams;
+    size_t i;
+    esc_rc rc;
+
+    memset(out, 0, sizeof(*out));
+    for (i = 0; i < n; i++) {
+        esc_kv_append(self->kv, "HGETALL %s:topics:{%s}", prefix, cfg->teams[i].id);
+        esc_kv_append(self->kv, "GET %s:exclude:{%s}", prefix, cfg->teams[i].id);
+    }
+    rep = esc_calloc(2 * n + 1, sizeof(*rep));
+    rc = esc_kv_exec_replies(self->kv, rep, 2 * n, NULL);
+    if (rc != ESC_OK) {
+        esc_free(rep);
+        return rc == ESC_RETRY ? ESC_RETRY : ESC_ERR;
+    }
+    out->t = esc_calloc(n + 1, sizeof(*out->t));
+    out->n = n;
+    for (i = 0; i < n && rc == ESC_OK; i++) {
+        struct cls_ovl_team *t = &out->t[i];
+
+        if (s_ovl_team(t, cfg->teams[i].id, &rep[2 * i], &rep[2 * i + 1]) != ESC_OK) {
+            esc_log_error("unexpected reply reading topic overrides team=%s", cfg->teams[i].id);
+            rc = ESC_ERR;
+        }
+    }
+    s_ovl_view(out);
+    for (i = 0; i < 2 * n; i++) {
+        esc_kv_val_fini(&rep[i]);
+    }
+    esc_free(rep);
+    if (rc != ESC_OK) {
+        s_ovl_fini(out);
+    }
+    return rc;
+}
+
+/* True when o holds no stored value at all. */
+static bool
+s_ovl_empty(const struct cls_ovl *o)
+{
+    size_t i;
+
+    for (i = 0; i < o->n; i++) {
+        if (o->t[i].n > 0 || o->t[i].exclude != NULL) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static void
+s_kv_down(cls_t *self)
+{
+    if (!self->kv_down) {
+        esc_log_warn("cannot read topic overrides from redis, keeping the current topics");
+        self->kv_down = true;
+    }
+}
+
+/* Every topics_poll_ms: one GET of the version; when it changed, the overrides are read and a
+ * reload starts with them. While a reload runs the read waits, so ovl never changes under the
+ * helper thread. */
+static void
+s_poll_topics(cls_t *self)
+{
+    const char *prefix = self->conf.cfg->redis.prefix;
+    struct esc_kv_val v;
+    struct cls_ovl fresh;
+    char version[32];
+    int64_t now = esc_mono_ms();
+    esc_rc rc;
+
+    if (self->kv == NULL || self->drain.draining || now < self->poll_next_ms) {
+        return;
+    }
+    if (self->reload_running) {
+        self->poll_next_ms = now + 50;
+        return;
+    }
+    self->poll_next_ms = now + self->conf.cc.topics_poll_ms;
+    memset(&v, 0, sizeof(v));
+    rc = esc_kv_cmd(self->kv, &v, "GET %s:topics:version", prefix);
+    if (rc != ESC_OK) {
+        s_kv_down(self);
+        return;
+    }
+    if (v.type != ESC_KV_STR && v.type != ESC_KV_NIL) {
+        esc_log_every(&self->ovl_every, 60000, "unexpected reply reading %s:topics:version",
+                      prefix);
+        esc_kv_val_fini(&v);
+        return;
+    }
+    esc_strlcpy(version, v.type == ESC_KV_STR && v.str != NULL ? v.str : "", sizeof(version));
+    esc_kv_val_fini(&v);
+    if (self->kv_down) {
+        esc_log_info("reading topic overrides from redis again");
+        self->kv_down = false;
+    }
+    self->stats.topic_polls++;
+    if (self->have_version && strcmp(version, self->version) == 0) {
+        return;
+    }
+    rc = s_ovl_read(self, &fresh);
+    if (rc == ESC_RETRY) {
+        s_kv_down(self);
+        return;
+    }
+    if (rc != ESC_OK) {
+        return;
+    }
+    esc_strlcpy(self->version, version, sizeof(self->version));
+    if (!self->have_version && s_ovl_empty(&fresh)) {
+        /* start-up with nothing stored: the running topics are already right */
+        self->have_version = true;
+        s_ovl_fini(&fresh);
+        return;
+    }
+    self->have_version = true;
+    esc_log_info("topic overrides changed version=%s, reloading",
+                 version[0] != '\0' ? version : "none");
+    s_reload_start(self, "api", &fresh);
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -730,7 +1148,7 @@ s_on_signal(cls_t *self)
     esc_sig_handle(self->sig_fd, &self->drain, self->conf.cc.grace_ms);
     if (self->drain.reload) {
         self->drain.reload = 0;
-        s_reload_start(self);
+        s_reload_start(self, "sighup", NULL);
     }
 }
 
@@ -813,6 +1231,13 @@ s_timeout(const cls_t *self)
     int64_t until;
 
     if (!self->drain.draining) {
+        if (self->kv != NULL) {
+            until = self->poll_next_ms;
+            if (until <= now) {
+                return 0;
+            }
+            return until - now > 1000 ? 1000 : (long)(until - now);
+        }
         return 1000;
     }
     until = self->last_in_ms + self->conf.cc.drain_quiet_ms;
@@ -851,6 +1276,7 @@ s_loop(cls_t *self)
         if (it[1].revents & ZMQ_POLLIN) {
             s_on_input(self, CLS_BATCH_MAX);
         }
+        s_poll_topics(self);
         if (self->fatal) {
             return false;
         }
@@ -891,6 +1317,15 @@ cls_run(cls_t *self, int sig_fd)
         fcntl(self->reload_fd[0], F_SETFD, FD_CLOEXEC);
         fcntl(self->reload_fd[1], F_SETFD, FD_CLOEXEC);
     }
+    if (self->conf.cc.topics_poll_ms > 0 && self->reload_fd[0] >= 0) {
+        struct esc_kv_opts ko;
+        char *password = NULL;
+
+        esc_cfg_kv_opts(cfg, &ko, &password);
+        self->kv = esc_kv_new(&ko);
+        esc_free(password);
+        self->poll_next_ms = esc_mono_ms();
+    }
     self->in = esc_bus_new(ESC_BUS_PULL, cfg->bus.classify, false, (int)cfg->bus.hwm);
     self->out = esc_bus_new(ESC_BUS_PUSH, cfg->bus.aggregate, false, (int)cfg->bus.hwm);
     if (self->in != NULL && self->out != NULL) {
@@ -908,6 +1343,7 @@ cls_run(cls_t *self, int sig_fd)
     left = self->drain.draining ? self->drain.deadline_ms - esc_mono_ms() : 0;
     esc_bus_destroy(&self->in, 0);
     esc_bus_destroy(&self->out, (int)(left > 0 ? left : 0));
+    esc_kv_destroy(&self->kv);
     if (self->stats.dropped > 0) {
         esc_log_warn("posts dropped at shutdown count=%llu",
                      (unsigned long long)self->stats.dropped);

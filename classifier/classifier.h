@@ -28,6 +28,7 @@ struct cls_cfg {
     char language_model[256]; /* langid model file ("" = the one built/installed) */
     double language_min_confidence; /* below this the language is "und" */
     char sentiment_lexicon[256]; /* sentiment lexicon file ("" = the one built/installed) */
+    int64_t topics_poll_ms; /* how often <prefix>:topics:version is read (0 = never) */
 };
 
 /* Parses a comma-separated language list into codes (pointers into buf). Returns the count,
@@ -49,6 +50,10 @@ struct cls_conf {
 esc_rc cls_conf_from_cfg(struct cls_conf *c, struct esc_cfg **cfg_p, struct esc_error *err);
 /* Same from the file at path (esc_cfg_load first). */
 esc_rc cls_conf_load(struct cls_conf *c, const char *path, struct esc_error *err);
+/* Same from the file at path with the topic overrides of escucha-api applied
+ * (esc_cfg_load_overlay; ov may be NULL when n is 0). */
+esc_rc cls_conf_load_overlay(struct cls_conf *c, const char *path,
+                             const struct esc_cfg_overlay *ov, size_t n, struct esc_error *err);
 /* Frees what c owns and zeroes it. NULL-safe. */
 void cls_conf_fini(struct cls_conf *c);
 /* --check-config: loads the file at path, prints to diag every error and warning of every
@@ -64,7 +69,8 @@ struct cls_stats {
     uint64_t dropped;  /* classified posts that could not be sent before the drain deadline */
     uint64_t matched;  /* posts that matched at least one topic */
     uint64_t bad_utf8; /* invalid UTF-8 bytes repaired in post texts */
-    uint64_t reloads;  /* successful SIGHUP reloads */
+    uint64_t reloads;  /* successful reloads (SIGHUP or topic overrides) */
+    uint64_t topic_polls; /* reads of <prefix>:topics:version that got an answer */
 };
 
 typedef struct cls cls_t;
@@ -98,14 +104,18 @@ char *cls_process(cls_t *self, const void *buf, size_t len, size_t *out_len);
  * end, '-' or '_' ("es-PE" -> "es", "QUZ" -> "quz"); "und" otherwise or for NULL. */
 void cls_language(const char *hint, char *out, size_t outsz);
 
-/* Re-reads the config file, recompiles and swaps the matcher. On any error keeps the running
- * configuration, logs the error and returns ESC_INVALID. Bus endpoints are not reopened. */
+/* Re-reads the config file (with the topic overrides last read from Redis), recompiles and
+ * swaps the matcher. On any error keeps the running configuration, logs the error and returns
+ * ESC_INVALID. Bus endpoints are not reopened. */
 esc_rc cls_reload(cls_t *self);
 
 /* The service: connects PULL to bus.classify and PUSH to bus.aggregate, classifies until the
  * first SIGTERM/SIGINT on sig_fd, then keeps reading until the input has been quiet for
  * drain_quiet_ms or grace_ms has passed, and closes. SIGHUP reloads. Sends block (never
- * drop) while the aggregator is slow. Returns 0 when drained with nothing dropped, else 1. */
+ * drop) while the aggregator is slow. With classifier.topics_poll_ms > 0 it reads
+ * <prefix>:topics:version every topics_poll_ms; when it changed it reads every team's topic
+ * overrides (docs/api.md) and reloads as SIGHUP does, with them applied. Returns 0 when
+ * drained with nothing dropped, else 1. */
 int cls_run(cls_t *self, int sig_fd);
 
 #endif

@@ -114,7 +114,7 @@ test_collector_config_errors_name_the_key(void **state)
     s_expect_invalid(",\"sources\":[{\"name\":\"a\",\"type\":\"jsonl\",\"path\":\"p\"},"
                      "{\"name\":\"m\",\"type\":\"telegram\"}]",
                      "sources.1.type: unknown source type 'telegram' (known: jsonl, mastodon, "
-                     "rss, hn, reddit, bluesky, x, lemmy, youtube)");
+                     "rss, hn, reddit, bluesky, x, lemmy, youtube, csv, ingest)");
     /* The connectors' own checks name the key too. */
     s_expect_invalid(",\"sources\":[{\"name\":\"m\",\"type\":\"mastodon\","
                      "\"instance\":\"mastodon.social\",\"tag\":\"peru\"}]",

@@ -752,8 +752,9 @@ esc_cfg_load_string(const char *json, const char *source, struct esc_error *err)
     return s_build(root, source, err);
 }
 
-struct esc_cfg *
-esc_cfg_load(const char *path, struct esc_error *err)
+/* Reads and parses the file at path; returns a new reference or NULL with err filled. */
+static json_t *
+s_load_root(const char *path, struct esc_error *err)
 {
     json_error_t jerr;
     json_t *root;
@@ -774,7 +775,170 @@ esc_cfg_load(const char *path, struct esc_error *err)
                 err->column = jerr.column;
             }
         }
+    }
+    return root;
+}
+
+struct esc_cfg *
+esc_cfg_load(const char *path, struct esc_error *err)
+{
+    json_t *root = s_load_root(path, err);
+
+    if (root == NULL) {
         return NULL;
+    }
+    return s_build(root, path, err);
+}
+
+static int
+s_str_cmp(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* Parses one stored value (a topic or the exclusion lists) of team ti; returns a new
+ * reference to an object, or NULL with err naming where it belongs. */
+static json_t *
+s_overlay_parse(const char *text, size_t ti, const char *team, const char *what,
+                struct esc_error *err)
+{
+    json_error_t jerr;
+    json_t *v = json_loads(text != NULL ? text : "", JSON_REJECT_DUPLICATES, &jerr);
+
+    if (v == NULL || !json_is_object(v)) {
+        esc_error_set(err, 0, "teams[%zu] (team '%s'): stored %s: not a JSON object%s%s", ti,
+                      team, what, v == NULL ? ": " : "", v == NULL ? jerr.text : "");
+        json_decref(v);
+        return NULL;
+    }
+    return v;
+}
+
+/* A stored topic as it goes into the document: a copy with its id, without the markers the
+ * API adds, and with null values (no query, no exclude) left out. New reference. */
+static json_t *
+s_overlay_topic(json_t *stored, const char *id)
+{
+    json_t *t = json_deep_copy(stored);
+    const char *key;
+    json_t *v;
+    void *tmp;
+
+    json_object_del(t, "deleted");
+    json_object_del(t, "source");
+    json_object_foreach_safe(t, tmp, key, v) {
+        if (json_is_null(v)) {
+            json_object_del(t, key);
+        }
+    }
+    json_object_set_new(t, "id", json_string(id));
+    return t;
+}
+
+/* Applies one team's overrides to its object jt (teams[ti]) in the parsed document. */
+static esc_rc
+s_overlay_team(json_t *jt, size_t ti, const struct esc_cfg_overlay *ov, struct esc_error *err)
+{
+    json_t *file_topics = json_object_get(jt, "topics");
+    json_t *over = json_object();
+    json_t *in_file = json_object();
+    json_t *merged = NULL;
+    const char **extra = NULL;
+    size_t n_extra = 0;
+    const char *id;
+    json_t *v;
+    size_t i;
+    esc_rc rc = ESC_INVALID;
+
+    for (i = 0; i < ov->n_topics; i++) {
+        char what[96];
+
+        if (ov->ids[i] == NULL || !esc_ident_valid(ov->ids[i])) {
+            esc_error_set(err, 0, "teams[%zu] (team '%s'): stored topic id '%s' is not a valid id",
+                          ti, ov->team, ov->ids[i] != NULL ? ov->ids[i] : "");
+            goto out;
+        }
+        snprintf(what, sizeof(what), "topic '%s'", ov->ids[i]);
+        v = s_overlay_parse(ov->topics[i], ti, ov->team, what, err);
+        if (v == NULL) {
+            goto out;
+        }
+        json_object_set_new(over, ov->ids[i], v);
+    }
+    if (json_is_array(file_topics)) {
+        merged = json_array();
+        json_array_foreach(file_topics, i, v) {
+            json_t *o;
+
+            id = json_string_value(json_object_get(v, "id"));
+            o = id != NULL ? json_object_get(over, id) : NULL;
+            if (id != NULL) {
+                json_object_set_new(in_file, id, json_true());
+            }
+            if (o == NULL) {
+                json_array_append(merged, v);
+            }
+            else if (!json_is_true(json_object_get(o, "deleted"))) {
+                json_array_append_new(merged, s_overlay_topic(o, id));
+            }
+        }
+        extra = esc_calloc(json_object_size(over) + 1, sizeof(*extra));
+        json_object_foreach(over, id, v) {
+            if (json_object_get(in_file, id) == NULL
+                && !json_is_true(json_object_get(v, "deleted"))) {
+                extra[n_extra++] = id;
+            }
+        }
+        qsort(extra, n_extra, sizeof(*extra), s_str_cmp);
+        for (i = 0; i < n_extra; i++) {
+            json_array_append_new(merged, s_overlay_topic(json_object_get(over, extra[i]),
+                                                          extra[i]));
+        }
+        json_object_set_new(jt, "topics", merged);
+    }
+    if (ov->exclude != NULL) {
+        v = s_overlay_parse(ov->exclude, ti, ov->team, "exclusion lists", err);
+        if (v == NULL) {
+            goto out;
+        }
+        json_object_set_new(jt, "exclude", v);
+    }
+    rc = ESC_OK;
+
+out:
+    esc_free(extra);
+    json_decref(in_file);
+    json_decref(over);
+    return rc;
+}
+
+struct esc_cfg *
+esc_cfg_load_overlay(const char *path, const struct esc_cfg_overlay *ov, size_t n,
+                     struct esc_error *err)
+{
+    json_t *root = s_load_root(path, err);
+    json_t *teams;
+    json_t *jt;
+    size_t i;
+    size_t ti;
+
+    if (root == NULL) {
+        return NULL;
+    }
+    teams = json_object_get(root, "teams");
+    for (i = 0; i < n && json_is_array(teams); i++) {
+        json_array_foreach(teams, ti, jt) {
+            const char *id = json_string_value(json_object_get(jt, "id"));
+
+            if (id == NULL || ov[i].team == NULL || strcmp(id, ov[i].team) != 0) {
+                continue;
+            }
+            if (s_overlay_team(jt, ti, &ov[i], err) != ESC_OK) {
+                json_decref(root);
+                return NULL;
+            }
+            break;
+        }
     }
     return s_build(root, path, err);
 }

@@ -1,14 +1,17 @@
 #define ESC_LOG_MODULE "test"
 /* Unit tests of the config loader: the demo config loads; every kind of mistake is reported
  * with its key path (and line for syntax errors); service sections map through tables with
- * defaults, bounds and environment overrides. */
+ * defaults, bounds and environment overrides; escucha-api's topic overrides merge into the
+ * document and are validated like the file. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -224,6 +227,142 @@ test_cfg_missing_file(void **state)
     assert_non_null(strstr(err.text, "cannot read"));
 }
 
+/* Writes text to a fresh temporary file; its path goes to path (caller unlinks). */
+static void
+s_tmpfile(char *path, size_t size, const char *text)
+{
+    FILE *f;
+    int fd;
+
+    snprintf(path, size, "/tmp/esc_cfg_test.XXXXXX");
+    fd = mkstemp(path);
+    assert_true(fd >= 0);
+    f = fdopen(fd, "w");
+    assert_non_null(f);
+    assert_int_equal(fputs(text, f) >= 0, 1);
+    assert_int_equal(fclose(f), 0);
+}
+
+#define OVL_FILE                                                                                   \
+    "{\"teams\":[{\"id\":\"gob\",\"exclude\":{\"phrases\":[\"sorteo\"]},\"topics\":["         \
+    "{\"id\":\"congreso\",\"keywords\":[\"congreso\"],\"spike\":{}},"                            \
+    "{\"id\":\"elecciones\",\"keywords\":[\"elecciones\"]},"                                     \
+    "{\"id\":\"salud\",\"keywords\":[\"salud\"]}]},"                                             \
+    "{\"id\":\"dev\",\"topics\":[{\"id\":\"anemia\",\"keywords\":[\"anemia\"]}]}]}"
+
+static void
+test_cfg_overlay_adds_replaces_deletes(void **state)
+{
+    static const char *const ids[] = { "zeta", "elecciones", "congreso", "agua" };
+    static const char *const topics[] = {
+        "{\"id\":\"zeta\",\"name\":\"Zeta\",\"keywords\":[\"zeta\"],\"query\":null,"
+        "\"exclude\":null,\"fold_enye\":false}",
+        "{\"id\":\"elecciones\",\"deleted\":true}",
+        "{\"id\":\"congreso\",\"keywords\":[],\"query\":\"congreso AND voto\","
+        "\"exclude\":\"#spam\",\"fold_enye\":true}",
+        "{\"id\":\"agua\",\"keywords\":[\"agua\"]}",
+    };
+    struct esc_cfg_overlay ov[2];
+    struct esc_error err;
+    struct esc_cfg *cfg;
+    const struct esc_cfg_team *gob;
+    char path[64];
+
+    memset(ov, 0, sizeof(ov));
+    ov[0].team = "gob";
+    ov[0].ids = ids;
+    ov[0].topics = topics;
+    ov[0].n_topics = 4;
+    ov[0].exclude = "{\"authors\":[\"@bot\"],\"sites\":[],\"phrases\":[]}";
+    ov[1].team = "nosuchteam"; /* skipped */
+    s_tmpfile(path, sizeof(path), OVL_FILE);
+    cfg = esc_cfg_load_overlay(path, ov, 2, &err);
+    unlink(path);
+    if (cfg == NULL) {
+        fail_msg("%s", err.text);
+    }
+    gob = esc_cfg_team_find(cfg, "gob");
+    assert_non_null(gob);
+    /* file order, elecciones removed, then the new ones in id order */
+    assert_int_equal(gob->n_topics, 4);
+    assert_string_equal(gob->topics[0].id, "congreso");
+    assert_string_equal(gob->topics[0].query, "congreso AND voto");
+    assert_string_equal(gob->topics[0].exclude, "#spam");
+    assert_true(gob->topics[0].fold_enye);
+    assert_int_equal(gob->topics[0].n_keywords, 0);
+    assert_string_equal(gob->topics[1].id, "salud");
+    assert_string_equal(gob->topics[2].id, "agua");
+    assert_string_equal(gob->topics[3].id, "zeta");
+    assert_string_equal(gob->topics[3].key, "gob/zeta");
+    assert_string_equal(gob->topics[3].name, "Zeta");
+    assert_null(gob->topics[3].query);
+    assert_null(esc_cfg_topic_find(cfg, "gob/elecciones"));
+    /* the stored exclusion lists replace the file's */
+    assert_int_equal(gob->n_exclude_phrases, 0);
+    assert_int_equal(gob->n_exclude_authors, 1);
+    assert_string_equal(gob->exclude_authors[0], "@bot");
+    /* the other team is the file's */
+    assert_non_null(esc_cfg_topic_find(cfg, "dev/anemia"));
+    esc_cfg_free(&cfg);
+
+    /* no overrides: the same as esc_cfg_load */
+    s_tmpfile(path, sizeof(path), OVL_FILE);
+    cfg = esc_cfg_load_overlay(path, NULL, 0, &err);
+    unlink(path);
+    assert_non_null(cfg);
+    assert_int_equal(cfg->teams[0].n_topics, 3);
+    assert_int_equal(cfg->teams[0].n_exclude_phrases, 1);
+    esc_cfg_free(&cfg);
+}
+
+/* Loads OVL_FILE with one stored topic for team gob and expects err text to contain want. */
+static void
+s_expect_overlay_error(const char *id, const char *topic, const char *exclude, const char *want)
+{
+    struct esc_cfg_overlay ov;
+    struct esc_error err;
+    struct esc_cfg *cfg;
+    char path[64];
+
+    memset(&ov, 0, sizeof(ov));
+    ov.team = "gob";
+    ov.ids = &id;
+    ov.topics = &topic;
+    ov.n_topics = id != NULL ? 1 : 0;
+    ov.exclude = exclude;
+    s_tmpfile(path, sizeof(path), OVL_FILE);
+    cfg = esc_cfg_load_overlay(path, &ov, 1, &err);
+    unlink(path);
+    if (cfg != NULL) {
+        esc_cfg_free(&cfg);
+        fail_msg("overlay loaded, expected: %s", want);
+    }
+    if (strstr(err.text, want) == NULL) {
+        fail_msg("error '%s' does not contain '%s'", err.text, want);
+    }
+    assert_string_equal(err.source, path);
+}
+
+static void
+test_cfg_overlay_validated_like_a_file(void **state)
+{
+    /* a replaced topic keeps its place: the error names it */
+    s_expect_overlay_error("elecciones", "{\"id\":\"elecciones\",\"keywords\":[],\"query\":null}",
+                           NULL, "teams[0].topics[1]: a topic needs a query or at least one "
+                                 "keyword");
+    s_expect_overlay_error("nuevo", "{\"keywords\":[\"x\"],\"colour\":\"red\"}", NULL,
+                           "teams[0].topics[3].colour: unknown key");
+    s_expect_overlay_error("nuevo", "{\"keywords\":[\"x\"],\"query\":\"\"}", NULL,
+                           "teams[0].topics[3].query: expected a non-empty string");
+    s_expect_overlay_error("nuevo", "{not json", NULL,
+                           "teams[0] (team 'gob'): stored topic 'nuevo': not a JSON object");
+    s_expect_overlay_error("Bad Id", "{\"keywords\":[\"x\"]}", NULL,
+                           "stored topic id 'Bad Id' is not a valid id");
+    s_expect_overlay_error(NULL, NULL, "[1]",
+                           "teams[0] (team 'gob'): stored exclusion lists: not a JSON object");
+    s_expect_overlay_error(NULL, NULL, "{\"people\":[]}", "teams[0].exclude.people: unknown key");
+}
+
 int
 main(void)
 {
@@ -235,6 +374,8 @@ main(void)
         cmocka_unit_test(test_cfg_env_override),
         cmocka_unit_test(test_cfg_query_and_exclusions),
         cmocka_unit_test(test_cfg_missing_file),
+        cmocka_unit_test(test_cfg_overlay_adds_replaces_deletes),
+        cmocka_unit_test(test_cfg_overlay_validated_like_a_file),
     };
 
     esc_log_init("test", ESC_LOG_ERROR);

@@ -11,6 +11,10 @@
 
 #include "escucha/esc_rc.h"
 
+/* Plugins not (yet) declared in col_source.h. */
+extern const struct col_source_plugin src_csv_plugin;
+extern const struct col_source_plugin src_ingest_plugin;
+
 static const struct col_source_plugin *const col_sources[] = {
     &src_jsonl_plugin,
     &src_mastodon_plugin,
@@ -21,6 +25,8 @@ static const struct col_source_plugin *const col_sources[] = {
     &src_x_plugin,
     &src_lemmy_plugin,
     &src_youtube_plugin,
+    &src_csv_plugin,
+    &src_ingest_plugin,
     NULL,
 };
 

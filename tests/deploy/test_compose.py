@@ -2,7 +2,9 @@
 machines): the YAML parses, every escucha service runs a binary we build with a config file
 that exists in the mounted folder, and each service accepts its compose environment as config
 overrides (`--check-config` with exactly that environment exits 0). Binders listen on
-tcp://*:port and connecters use the binder's service name.
+tcp://*:port and connecters use the binder's service name. Every escucha service serves its
+metrics on the port of docs/operations.md, Prometheus (deploy/prometheus/prometheus.yml)
+scrapes each of them, and the scaled services can be scaled (no container_name, no host port).
 
 usage: test_compose.py BINDIR"""
 
@@ -16,7 +18,9 @@ import yaml
 
 TOP = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 BINDIR = None
-SERVICES = ("broker", "collector", "classifier", "aggregator", "notifier")
+SERVICES = ("broker", "collector", "classifier", "aggregator", "notifier", "api")
+METRICS_PORTS = {"broker": 9101, "collector": 9102, "classifier": 9110, "aggregator": 9103,
+                 "notifier": 9104, "api": 9105}
 
 
 def expand(value):
@@ -74,10 +78,60 @@ class ComposeTest(unittest.TestCase):
         self.assertIn("cmake --install", text)
         with open(os.path.join(TOP, "scripts", "deps.sh")) as f:
             deps = f.read()
-        # every -dev package the build needs is in the Dockerfile's build stage too
-        for pkg in re.findall(r"\b(lib[a-z0-9.+-]+-dev)\b", deps):
-            if pkg != "libcmocka-dev":
-                self.assertIn(pkg, text, pkg)
+        # the build stage installs what the build needs: by running scripts/deps.sh, or by
+        # naming every -dev package it lists
+        if "scripts/deps.sh" not in text:
+            for pkg in re.findall(r"\b(lib[a-z0-9.+-]+-dev)\b", deps):
+                if pkg != "libcmocka-dev":
+                    self.assertIn(pkg, text, pkg)
+
+    def test_compose_metrics_ports(self):
+        services = self.doc["services"]
+        for name in SERVICES:
+            env = services[name]["environment"]
+            key = "ESC_%s_METRICS_LISTEN" % name.upper()
+            self.assertEqual(env[key], ":%d" % METRICS_PORTS[name], name)
+
+    def test_compose_prometheus_scrapes_every_service(self):
+        services = self.doc["services"]
+        prom = services["prometheus"]
+        self.assertTrue(prom["image"].startswith("prom/prometheus"))
+        mounts = {v.split(":")[1]: v.split(":")[0] for v in prom["volumes"]}
+        config = mounts["/etc/prometheus/prometheus.yml"]
+        self.assertEqual(config, "./deploy/prometheus/prometheus.yml")
+        with open(os.path.join(TOP, config)) as f:
+            scrape = yaml.safe_load(f)
+        rules = [mounts[os.path.join("/etc/prometheus", os.path.basename(r))]
+                 for r in scrape["rule_files"]]
+        self.assertEqual(rules, ["./deploy/prometheus/alerts.yml"])
+        targets = {}
+        for job in scrape["scrape_configs"]:
+            for sc in job.get("static_configs", []):
+                for target in sc["targets"]:
+                    host, port = target.split(":")
+                    targets[host] = int(port)
+            for sd in job.get("dns_sd_configs", []):
+                for host in sd["names"]:
+                    targets[host] = sd["port"]
+                self.assertEqual(sd["type"], "A")
+        self.assertEqual(targets, {n: METRICS_PORTS[n] for n in SERVICES})
+
+    def test_compose_classifier_uses_installed_data(self):
+        env = self.doc["services"]["classifier"]["environment"]
+        with open(os.path.join(TOP, "Dockerfile")) as f:
+            self.assertIn("--prefix /opt/escucha", f.read())
+        self.assertEqual(env["ESC_CLASSIFIER_LANGUAGE_MODEL"],
+                         "/opt/escucha/share/escucha/langid.model")
+        self.assertEqual(env["ESC_CLASSIFIER_SENTIMENT_LEXICON"],
+                         "/opt/escucha/share/escucha/sentiment.lex")
+
+    def test_compose_scaled_services_can_scale(self):
+        services = self.doc["services"]
+        for name in ("collector", "classifier"):
+            self.assertNotIn("container_name", services[name])
+            self.assertNotIn("ports", services[name])
+        for name, svc in services.items():
+            self.assertNotIn("container_name", svc, name)
 
 
 if __name__ == "__main__":

@@ -137,6 +137,27 @@ struct esc_cfg *esc_cfg_load(const char *path, struct esc_error *err);
 struct esc_cfg *esc_cfg_load_string(const char *json, const char *source, struct esc_error *err);
 void esc_cfg_free(struct esc_cfg **cfg_p);
 
+/* Topic overrides of one team as stored by escucha-api (docs/api.md, "Contract for the
+ * classifier"). Everything is borrowed by esc_cfg_load_overlay. */
+struct esc_cfg_overlay {
+    const char *team;            /* team id; a team not in the file is skipped */
+    const char *const *ids;      /* topic id of each stored value (the hash field) */
+    const char *const *topics;   /* stored JSON: a topic object, or {"id", "deleted": true} */
+    size_t n_topics;
+    const char *exclude;         /* stored exclusion lists JSON, or NULL to keep the file's */
+};
+
+/* Loads the file at path like esc_cfg_load, then applies the overrides of each team on the
+ * parsed document before validating it: a stored value with "deleted": true removes the
+ * file topic of that id, any other value replaces it (same id, file order kept); ids not in
+ * the file are added after the file topics in id order; exclude replaces the team's
+ * "exclude" object. Null "query"/"exclude" values mean none. The result is validated exactly
+ * like a file, so errors name the key path in the merged document ("teams[0].topics[2].query")
+ * and, for a stored value that is not JSON, the team and topic id. Returns a caller-owned
+ * config (esc_cfg_free) or NULL with err filled. */
+struct esc_cfg *esc_cfg_load_overlay(const char *path, const struct esc_cfg_overlay *ov,
+                                     size_t n, struct esc_error *err);
+
 /* Maps the object at `path` ("aggregator", "aggregator.spike", "sources.2",
  * "teams.0.topics.1.spike") onto `out` with `map`: defaults first, then the file's values, then
  * environment overrides ESC_<PATH>_<KEY> (upper case, '.' -> '_'). A missing object means all

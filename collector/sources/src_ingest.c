@@ -1,0 +1,602 @@
+#define ESC_LOG_MODULE "ingest"
+/* Source plugin "ingest": push ingest over HTTP so other tools can feed escucha. A libmicrohttpd
+ * server accepts POST /ingest with a bearer token (compared in constant time, never logged) and a
+ * body of one post in the project's JSON shape, a JSON array of posts, or JSON Lines. Each post
+ * is checked with esc_post_from_json; the answer is 202 {"accepted": n, "rejected": [{"index",
+ * "error"}]}, or 400/401/404/405/413 with {"error": "..."}.
+ * Threading: the server runs on libmicrohttpd's own thread and only parses and appends accepted
+ * posts to a mutex-protected bounded queue; the collector loop drains that queue in poll and
+ * emits the posts like any other source. A request whose posts do not all fit in the queue is
+ * refused as a whole with 503 and Retry-After, so nothing is dropped silently and the client can
+ * send the same request again. */
+#include <arpa/inet.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "col_source.h"
+
+#include "escucha/esc_log.h"
+#include "escucha/esc_mem.h"
+#include "escucha/esc_msg.h"
+#include "escucha/esc_util.h"
+
+#define S_IDLE_MS 50      /* how often poll looks at an empty queue */
+#define S_RETRY_AFTER "1" /* seconds a client waits after 503 */
+
+/* The TCP port the instance's server is bound to (for tests; 0 when not running). */
+int src_ingest_port(const struct col_source *ins);
+
+struct src_ingest_cfg {
+    char listen[64];      /* "127.0.0.1:8090"; port 0 = any free port */
+    char token_env[128];  /* environment variable holding the bearer token */
+    char token_file[256]; /* or a file holding it */
+    int64_t max_body;     /* request body limit, bytes */
+    int64_t queue_max;    /* posts waiting for the collector loop */
+    int64_t max_conns;    /* concurrent connections */
+};
+
+struct s_ingest {
+    const struct src_ingest_cfg *cfg; /* borrowed from the instance */
+    char *token;                      /* bearer token; owned, never logged */
+    size_t token_len;
+    struct MHD_Daemon *daemon;
+    int port;
+    pthread_mutex_t lock; /* guards everything below */
+    struct esc_post *q;   /* ring of queue_max posts, q[head .. head+n) */
+    size_t head;
+    size_t n;
+    uint64_t rejected; /* posts refused since the last poll (moved into ins->stats) */
+};
+
+/* Per-request state, kept in MHD's con_cls. */
+struct s_req {
+    char *body;
+    size_t len;
+    int too_big;
+};
+
+static const struct esc_cfg_entry s_cfg_map[] = {
+    ESC_CFG_STR("listen", "127.0.0.1:8090", struct src_ingest_cfg, listen,
+                "address of the HTTP endpoint, host:port (IPv4; port 0 = any free port)"),
+    ESC_CFG_STR("token_env", "", struct src_ingest_cfg, token_env,
+                "environment variable holding the bearer token clients must send"),
+    ESC_CFG_STR("token_file", "", struct src_ingest_cfg, token_file,
+                "file holding the bearer token (first line; mode 0600), used when token_env is "
+                "unset"),
+    ESC_CFG_INT("max_body", "1048576", 1024, 67108864, struct src_ingest_cfg, max_body,
+                "largest accepted request body in bytes (larger: 413)"),
+    ESC_CFG_INT("queue_max", "10000", 1, 1000000, struct src_ingest_cfg, queue_max,
+                "posts waiting to be sent on the bus; when full, requests get 503 + Retry-After"),
+    ESC_CFG_INT("max_conns", "64", 1, 10000, struct src_ingest_cfg, max_conns,
+                "concurrent HTTP connections"),
+    ESC_CFG_END,
+};
+
+/* Splits "host:port" into an IPv4 socket address. Returns 0 or -1. */
+static int
+s_parse_listen(const char *listen, struct sockaddr_in *sa)
+{
+    const char *colon = strrchr(listen, ':');
+    char host[64];
+    int64_t port;
+
+    if (colon == NULL || esc_parse_i64(colon + 1, 0, 65535, &port) < 0
+        || (size_t)(colon - listen) >= sizeof(host)) {
+        return -1;
+    }
+    memcpy(host, listen, (size_t)(colon - listen));
+    host[colon - listen] = '\0';
+    memset(sa, 0, sizeof(*sa));
+    sa->sin_family = AF_INET;
+    sa->sin_port = htons((uint16_t)port);
+    if (host[0] == '\0' || strcmp(host, "*") == 0 || strcmp(host, "0.0.0.0") == 0) {
+        sa->sin_addr.s_addr = htonl(INADDR_ANY);
+        return 0;
+    }
+    if (strcmp(host, "localhost") == 0) {
+        sa->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        return 0;
+    }
+    return inet_pton(AF_INET, host, &sa->sin_addr) == 1 ? 0 : -1;
+}
+
+static esc_rc
+s_validate(const void *cfg, const char *path, struct esc_error *err)
+{
+    const struct src_ingest_cfg *c = cfg;
+    struct sockaddr_in sa;
+
+    if (s_parse_listen(c->listen, &sa) != 0) {
+        esc_error_set(err, 0, "%s.listen: want host:port with an IPv4 host, e.g. "
+                      "\"127.0.0.1:8090\"", path);
+        return ESC_INVALID;
+    }
+    if (c->token_env[0] == '\0' && c->token_file[0] == '\0') {
+        esc_error_set(err, 0, "%s.token_env: token_env or token_file is required (the endpoint "
+                      "is never open without a token)", path);
+        return ESC_INVALID;
+    }
+    return ESC_OK;
+}
+
+/* Compares in time that depends only on the length of the expected token. */
+static bool
+s_token_ok(const struct s_ingest *g, const char *got)
+{
+    size_t got_len = strlen(got);
+    unsigned char diff = got_len != g->token_len;
+    size_t i;
+
+    for (i = 0; i < g->token_len; i++) {
+        diff |= (unsigned char)(g->token[i] ^ got[i < got_len ? i : 0]);
+    }
+    return diff == 0;
+}
+
+/* json_dumps into an esc_malloc'd string (caller esc_frees), NULL when obj cannot be encoded. */
+static char *
+s_dumps(const json_t *obj, size_t flags)
+{
+    size_t n = json_dumpb(obj, NULL, 0, flags);
+    char *out;
+
+    if (n == 0) {
+        return NULL;
+    }
+    out = esc_malloc(n + 1);
+    if (json_dumpb(obj, out, n, flags) != n) {
+        esc_free(out);
+        return NULL;
+    }
+    out[n] = '\0';
+    return out;
+}
+
+/* Queues a JSON response (stealing obj). */
+static enum MHD_Result
+s_reply_json(struct MHD_Connection *c, unsigned int status, json_t *obj)
+{
+    struct MHD_Response *r;
+    enum MHD_Result rc;
+    char *text = s_dumps(obj, JSON_COMPACT);
+    size_t len;
+
+    json_decref(obj);
+    if (text == NULL) {
+        return MHD_NO;
+    }
+    len = strlen(text);
+    r = MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_COPY);
+    esc_free(text);
+    if (r == NULL) {
+        return MHD_NO;
+    }
+    MHD_add_response_header(r, "Content-Type", "application/json");
+    if (status == MHD_HTTP_SERVICE_UNAVAILABLE) {
+        MHD_add_response_header(r, "Retry-After", S_RETRY_AFTER);
+    }
+    if (status == MHD_HTTP_UNAUTHORIZED) {
+        MHD_add_response_header(r, "WWW-Authenticate", "Bearer");
+    }
+    rc = MHD_queue_response(c, status, r);
+    MHD_destroy_response(r);
+    return rc;
+}
+
+static enum MHD_Result
+s_reply_error(struct MHD_Connection *c, unsigned int status, const char *msg)
+{
+    return s_reply_json(c, status, json_pack("{s:s}", "error", msg));
+}
+
+/* Posts parsed from one body, and what was wrong with the others. */
+struct s_batch {
+    struct esc_post *posts;
+    size_t n;
+    size_t cap;
+    json_t *rejected; /* array of {"index", "error"} */
+};
+
+static void
+s_batch_add(struct s_batch *b, size_t index, const char *json, size_t len)
+{
+    struct esc_error err;
+
+    if (b->n == b->cap) {
+        b->cap = b->cap == 0 ? 8 : b->cap * 2;
+        b->posts = esc_realloc(b->posts, b->cap * sizeof(*b->posts));
+    }
+    if (esc_post_from_json(json, len, &b->posts[b->n], &err) != ESC_OK) {
+        esc_post_fini(&b->posts[b->n]);
+        json_array_append_new(b->rejected,
+                              json_pack("{s:I,s:s}", "index", (json_int_t)index, "error",
+                                        err.text));
+        return;
+    }
+    b->n++;
+}
+
+static void
+s_batch_fini(struct s_batch *b)
+{
+    size_t i;
+
+    for (i = 0; i < b->n; i++) {
+        esc_post_fini(&b->posts[i]);
+    }
+    esc_free(b->posts);
+    json_decref(b->rejected);
+}
+
+static bool
+s_blank(const char *s, size_t len)
+{
+    size_t i;
+
+    for (i = 0; i < len; i++) {
+        if (s[i] != ' ' && s[i] != '\t' && s[i] != '\r' && s[i] != '\n') {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Splits a body into posts. Returns 0, or -1 with msg set when the body as a whole is bad. */
+static int
+s_parse_body(const char *body, size_t len, struct s_batch *b, char *msg, size_t msgsz)
+{
+    json_error_t jerr;
+    json_t *root;
+    json_t *el;
+    char *one;
+    size_t i;
+    size_t lines = 0;
+    const char *p;
+    const char *end = body + len;
+    const char *nl;
+
+    if (s_blank(body, len)) {
+        snprintf(msg, msgsz, "empty body: send a post, an array of posts or JSON Lines");
+        return -1;
+    }
+    root = json_loadb(body, len, 0, &jerr);
+    if (root != NULL && json_is_array(root)) {
+        json_array_foreach(root, i, el) {
+            one = s_dumps(el, JSON_COMPACT | JSON_ENCODE_ANY);
+            if (one == NULL) {
+                json_array_append_new(b->rejected, json_pack("{s:I,s:s}", "index",
+                                                             (json_int_t)i, "error",
+                                                             "cannot re-encode element"));
+                continue;
+            }
+            s_batch_add(b, i, one, strlen(one));
+            esc_free(one);
+        }
+        json_decref(root);
+        return 0;
+    }
+    if (root != NULL) {
+        json_decref(root);
+        s_batch_add(b, 0, body, len);
+        if (b->n == 0) {
+            el = json_array_get(b->rejected, 0);
+            snprintf(msg, msgsz, "invalid post: %s",
+                     json_string_value(json_object_get(el, "error")));
+            return -1;
+        }
+        return 0;
+    }
+    /* Not one JSON value: JSON Lines when there is more than one non-blank line. */
+    for (p = body; p < end; p = nl + 1) {
+        nl = memchr(p, '\n', (size_t)(end - p));
+        if (nl == NULL) {
+            nl = end;
+        }
+        if (!s_blank(p, (size_t)(nl - p))) {
+            lines++;
+        }
+    }
+    if (lines < 2) {
+        snprintf(msg, msgsz, "malformed JSON at line %d column %d: %s", jerr.line, jerr.column,
+                 jerr.text);
+        return -1;
+    }
+    i = 0;
+    for (p = body; p < end; p = nl + 1) {
+        nl = memchr(p, '\n', (size_t)(end - p));
+        if (nl == NULL) {
+            nl = end;
+        }
+        if (!s_blank(p, (size_t)(nl - p))) {
+            s_batch_add(b, i, p, (size_t)(nl - p));
+            i++;
+        }
+    }
+    return 0;
+}
+
+/* Moves every post of b into the queue, or none when they do not all fit. Returns 0 or -1. */
+static int
+s_enqueue(struct s_ingest *g, struct s_batch *b)
+{
+    size_t cap = (size_t)g->cfg->queue_max;
+    size_t i;
+    int rc = 0;
+
+    pthread_mutex_lock(&g->lock);
+    if (g->n + b->n > cap) {
+        rc = -1;
+    }
+    else {
+        for (i = 0; i < b->n; i++) {
+            g->q[(g->head + g->n) % cap] = b->posts[i];
+            g->n++;
+        }
+        b->n = 0; /* moved */
+        g->rejected += json_array_size(b->rejected);
+    }
+    pthread_mutex_unlock(&g->lock);
+    return rc;
+}
+
+static enum MHD_Result
+s_finish(struct s_ingest *g, struct MHD_Connection *c, struct s_req *req)
+{
+    struct s_batch b;
+    char msg[300];
+    size_t accepted;
+    enum MHD_Result rc;
+
+    if (req->too_big) {
+        esc_log_warn("ingest body too large max_body=%lld", (long long)g->cfg->max_body);
+        return s_reply_error(c, MHD_HTTP_CONTENT_TOO_LARGE, "request body too large");
+    }
+    memset(&b, 0, sizeof(b));
+    b.rejected = json_array();
+    if (s_parse_body(req->body != NULL ? req->body : "", req->len, &b, msg, sizeof(msg)) != 0) {
+        s_batch_fini(&b);
+        esc_log_info("ingest request refused status=400 bytes=%zu", req->len);
+        pthread_mutex_lock(&g->lock);
+        g->rejected++;
+        pthread_mutex_unlock(&g->lock);
+        return s_reply_error(c, MHD_HTTP_BAD_REQUEST, msg);
+    }
+    accepted = b.n;
+    if (s_enqueue(g, &b) != 0) {
+        s_batch_fini(&b);
+        esc_log_warn("ingest queue full, answering 503 posts=%zu queue_max=%lld", accepted,
+                     (long long)g->cfg->queue_max);
+        return s_reply_json(c, MHD_HTTP_SERVICE_UNAVAILABLE,
+                            json_pack("{s:s,s:i}", "error", "queue full, retry later",
+                                      "retry_after", 1));
+    }
+    esc_log_debug("ingest request accepted=%zu rejected=%zu", accepted,
+                  json_array_size(b.rejected));
+    rc = s_reply_json(c, MHD_HTTP_ACCEPTED, json_pack("{s:I,s:O}", "accepted",
+                                                      (json_int_t)accepted, "rejected",
+                                                      b.rejected));
+    s_batch_fini(&b);
+    return rc;
+}
+
+static enum MHD_Result
+s_handle(void *cls, struct MHD_Connection *c, const char *url, const char *method,
+         const char *version, const char *upload_data, size_t *upload_size, void **con_cls)
+{
+    struct s_ingest *g = cls;
+    struct s_req *req = *con_cls;
+    const char *auth;
+    const char *clen;
+    int64_t n;
+
+    (void)version;
+    if (req == NULL) {
+        if (strcmp(url, "/ingest") != 0) {
+            return s_reply_error(c, MHD_HTTP_NOT_FOUND, "not found: POST /ingest");
+        }
+        if (strcmp(method, "POST") != 0) {
+            return s_reply_error(c, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed: use POST");
+        }
+        auth = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+        if (auth == NULL || strncmp(auth, "Bearer ", 7) != 0 || !s_token_ok(g, auth + 7)) {
+            esc_log_warn("ingest request refused status=401 reason=%s",
+                         auth == NULL ? "no token" : "wrong token");
+            return s_reply_error(c, MHD_HTTP_UNAUTHORIZED,
+                                 "missing or wrong bearer token (Authorization: Bearer ...)");
+        }
+        clen = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+        if (clen != NULL && esc_parse_i64(clen, 0, INT64_MAX, &n) == 0
+            && n > g->cfg->max_body) {
+            esc_log_warn("ingest body too large bytes=%lld max_body=%lld", (long long)n,
+                         (long long)g->cfg->max_body);
+            return s_reply_error(c, MHD_HTTP_CONTENT_TOO_LARGE, "request body too large");
+        }
+        req = esc_calloc(1, sizeof(*req));
+        *con_cls = req;
+        return MHD_YES;
+    }
+    if (*upload_size > 0) {
+        if (!req->too_big && req->len + *upload_size > (size_t)g->cfg->max_body) {
+            req->too_big = 1;
+            esc_free(req->body);
+            req->body = NULL;
+            req->len = 0;
+        }
+        if (!req->too_big) {
+            req->body = esc_realloc(req->body, req->len + *upload_size + 1);
+            memcpy(req->body + req->len, upload_data, *upload_size);
+            req->len += *upload_size;
+            req->body[req->len] = '\0';
+        }
+        *upload_size = 0;
+        return MHD_YES;
+    }
+    return s_finish(g, c, req);
+}
+
+static void
+s_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+            enum MHD_RequestTerminationCode toe)
+{
+    struct s_req *req = *con_cls;
+
+    (void)cls;
+    (void)c;
+    (void)toe;
+    if (req != NULL) {
+        esc_free(req->body);
+        esc_free(req);
+        *con_cls = NULL;
+    }
+}
+
+static void
+s_free(struct s_ingest *g)
+{
+    size_t i;
+    size_t cap = (size_t)g->cfg->queue_max;
+
+    if (g->daemon != NULL) {
+        MHD_stop_daemon(g->daemon);
+    }
+    for (i = 0; i < g->n; i++) {
+        esc_post_fini(&g->q[(g->head + i) % cap]);
+    }
+    if (g->token != NULL) {
+        memset(g->token, 0, g->token_len);
+    }
+    esc_free(g->token);
+    esc_free(g->q);
+    pthread_mutex_destroy(&g->lock);
+    esc_free(g);
+}
+
+static int
+s_init(struct col_source *ins)
+{
+    struct s_ingest *g = esc_calloc(1, sizeof(*g));
+    struct sockaddr_in sa;
+    const union MHD_DaemonInfo *info;
+
+    g->cfg = ins->cfg;
+    pthread_mutex_init(&g->lock, NULL);
+    g->q = esc_calloc((size_t)g->cfg->queue_max, sizeof(*g->q));
+    g->token = esc_secret_load(g->cfg->token_env, g->cfg->token_file, "ingest token");
+    if (g->token == NULL || g->token[0] == '\0') {
+        esc_log_error("ingest needs a token source=%s token_env=%s token_file=%s", ins->name,
+                      g->cfg->token_env, g->cfg->token_file);
+        s_free(g);
+        return -1;
+    }
+    g->token_len = strlen(g->token);
+    if (s_parse_listen(g->cfg->listen, &sa) != 0) {
+        esc_log_error("bad listen address source=%s listen=%s", ins->name, g->cfg->listen);
+        s_free(g);
+        return -1;
+    }
+    g->daemon = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG,
+                                 ntohs(sa.sin_port), NULL, NULL, s_handle, g,
+                                 MHD_OPTION_SOCK_ADDR, &sa, MHD_OPTION_CONNECTION_LIMIT,
+                                 (unsigned int)g->cfg->max_conns, MHD_OPTION_CONNECTION_TIMEOUT,
+                                 (unsigned int)10, MHD_OPTION_NOTIFY_COMPLETED, s_completed, g,
+                                 MHD_OPTION_END);
+    if (g->daemon == NULL) {
+        esc_log_error("ingest server failed to start source=%s listen=%s", ins->name,
+                      g->cfg->listen);
+        s_free(g);
+        return -1;
+    }
+    info = MHD_get_daemon_info(g->daemon, MHD_DAEMON_INFO_BIND_PORT);
+    g->port = info != NULL ? info->port : (int)ntohs(sa.sin_port);
+    esc_log_info("ingest listening source=%s listen=%s port=%d", ins->name, g->cfg->listen,
+                 g->port);
+    ins->ctx = g;
+    return 0;
+}
+
+static esc_rc
+s_poll(struct col_source *ins, const struct col_emit *em, size_t budget)
+{
+    struct s_ingest *g = ins->ctx;
+    size_t cap = (size_t)g->cfg->queue_max;
+    size_t done;
+    struct esc_post *post;
+    esc_rc rc;
+
+    pthread_mutex_lock(&g->lock);
+    ins->stats.skipped += g->rejected;
+    g->rejected = 0;
+    pthread_mutex_unlock(&g->lock);
+    for (done = 0; done < budget; done++) {
+        /* Only this thread removes from the head, so the head slot stays put unlocked. */
+        pthread_mutex_lock(&g->lock);
+        post = g->n > 0 ? &g->q[g->head] : NULL;
+        pthread_mutex_unlock(&g->lock);
+        if (post == NULL) {
+            break;
+        }
+        rc = em->fn(em->arg, ins, post);
+        if (rc == ESC_CLOSED) {
+            return ESC_CLOSED; /* still queued; exit logs it as dropped */
+        }
+        if (rc == ESC_INVALID) {
+            ins->stats.skipped++;
+            esc_log_warn("skipped post too large for the bus source=%s", ins->name);
+        }
+        pthread_mutex_lock(&g->lock);
+        esc_post_fini(&g->q[g->head]);
+        g->head = (g->head + 1) % cap;
+        g->n--;
+        pthread_mutex_unlock(&g->lock);
+    }
+    if (done == 0) {
+        ins->wake_ms = esc_mono_ms() + S_IDLE_MS;
+        return ESC_RETRY;
+    }
+    return ESC_OK;
+}
+
+static void
+s_exit(struct col_source *ins)
+{
+    struct s_ingest *g = ins->ctx;
+
+    if (g == NULL) {
+        return;
+    }
+    if (g->daemon != NULL) {
+        MHD_stop_daemon(g->daemon);
+        g->daemon = NULL;
+    }
+    if (g->n > 0) {
+        esc_log_warn("ingest stopping with queued posts not sent source=%s dropped=%zu",
+                     ins->name, g->n);
+    }
+    s_free(g);
+    ins->ctx = NULL;
+}
+
+int
+src_ingest_port(const struct col_source *ins)
+{
+    const struct s_ingest *g = ins->ctx;
+
+    return g != NULL ? g->port : 0;
+}
+
+const struct col_source_plugin src_ingest_plugin = {
+    .name = "ingest",
+    .description = "HTTP push endpoint: POST /ingest with a bearer token and JSON posts",
+    .cfg_map = s_cfg_map,
+    .cfg_size = sizeof(struct src_ingest_cfg),
+    .validate = s_validate,
+    .init = s_init,
+    .poll = s_poll,
+    .exit = s_exit,
+};
