@@ -28,6 +28,7 @@
 #include "escucha/esc_kv.h"
 #include "escucha/esc_log.h"
 #include "escucha/esc_mem.h"
+#include "escucha/esc_metrics.h"
 #include "escucha/esc_sig.h"
 #include "escucha/esc_util.h"
 
@@ -50,6 +51,7 @@ const struct esc_cfg_entry cls_cfg_map[] = {
                 language_min_confidence, "below this confidence the language is \"und\""),
     ESC_CFG_STR("sentiment_lexicon", "", struct cls_cfg, sentiment_lexicon,
                 "sentiment lexicon file (\"\" = the one built with escucha)"),
+    ESC_CFG_METRICS(struct cls_cfg, metrics_listen),
     ESC_CFG_INT("topics_poll_ms", "2000", 0, 3600000, struct cls_cfg, topics_poll_ms,
                 "how often to look for topic edits made through escucha-api (0 = never)"),
     ESC_CFG_END,
@@ -76,6 +78,28 @@ static void s_ovl_copy(struct cls_ovl *dst, const struct cls_ovl *src);
 static esc_rc s_load_ovl(cls_t *self, struct cls_conf *c, const char *path,
                          struct esc_error *err);
 
+/* Prometheus counters mirroring struct cls_stats (docs/classifier.md, "Metrics"). */
+static const struct {
+    const char *name;
+    const char *help;
+    size_t off;
+} s_metric_defs[] = {
+    { "escucha_classifier_in_total", "Messages received from the broker.",
+      offsetof(struct cls_stats, in) },
+    { "escucha_classifier_out_total", "Classified posts sent to the aggregator.",
+      offsetof(struct cls_stats, out) },
+    { "escucha_classifier_invalid_total", "Messages dropped as invalid.",
+      offsetof(struct cls_stats, invalid) },
+    { "escucha_classifier_dropped_total", "Posts that could not be sent before the drain "
+      "deadline (should stay 0).", offsetof(struct cls_stats, dropped) },
+    { "escucha_classifier_matched_total", "Posts that matched at least one topic.",
+      offsetof(struct cls_stats, matched) },
+    { "escucha_classifier_bad_utf8_total", "Invalid UTF-8 bytes repaired in post texts.",
+      offsetof(struct cls_stats, bad_utf8) },
+    { "escucha_classifier_reloads_total", "Successful reloads (SIGHUP or topic edits).",
+      offsetof(struct cls_stats, reloads) },
+};
+
 struct cls {
     struct cls_conf conf;
     cls_text_t *txt;              /* tokens of the post being classified */
@@ -91,6 +115,8 @@ struct cls {
     double sentiment;             /* polarity of the post being classified */
     int label;                    /* its label: -1, 0, 1 */
     struct cls_stats stats;
+    struct cls_stats stats_synced; /* values last added to the metrics */
+    esc_metric_t *metrics[ESC_ARRAY_LEN(s_metric_defs)];
     esc_bus_t *in;                /* PULL, connected to bus.classify */
     esc_bus_t *out;               /* PUSH, connected to bus.aggregate */
     int sig_fd;
@@ -1250,6 +1276,24 @@ s_timeout(const cls_t *self)
     return until - now > 1000 ? 1000 : (long)(until - now);
 }
 
+/* Adds what the stats gained since the last call to the Prometheus counters. */
+static void
+s_metrics_sync(cls_t *self)
+{
+    size_t i;
+
+    for (i = 0; i < ESC_ARRAY_LEN(s_metric_defs); i++) {
+        const uint64_t *now = (const uint64_t *)(const void *)((const char *)&self->stats
+                                                               + s_metric_defs[i].off);
+        uint64_t *was = (uint64_t *)(void *)((char *)&self->stats_synced + s_metric_defs[i].off);
+
+        if (*now > *was && self->metrics[i] != NULL) {
+            esc_metric_add(self->metrics[i], *now - *was);
+            *was = *now;
+        }
+    }
+}
+
 /* The loop of STYLE §8. Returns true when the drain finished with the input quiet. */
 static bool
 s_loop(cls_t *self)
@@ -1262,6 +1306,7 @@ s_loop(cls_t *self)
         };
         int64_t now;
 
+        s_metrics_sync(self);
         if (zmq_poll(it, self->reload_fd[0] >= 0 ? 3 : 2, s_timeout(self)) < 0
             && errno != EINTR) {
             esc_log_error("poll failed err=\"%s\"", zmq_strerror(errno));
@@ -1326,6 +1371,14 @@ cls_run(cls_t *self, int sig_fd)
         esc_free(password);
         self->poll_next_ms = esc_mono_ms();
     }
+    for (size_t m = 0; m < ESC_ARRAY_LEN(s_metric_defs); m++) {
+        self->metrics[m] = esc_metrics_counter(s_metric_defs[m].name, s_metric_defs[m].help,
+                                               NULL);
+    }
+    if (esc_metrics_start("classifier", self->conf.cc.metrics_listen) < 0) {
+        esc_kv_destroy(&self->kv);
+        return 1;
+    }
     self->in = esc_bus_new(ESC_BUS_PULL, cfg->bus.classify, false, (int)cfg->bus.hwm);
     self->out = esc_bus_new(ESC_BUS_PUSH, cfg->bus.aggregate, false, (int)cfg->bus.hwm);
     if (self->in != NULL && self->out != NULL) {
@@ -1344,6 +1397,8 @@ cls_run(cls_t *self, int sig_fd)
     esc_bus_destroy(&self->in, 0);
     esc_bus_destroy(&self->out, (int)(left > 0 ? left : 0));
     esc_kv_destroy(&self->kv);
+    s_metrics_sync(self);
+    esc_metrics_shutdown();
     if (self->stats.dropped > 0) {
         esc_log_warn("posts dropped at shutdown count=%llu",
                      (unsigned long long)self->stats.dropped);

@@ -28,6 +28,7 @@ struct cls_cfg {
     char language_model[256]; /* langid model file ("" = the one built/installed) */
     double language_min_confidence; /* below this the language is "und" */
     char sentiment_lexicon[256]; /* sentiment lexicon file ("" = the one built/installed) */
+    char metrics_listen[64];     /* /metrics and /healthz address, "" = off */
     int64_t topics_poll_ms; /* how often <prefix>:topics:version is read (0 = never) */
 };
 

@@ -142,7 +142,7 @@ class PipelineTest(unittest.TestCase):
         paths, expected, good = build_inputs(self.work)
         ports = {k: et.free_port() for k in ("collect", "classify", "aggregate", "notify",
                                              "metrics_broker", "metrics_aggregator",
-                                             "metrics_notifier")}
+                                             "metrics_notifier", "metrics_classifier")}
         cfgs = {}
         for name in ("a", "b", "burst"):
             cfgs[name] = os.path.join(self.work, "escucha-%s.json" % name)
@@ -156,7 +156,11 @@ class PipelineTest(unittest.TestCase):
         s = self.svc
         s.start("notifier", "notifier", "--config", main_cfg)
         s.start("aggregator", "aggregator", "--config", main_cfg)
+        base_env = s.env
+        s.env = dict(base_env, ESC_CLASSIFIER_METRICS_LISTEN="127.0.0.1:%d"
+                     % ports["metrics_classifier"])
         s.start("classifier1", "classifier", "--config", main_cfg)
+        s.env = base_env
         s.start("classifier2", "classifier", "--config", main_cfg)
         s.start("broker", "broker", "--config", main_cfg)
         r = self.redis.client()
@@ -249,8 +253,11 @@ class PipelineTest(unittest.TestCase):
 
         self.assertEqual(metric("metrics_broker", "escucha_broker_forwarded_total"), good)
         self.assertEqual(metric("metrics_notifier", "escucha_notifier_delivered_total"), 1)
+        self.assertGreater(metric("metrics_classifier", "escucha_classifier_out_total"), 0)
+        self.assertEqual(metric("metrics_classifier", "escucha_classifier_dropped_total"), 0)
         self.assertEqual(metric("metrics_notifier", "escucha_notifier_dead_total"), 0)
-        for key in ("metrics_broker", "metrics_aggregator", "metrics_notifier"):
+        for key in ("metrics_broker", "metrics_aggregator", "metrics_notifier",
+                    "metrics_classifier"):
             health = urllib.request.urlopen("http://127.0.0.1:%d/healthz" % ports[key],
                                             timeout=5)
             self.assertEqual(health.status, 200)
