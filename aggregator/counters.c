@@ -2493,7 +2493,7 @@ s_send_processed(agg_counters_t *self, struct s_batch *b)
 {
     struct s_args *a = &self->ws.args;
     struct esc_kv_val v;
-    char key[S_KEY_MAX];
+    char key[S_KEY_MAX - 8]; /* room for the mark's "{...}:b" within S_KEY_MAX */
     char mark[S_KEY_MAX];
     enum s_outcome o;
     size_t i;
