@@ -125,8 +125,8 @@ if want classifier; then
     [ "$MODE" = full ] && configs="$configs 1000-keywords 1000-query"
     for c in $configs; do
         log "classifier micro-benchmark, topics $c"
-        stages=tokenize,analyze,process,all
-        [ $first = 1 ] && stages=tokenize,analyze,process,langid,sentiment,all
+        stages=tokenize,match,analyze,process,all
+        [ $first = 1 ] && stages=tokenize,match,analyze,process,langid,sentiment,all
         first=0
         timeout 900 "$BUILD/bench/classifier/bench_classifier" --corpus "$SHARD0" \
             --config "$DATA/topics-$c.json" --posts "$MICRO_POSTS" --min-cpu "$MIN_CPU" \

@@ -2,12 +2,14 @@
 /* Micro-benchmark of the classifier's per-post work on the benchmark corpus, with the topics of
  * one deployment file (bench/corpus/gen_topics.py: 10, 1,000 or 10,000 topics):
  *   tokenize   normalisation + tokenisation of the text only (cls_text_tokenize)
- *   analyze    tokenisation of text and fields + topic matching (cls_analyze)
+ *   match      tokens of text and fields + topic matching (cls_match_run), nothing else
+ *   analyze    cls_analyze: tokens + matching, and language ID and sentiment once cls_core
+ *              calls them
  *   process    what the service does per bus message: decode the "post", analyse, encode the
  *              "classified" message (cls_process; with language ID and sentiment once they are
  *              part of cls_core)
  *   langid     language identification of the text alone (cls_langid_detect)
- *   sentiment  sentiment of the text alone, in the platform's language (cls_sentiment_score)
+ *   sentiment  sentiment of the text alone, in the language found by language ID
  *   all        process + langid + sentiment (= process once cls_core calls them itself)
  * Each stage runs over the same posts until --min-cpu seconds of CPU time; throughput is posts
  * per CPU second, i.e. per core. It also reports the share of posts that matched a topic, the
@@ -15,7 +17,8 @@
  * stderr, one JSON object to stdout. Single-threaded.
  *
  *     bench_classifier --corpus corpus-00.jsonl --config topics-1000.json [--posts 100000]
- *                      [--min-cpu 2] [--stages tokenize,analyze,process,langid,sentiment,all] */
+ *                      [--min-cpu 2] [--repeat R]
+ *                      [--stages tokenize,match,analyze,process,langid,sentiment,all] */
 #include <stdlib.h>
 #include <string.h>
 
@@ -38,6 +41,8 @@
 
 struct b_ctx {
     cls_t *cls;
+    const cls_match_t *match; /* the classifier's matcher (borrowed) */
+    struct cls_match_result res;
     cls_text_t *txt;
     struct cls_text_opts opts;
     struct esc_post *posts;
@@ -77,6 +82,32 @@ s_tokenize(void *ctx, size_t i)
     const char *t = c->posts[i].text;
 
     return cls_text_tokenize(c->txt, &c->opts, t, strlen(t));
+}
+
+/* Topic matching alone: the tokens cls_analyze builds (text, hashtags and mentions fields,
+ * author, link, platform, language hint) and cls_match_run, without language ID or sentiment,
+ * so that the cost of the topics is seen apart from the rest. */
+static size_t
+s_match(void *ctx, size_t i)
+{
+    struct b_ctx *c = ctx;
+    const struct esc_post *p = &c->posts[i];
+    struct cls_match_post mp;
+    size_t k;
+
+    cls_text_tokenize(c->txt, &c->opts, p->text, strlen(p->text));
+    for (k = 0; k < p->n_hashtags; k++) {
+        cls_text_add_field(c->txt, &c->opts, CLS_TOK_META_HASHTAG, p->hashtags[k]);
+    }
+    for (k = 0; k < p->n_mentions; k++) {
+        cls_text_add_field(c->txt, &c->opts, CLS_TOK_META_MENTION, p->mentions[k]);
+    }
+    cls_text_add_field(c->txt, &c->opts, CLS_TOK_AUTHOR, p->author);
+    cls_text_add_field(c->txt, &c->opts, CLS_TOK_LINK, p->url);
+    cls_text_add_field(c->txt, &c->opts, CLS_TOK_PLATFORM, p->platform);
+    cls_text_add_field(c->txt, &c->opts, CLS_TOK_LANG, p->lang);
+    mp.followers = p->followers;
+    return cls_match_run(c->match, c->txt, &mp, &c->res);
 }
 
 static size_t
@@ -199,7 +230,7 @@ main(int argc, char **argv)
         return 2;
     }
     if (stages == NULL) {
-        stages = "tokenize,analyze,process,langid,sentiment,all";
+        stages = "tokenize,match,analyze,process,langid,sentiment,all";
     }
     if (bench_lines_load(&lines, corpus, max) != 0) {
         return 1;
@@ -230,6 +261,8 @@ main(int argc, char **argv)
     n_atoms = cls_match_n_atoms(conf.match);
     c.opts = *cls_match_opts(conf.match);
     c.cls = cls_new(&conf);
+    c.match = cls_get_conf(c.cls)->match;
+    cls_match_result_init(&c.res);
     c.txt = cls_text_new();
 #ifdef BENCH_HAVE_LANGID
     c.lid = cls_langid_new(NULL, NULL, 0, &err);
@@ -271,6 +304,10 @@ main(int argc, char **argv)
     if (s_want(stages, "tokenize")) {
         bench_run_best(&r[nr], "tokenize", s_tokenize, &c, lines.n, min_cpu, repeat);
         bench_print_result("tokenize (text only)", &r[nr++]);
+    }
+    if (s_want(stages, "match")) {
+        bench_run_best(&r[nr], "match", s_match, &c, lines.n, min_cpu, repeat);
+        bench_print_result("match (tokens + topics only)", &r[nr++]);
     }
     if (s_want(stages, "analyze")) {
         bench_run_best(&r[nr], "analyze", s_analyze, &c, lines.n, min_cpu, repeat);
@@ -329,6 +366,7 @@ main(int argc, char **argv)
 #ifdef BENCH_HAVE_SENTIMENT
     cls_sentiment_destroy(&c.sent);
 #endif
+    cls_match_result_fini(&c.res);
     cls_text_destroy(&c.txt);
     cls_destroy(&c.cls);
     for (i = 0; i < lines.n; i++) {
