@@ -106,12 +106,17 @@ static int
 s_run(struct brk *b)
 {
     for (;;) {
-        zmq_pollitem_t it[3] = {
+        /* Wait only for what can make progress: with room downstream, wait for input; with
+         * none, wait for room. Polling both at once returns at once whenever either is
+         * ready and spins a core while the other side is idle. */
+        zmq_pollitem_t out_it = { esc_bus_zsock(b->out), 0, ZMQ_POLLOUT, 0 };
+        int room = zmq_poll(&out_it, 1, 0) > 0 && (out_it.revents & ZMQ_POLLOUT);
+        zmq_pollitem_t it[2] = {
             { NULL, b->sig_fd, ZMQ_POLLIN, 0 },
-            { esc_bus_zsock(b->in), 0, ZMQ_POLLIN, 0 },
-            { esc_bus_zsock(b->out), 0, ZMQ_POLLOUT, 0 },
+            { room ? esc_bus_zsock(b->in) : esc_bus_zsock(b->out), 0,
+              room ? ZMQ_POLLIN : ZMQ_POLLOUT, 0 },
         };
-        int rc = zmq_poll(it, 3, 100);
+        int rc = zmq_poll(it, 2, 100);
 
         if (rc < 0 && errno != EINTR) {
             esc_log_error("poll failed err=\"%s\"", zmq_strerror(errno));
@@ -123,7 +128,7 @@ s_run(struct brk *b)
                 b->drain.reload = 0; /* nothing to reload: the broker has no per-topic state */
             }
         }
-        if ((it[1].revents & ZMQ_POLLIN) && (it[2].revents & ZMQ_POLLOUT)) {
+        if (room && (it[1].revents & ZMQ_POLLIN)) {
             s_forward(b, 1024);
         }
         if (b->drain.draining) {
