@@ -403,6 +403,37 @@ test_counters_ttls(void **state)
     assert_true(ttl > 0);
 }
 
+/* The flush script adds a bucket's deltas with one HMGET and one HSET; sums a double cannot
+ * hold exactly (2^53 and more) must still be exact (HINCRBY), and a bucket's TTL is set when
+ * the bucket is created, not pushed back by later writes. */
+static void
+test_counters_exact_beyond_doubles_and_ttl_once(void **state)
+{
+    struct fix *f = *state;
+    char *reach;
+    long long ttl;
+
+    /* 2^60 followers: reach 1152921504606846976, then + 5 and + 2^53 + 1 */
+    s_addn(f, "big1", AT(100), 1152921504606846976LL, 1, 0, 0, s_congreso);
+    assert_int_equal(agg_counters_flush(f->c, 1), ESC_OK);
+    s_addn(f, "big2", AT(101), 5, 1, 0, 0, s_congreso);
+    s_addn(f, "big3", AT(102), 9007199254740993LL, 1, 0, 0, s_congreso);
+    assert_int_equal(esc_kv_cmd(f->kv, NULL, "EXPIRE %s %d", "t:c:{gob/congreso}:m:1794787260",
+                                50),
+                     ESC_OK);
+    assert_int_equal(agg_counters_flush(f->c, 1), ESC_OK);
+    reach = s_hget_str(f, "t:c:{gob/congreso}:m:1794787260", "reach");
+    assert_string_equal(reach, "1161928703861587974");
+    esc_free(reach);
+    reach = s_hget_str(f, "t:t:{gob/congreso}", "reach");
+    assert_string_equal(reach, "1161928703861587974");
+    esc_free(reach);
+    assert_int_equal(s_hget(f, "t:c:{gob/congreso}:m:1794787260", "posts"), 3);
+    assert_int_equal(s_hget(f, "t:c:{gob/congreso}:m:1794787260", "likes"), 3);
+    ttl = s_int_cmd(f, "TTL", "t:c:{gob/congreso}:m:1794787260");
+    assert_true(ttl > 0 && ttl <= 50); /* the second write kept the TTL it had */
+}
+
 static void
 test_counters_multi_topic_post(void **state)
 {
@@ -882,6 +913,8 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_counters_exact_buckets, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_counters_ttls, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_counters_exact_beyond_doubles_and_ttl_once, s_setup,
+                                        s_teardown),
         cmocka_unit_test_setup_teardown(test_counters_multi_topic_post, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_counters_top_lists, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_counters_top_trim_and_flush_max, s_setup,
