@@ -680,6 +680,8 @@ agg_new(const struct esc_cfg *cfg, const struct agg_cfg *ac, int sig_fd)
     co.top_posts_n = (size_t)ac->top_posts_n;
     co.top_flush_max = (size_t)ac->top_flush_max;
     co.top_flush_ms = ac->top_flush_ms;
+    /* due top lists are written in slices of a quarter of flush_ms, never in one long stop */
+    co.top_step_ms = ac->flush_ms / 4 > 10 ? ac->flush_ms / 4 : 10;
     co.counters_only = !ac->top_lists;
     self->counters = agg_counters_new(self->kv, &co);
     self->live = agg_live_new(cfg->redis.prefix);

@@ -35,7 +35,7 @@ static const struct esc_cfg_entry agg_cfg_map[] = {
                 "seen-mark set of its event-time hour"),
     ESC_CFG_INT("recent_ids", "262144", 2, 100000000, struct agg_cfg, recent_ids,
                 "post ids remembered in memory to drop re-deliveries before Redis sees them"),
-    ESC_CFG_INT("top_n", "1000", 1, 100000, struct agg_cfg, top_n,
+    ESC_CFG_INT("top_n", "200", 1, 100000, struct agg_cfg, top_n,
                 "entries kept per day in the top authors, hashtags and terms lists"),
     ESC_CFG_INT("top_posts_n", "100", 0, 10000, struct agg_cfg, top_posts_n,
                 "posts kept per day in the top posts list (0 = no top posts)"),
@@ -43,7 +43,7 @@ static const struct esc_cfg_entry agg_cfg_map[] = {
                  "keep the daily top authors, hashtags, terms and posts (false: counters only)"),
     ESC_CFG_INT("top_flush_ms", "10000", 0, 3600000, struct agg_cfg, top_flush_ms,
                 "how often the top lists accumulated in memory are written (0 = every flush)"),
-    ESC_CFG_INT("top_flush_max", "500", 1, 100000, struct agg_cfg, top_flush_max,
+    ESC_CFG_INT("top_flush_max", "200", 1, 100000, struct agg_cfg, top_flush_max,
                 "members of one top list written per topic, day and top_flush_ms (the best)"),
     ESC_CFG_BOOL("connect_in", "false", struct agg_cfg, connect_in,
                  "connect the PULL socket to bus.aggregate instead of binding it (several "

@@ -29,6 +29,7 @@
 #define S_LISTS_MAX 1000            /* list pushes waiting for Redis */
 #define S_KEY_MAX 320
 #define S_ROUND_CALLS 64            /* script calls per pipelined round */
+#define S_TOPS_STEP_CALLS 4         /* top-list calls per round when written in slices */
 #define S_ROUND_BYTES (8u << 20)    /* argument bytes per round, about */
 #define S_TOP_ENTRIES_MAX 1000000   /* top-list entries in memory before they are written */
 #define S_NONE UINT32_MAX           /* no string */
@@ -863,6 +864,7 @@ struct agg_counters {
     int64_t retention_s[3];
     int64_t dedupe_window_s;
     int64_t top_flush_ms;
+    int64_t top_step_ms;          /* 0: due top lists are written whole */
     size_t max_posts;
     size_t top_n;
     size_t top_posts_n;
@@ -2428,7 +2430,7 @@ s_round_replies(agg_counters_t *self, struct s_batch *b, struct s_tops *t,
  * frozen top lists t (either may be NULL). Returns ESC_RETRY when the round trip failed
  * (nothing is known about what ran: the calls are sent again, their marks tell). */
 static esc_rc
-s_round(agg_counters_t *self, struct s_batch *b, struct s_tops *t)
+s_round(agg_counters_t *self, struct s_batch *b, struct s_tops *t, size_t max_calls)
 {
     struct s_call calls[S_ROUND_CALLS];
     struct esc_kv_val rep[S_ROUND_CALLS];
@@ -2437,7 +2439,7 @@ s_round(agg_counters_t *self, struct s_batch *b, struct s_tops *t)
     size_t i;
     size_t k;
 
-    for (i = 0; b != NULL && i < b->n_parts && n_calls < S_ROUND_CALLS && bytes < S_ROUND_BYTES;
+    for (i = 0; b != NULL && i < b->n_parts && n_calls < max_calls && bytes < S_ROUND_BYTES;
          i++) {
         struct s_part *pt = &b->parts[i];
 
@@ -2453,7 +2455,7 @@ s_round(agg_counters_t *self, struct s_batch *b, struct s_tops *t)
         calls[n_calls].kind = S_CALL_PART;
         calls[n_calls++].index = i;
     }
-    for (i = 0; b != NULL && i < b->n_lists && n_calls < S_ROUND_CALLS; i++) {
+    for (i = 0; b != NULL && i < b->n_lists && n_calls < max_calls; i++) {
         int seen = 0;
 
         for (k = 0; k < i && !seen; k++) {
@@ -2465,7 +2467,7 @@ s_round(agg_counters_t *self, struct s_batch *b, struct s_tops *t)
             calls[n_calls++].index = i;
         }
     }
-    for (i = 0; t != NULL && i < t->n_tt && n_calls < S_ROUND_CALLS && bytes < S_ROUND_BYTES;
+    for (i = 0; t != NULL && i < t->n_tt && n_calls < max_calls && bytes < S_ROUND_BYTES;
          i++) {
         if (!t->tt[i].done) {
             s_append_tops(self, t, &t->tt[i]);
@@ -2518,7 +2520,7 @@ s_rounds(agg_counters_t *self, struct s_batch *b, struct s_tops *t)
         if (self->sha[0] == '\0' && s_load_script(self) != ESC_OK) {
             return ESC_RETRY;
         }
-        if (s_round(self, b, t) != ESC_OK) {
+        if (s_round(self, b, t, S_ROUND_CALLS) != ESC_OK) {
             return ESC_RETRY;
         }
         now = s_calls_left(b, t);
@@ -2545,7 +2547,30 @@ s_tops_step(agg_counters_t *self, int final)
         }
         s_tops_freeze(self);
     }
-    if (s_rounds(self, NULL, self->tops_frozen) != ESC_OK) {
+    if (!final && self->top_step_ms > 0 && self->tops->n_entries < S_TOP_ENTRIES_MAX) {
+        /* a slice: small rounds until the time is up; the rest at the next flush */
+        int64_t until = now + self->top_step_ms;
+        size_t left = s_calls_left(NULL, self->tops_frozen);
+        int stuck = 0;
+
+        while (left > 0 && esc_mono_ms() < until && stuck < 8) {
+            size_t after;
+
+            if (self->sha[0] == '\0' && s_load_script(self) != ESC_OK) {
+                return ESC_RETRY;
+            }
+            if (s_round(self, NULL, self->tops_frozen, S_TOPS_STEP_CALLS) != ESC_OK) {
+                return ESC_RETRY;
+            }
+            after = s_calls_left(NULL, self->tops_frozen);
+            stuck = after == left ? stuck + 1 : 0;
+            left = after;
+        }
+        if (left > 0) {
+            return ESC_OK;
+        }
+    }
+    else if (s_rounds(self, NULL, self->tops_frozen) != ESC_OK) {
         return ESC_RETRY;
     }
     s_tops_reset(self, self->tops_frozen);
@@ -2665,6 +2690,7 @@ agg_counters_new(esc_kv_t *kv, const struct agg_counters_opts *opts)
     memcpy(self->retention_s, opts->retention_s, sizeof(self->retention_s));
     self->dedupe_window_s = opts->dedupe_window_s > 0 ? opts->dedupe_window_s : 86400;
     self->top_flush_ms = opts->top_flush_ms > 0 ? opts->top_flush_ms : 0;
+    self->top_step_ms = opts->top_step_ms > 0 ? opts->top_step_ms : 0;
     self->max_posts = opts->max_pending_posts > 0 ? opts->max_pending_posts : 1;
     self->top_n = opts->top_n > 0 ? opts->top_n : 1;
     self->top_posts_n = opts->top_posts_n;

@@ -47,6 +47,8 @@ struct agg_counters_opts {
     size_t top_posts_n;        /* posts kept per day list */
     size_t top_flush_max;      /* members of one list written per topic and day, at most */
     int64_t top_flush_ms;      /* top lists are written this often (0 = at every flush) */
+    int64_t top_step_ms;       /* > 0: a flush spends about this long on due top lists and
+                                  leaves the rest to the next flushes (no stall); 0: all at once */
     int counters_only;         /* non-zero: no top lists (no terms, authors, top posts) */
     const char *instance;      /* instance id for the flush marks (copied); NULL = random */
 };
@@ -84,7 +86,8 @@ void agg_counters_push_list(agg_counters_t *self, const char *key, const char *v
  * AGG_PART_POSTS posts) one script call checks and sets the seen-marks and applies the bucket
  * deltas; the queued lists follow; then, when top_flush_ms has passed since they were last
  * written (or final is set, or they grew too large), the top lists accumulated from the posts
- * Redis acknowledged, one call per topic; last, one call adds the batch's posts to
+ * Redis acknowledged, one call per topic (with top_step_ms, only as many as fit in that time;
+ * the others at the next flushes, while new posts go on counting); last, one call adds the batch's posts to
  * <prefix>:agg:processed. All pipelined: normally two round trips. Returns ESC_OK (nothing
  * left pending that is due; also when there was nothing to do) or ESC_RETRY (Redis unreachable,
  * or not done within the round limit: the unwritten part is kept and sent again later; what

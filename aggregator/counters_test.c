@@ -434,6 +434,67 @@ test_counters_exact_beyond_doubles_and_ttl_once(void **state)
     assert_true(ttl > 0 && ttl <= 50); /* the second write kept the TTL it had */
 }
 
+/* With top_step_ms, due top lists are written a few topics per flush: the flushes in between
+ * keep counting, every topic's lists end up written once, and nothing counted in the meantime
+ * is lost (it goes to the next top-list period). */
+static void
+test_counters_top_lists_in_slices(void **state)
+{
+    struct fix *f = *state;
+    enum { NT = 400 };
+    char names[NT][32];
+    const char *one[2];
+    char key[128];
+    int i;
+    int flushes = 0;
+    int missing = 0;
+
+    f->o.top_flush_ms = 0;
+    f->o.top_step_ms = 1;
+    s_renew(f);
+    for (i = 0; i < NT; i++) {
+        struct tp t;
+        char id[16];
+
+        snprintf(names[i], sizeof(names[i]), "gob/t%02d", i);
+        snprintf(id, sizeof(id), "p%d", i);
+        memset(&t, 0, sizeof(t));
+        t = (struct tp){ .id = id, .ms = AT(60), .author = "@ana", .text = "presupuesto lleno" };
+        one[0] = names[i];
+        one[1] = NULL;
+        s_add(f, &t, one);
+    }
+    assert_int_equal(agg_counters_flush(f->c, 0), ESC_OK);
+    for (i = 0; i < NT; i++) {
+        agg_counters_top_key("t", names[i], AGG_TOP_TERMS, AT(60), key, sizeof(key));
+        missing += s_zscore(f, key, "presupuesto") < 0;
+    }
+    assert_true(missing > 0); /* one 1 ms slice of 4-call rounds cannot write 400 topics */
+    assert_true(agg_counters_pending(f->c));
+    /* a post counted while the slices go on lands in the next period's lists */
+    {
+        struct tp t;
+
+        memset(&t, 0, sizeof(t));
+        t = (struct tp){ .id = "late", .ms = AT(61), .author = "@bob", .text = "presupuesto" };
+        one[0] = names[0];
+        one[1] = NULL;
+        s_add(f, &t, one);
+    }
+    while (agg_counters_pending(f->c) && flushes < 1000) {
+        assert_int_equal(agg_counters_flush(f->c, 0), ESC_OK);
+        flushes++;
+    }
+    assert_false(agg_counters_pending(f->c));
+    assert_true(flushes >= 1);
+    for (i = 0; i < NT; i++) {
+        agg_counters_top_key("t", names[i], AGG_TOP_TERMS, AT(60), key, sizeof(key));
+        assert_int_equal((long long)s_zscore(f, key, "presupuesto"), i == 0 ? 2 : 1);
+        assert_int_equal((long long)s_zscore(f, key, "lleno"), 1);
+    }
+    assert_int_equal(s_hget(f, "t:t:{gob/t00}", "posts"), 2);
+}
+
 static void
 test_counters_multi_topic_post(void **state)
 {
@@ -915,6 +976,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_counters_ttls, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_counters_exact_beyond_doubles_and_ttl_once, s_setup,
                                         s_teardown),
+        cmocka_unit_test_setup_teardown(test_counters_top_lists_in_slices, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_counters_multi_topic_post, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_counters_top_lists, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_counters_top_trim_and_flush_max, s_setup,
