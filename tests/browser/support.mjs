@@ -1,9 +1,11 @@
-// Support for the dashboard's browser tests: a private redis-server, a tiny RESP client,
-// escucha-api on a free port, and deterministic data in the aggregator's Redis shape
-// (docs/redis-schema.md) for a team "gob" (three topics) and a team "dev" (one topic).
+// Support for the dashboard's browser tests: a private redis-server, a tiny RESP client, one
+// deployment file, escucha-api on a free port, the real pipeline (collector with an ingest
+// source -> broker -> classifier -> aggregator, on ipc sockets), and deterministic data in the
+// aggregator's Redis shape (docs/redis-schema.md) for a team "gob" (three topics) and a team
+// "dev" (one topic). Every process started here is killed when the test process exits.
 import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
-import { mkdtempSync, rmSync, writeFileSync, readFileSync, openSync } from "node:fs";
+import { closeSync, mkdtempSync, rmSync, writeFileSync, readFileSync, openSync } from "node:fs";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
@@ -15,8 +17,69 @@ export const TOKENS = {
 };
 export const SECRET = Object.fromEntries(Object.keys(TOKENS).map((k) => [k, "browser-" + k + "-7f3a9c1e5b"]));
 
+export const INGEST_TOKEN = "browser-ingest-2d8e4b7a19";
+
 const sha = (s) => createHash("sha256").update(s).digest("hex");
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+// The safety net: whatever happens to the tests, no process outlives the test process.
+const children = new Set();
+process.on("exit", () => {
+    for (const p of children) {
+        if (p.exitCode == null && p.signalCode == null) {
+            p.kill("SIGKILL");
+        }
+    }
+});
+
+// Starts bin with stderr (and stdout) in logPath.
+function launch(bin, args, logPath, env) {
+    const fd = openSync(logPath, "w");
+    const proc = spawn(bin, args, { stdio: ["ignore", fd, fd], env: env || process.env });
+    closeSync(fd);
+    children.add(proc);
+    proc.once("exit", () => children.delete(proc));
+    return proc;
+}
+
+// SIGTERM, then SIGKILL after timeoutMs; resolves to { code, signal } (signal "SIGKILL" when it
+// had to be killed).
+export async function stopProc(proc, timeoutMs = 15000) {
+    if (proc.exitCode == null && proc.signalCode == null) {
+        const done = new Promise((r) => proc.once("exit", r));
+        proc.kill("SIGTERM");
+        const timer = setTimeout(() => proc.kill("SIGKILL"), timeoutMs);
+        await done;
+        clearTimeout(timer);
+    }
+    return { code: proc.exitCode, signal: proc.signalCode };
+}
+
+// Polls fn (sync or async) every 50 ms until it returns a truthy value, which it returns.
+export async function waitFor(fn, timeoutMs, what) {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+        const v = await fn();
+        if (v) {
+            return v;
+        }
+        if (Date.now() > deadline) {
+            throw new Error("timed out after " + timeoutMs + " ms waiting for " + what);
+        }
+        await sleep(50);
+    }
+}
+
+// Waits until the log of proc matches re; fails at once when proc exits first.
+async function waitForLog(proc, logPath, re, timeoutMs, what) {
+    return waitFor(() => {
+        const m = readFileSync(logPath, "utf8").match(re);
+        if (!m && proc.exitCode != null) {
+            throw new Error(what + " exited status=" + proc.exitCode + ": " + readFileSync(logPath, "utf8"));
+        }
+        return m;
+    }, timeoutMs, what);
+}
 
 export class Resp {
     constructor(sock) {
@@ -112,8 +175,8 @@ export class Resp {
 
 export async function startRedis(dir) {
     const sock = path.join(dir, "r.sock");
-    const proc = spawn("redis-server", ["--port", "0", "--unixsocket", sock, "--save", "", "--appendonly", "no",
-        "--dir", dir, "--daemonize", "no", "--loglevel", "warning"], { stdio: "ignore" });
+    const proc = launch("redis-server", ["--port", "0", "--unixsocket", sock, "--save", "", "--appendonly", "no",
+        "--dir", dir, "--daemonize", "no", "--loglevel", "warning"], path.join(dir, "redis.log"));
     for (let i = 0; i < 100; i++) {
         try {
             const r = await new Resp(sock).connect();
@@ -128,9 +191,17 @@ export async function startRedis(dir) {
     throw new Error("redis-server did not start");
 }
 
-export async function startApi(bin, dir, redisSock, webRoot, validator) {
+// Writes the one deployment file every process reads (docs/configuration.md) and returns its
+// path: the bus on ipc sockets in dir, the collector's ingest source on a free port, short
+// aggregator flushes and topic polls so edits and posts show within a fraction of a second.
+export function writeConfig(dir, redisSock, webRoot, validator) {
+    const bus = (name) => "ipc://" + path.join(dir, name + ".sock");
     const cfg = {
+        deployment: "browser-test",
         redis: { unix_socket: redisSock, prefix: "esc" },
+        bus: { collect: bus("collect"), classify: bus("classify"), aggregate: bus("aggregate"),
+            notify: bus("notify") },
+        sources: [{ name: "feed", type: "ingest", listen: "127.0.0.1:0", token_env: "ESC_BROWSER_INGEST_TOKEN" }],
         teams: [
             { id: "gob", name: "Gobernanza Democrática", language: "es", timezone: "America/Lima",
                 topics: [
@@ -141,26 +212,103 @@ export async function startApi(bin, dir, redisSock, webRoot, validator) {
             { id: "dev", name: "Inclusive Development", language: "en", timezone: "America/Lima",
                 topics: [{ id: "anemia", name: "Anemia infantil", keywords: ["anemia"] }] },
         ],
+        classifier: { topics_poll_ms: 100 },
+        aggregator: { flush_ms: 100 },
         api: { listen: "127.0.0.1:0", web_root: webRoot, validator, rate_burst: 100000, rate_per_s: 10000,
             sse_keepalive_ms: 1000,
             tokens: Object.entries(TOKENS).map(([k, v]) => Object.assign({ sha256: sha(SECRET[k]) }, v)) },
     };
-    const cfgPath = path.join(dir, "api.json");
+    const cfgPath = path.join(dir, "escucha.json");
     writeFileSync(cfgPath, JSON.stringify(cfg, null, 1));
+    return cfgPath;
+}
+
+export async function startApi(bin, dir, cfgPath) {
     const logPath = path.join(dir, "api.log");
-    const proc = spawn(bin, ["--config", cfgPath], { stdio: ["ignore", "ignore", openSync(logPath, "w")] });
-    for (let i = 0; i < 200; i++) {
+    const proc = launch(bin, ["--config", cfgPath], logPath);
+    const m = await waitFor(() => {
         const log = readFileSync(logPath, "utf8");
-        const m = log.match(/listening url=http:\/\/[0-9.]+:(\d+)\//);
-        if (m && /live subscriber up/.test(log)) {
-            return { proc, port: Number(m[1]), log: () => readFileSync(logPath, "utf8") };
-        }
+        const port = log.match(/listening url=http:\/\/[0-9.]+:(\d+)\//);
         if (proc.exitCode != null) {
             throw new Error("escucha-api exited: " + log);
         }
-        await sleep(50);
+        return port && /live subscriber up/.test(log) ? port : null;
+    }, 10000, "escucha-api to listen");
+    return { proc, port: Number(m[1]), log: () => readFileSync(logPath, "utf8") };
+}
+
+// Where a pipeline binary is: ESC_<SERVICE>_BIN, else beside escucha-api in the build tree
+// (<build>/<service>/escucha-<service>).
+function serviceBin(service) {
+    const v = process.env["ESC_" + service.toUpperCase() + "_BIN"];
+    if (v) {
+        return v;
     }
-    throw new Error("escucha-api did not start");
+    return path.join(path.dirname(process.env.ESC_API_BIN), "..", service, "escucha-" + service);
+}
+
+const PIPELINE = ["collector", "broker", "classifier", "aggregator"]; // upstream first
+
+// The real pipeline, each service a process reading cfgPath, with its log in dir/<service>.log.
+// Posts enter through the collector's ingest source (POST /ingest with the bearer token).
+export class Pipeline {
+    static async start(dir, cfgPath) {
+        const self = new Pipeline();
+        self.dir = dir;
+        self.fed = 0;
+        self.procs = {};
+        for (const s of PIPELINE.slice().reverse()) {
+            const env = s === "collector" ? Object.assign({}, process.env, { ESC_BROWSER_INGEST_TOKEN: INGEST_TOKEN })
+                : process.env;
+            self.procs[s] = launch(serviceBin(s), ["--config", cfgPath], self.logPath(s), env);
+        }
+        try {
+            await Promise.all(PIPELINE.map((s) => waitForLog(self.procs[s], self.logPath(s), /started /, 20000,
+                "escucha-" + s)));
+            const m = await waitForLog(self.procs.collector, self.logPath("collector"),
+                /ingest listening source=feed \S+ port=(\d+)/, 5000, "the ingest source");
+            self.ingestUrl = "http://127.0.0.1:" + m[1] + "/ingest";
+        } catch (e) {
+            await self.stop();
+            throw e;
+        }
+        return self;
+    }
+
+    logPath(service) {
+        return path.join(this.dir, service + ".log");
+    }
+
+    log(service) {
+        return readFileSync(this.logPath(service), "utf8");
+    }
+
+    // Pushes posts (post JSON shape, docs/collector.md) into the collector; all must be accepted.
+    async feed(posts) {
+        const res = await fetch(this.ingestUrl, { method: "POST", body: JSON.stringify(posts),
+            headers: { Authorization: "Bearer " + INGEST_TOKEN, "Content-Type": "application/json" } });
+        const body = await res.json();
+        if (res.status !== 202 || body.accepted !== posts.length) {
+            throw new Error("ingest answered " + res.status + " " + JSON.stringify(body));
+        }
+        this.fed += posts.length;
+    }
+
+    // True once the classifier has swapped in the topics of stored version `version`.
+    reloaded(version) {
+        const log = this.log("classifier");
+        const i = log.indexOf("topic overrides changed version=" + version + ", reloading");
+        return i >= 0 && /reloaded [^\n]*trigger=api/.test(log.slice(i));
+    }
+
+    // Stops the services upstream first; returns { service: { code, signal } }.
+    async stop() {
+        const out = {};
+        for (const s of PIPELINE) {
+            out[s] = await stopProc(this.procs[s]);
+        }
+        return out;
+    }
 }
 
 export function tempDir() {

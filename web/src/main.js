@@ -80,6 +80,10 @@ async function render() {
         if (!state.me) {
             state.me = await api("/me");
         }
+        // a newer render (route change) started while this one waited: it owns the page
+        if (signal.aborted) {
+            return;
+        }
         const route = parseRoute();
         if (!route.team) {
             if (state.me.teams.length) {
@@ -89,7 +93,11 @@ async function render() {
         }
         if (!state.team || state.team.id !== route.team) {
             replace(app, loading());
-            await loadTeam(route.team);
+            const team = await api("/teams/" + encodeURIComponent(route.team));
+            if (signal.aborted) {
+                return;
+            }
+            setTeam(team);
         }
         document.documentElement.lang = currentLang();
         const main = shell(route);
@@ -106,6 +114,9 @@ async function render() {
             await overviewView(main, signal);
         }
     } catch (e) {
+        if (signal.aborted) {
+            return;
+        }
         if (!token()) {
             render();
             return;
