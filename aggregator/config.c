@@ -37,7 +37,7 @@ static const struct esc_cfg_entry agg_cfg_map[] = {
                 "post ids remembered in memory to drop re-deliveries before Redis sees them"),
     ESC_CFG_INT("top_n", "200", 1, 100000, struct agg_cfg, top_n,
                 "entries kept per day in the top authors, hashtags and terms lists"),
-    ESC_CFG_INT("top_posts_n", "100", 0, 10000, struct agg_cfg, top_posts_n,
+    ESC_CFG_INT("top_posts_n", "30", 0, 10000, struct agg_cfg, top_posts_n,
                 "posts kept per day in the top posts list (0 = no top posts)"),
     ESC_CFG_BOOL("top_lists", "true", struct agg_cfg, top_lists,
                  "keep the daily top authors, hashtags, terms and posts (false: counters only)"),

@@ -413,9 +413,9 @@ main(int argc, char **argv)
     co.dedupe_window_s = 86400;
     co.max_pending_posts = 10000000;
     co.recent_ids = 262144;
-    co.top_n = 1000;
-    co.top_posts_n = 100;
-    co.top_flush_max = 500;
+    co.top_n = 200;
+    co.top_posts_n = 30;
+    co.top_flush_max = 200;
     co.top_flush_ms = 3600000; /* written when the loop says so (final = 1) */
     co.counters_only = s_flag(argc, argv, "--counters-only");
     c = agg_counters_new(kv, &co);
