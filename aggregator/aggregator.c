@@ -368,7 +368,7 @@ s_on_message(agg_t *self, const void *buf, size_t len)
         return;
     }
     for (i = 0; i < p.n_topics; i++) {
-        const struct esc_cfg_topic *t;
+        long ti;
         int dup = 0;
 
         for (j = 0; j < n_keys && !dup; j++) {
@@ -384,9 +384,9 @@ s_on_message(agg_t *self, const void *buf, size_t len)
             continue;
         }
         keys[n_keys++] = p.topics[i];
-        t = esc_cfg_topic_find(self->cfg, p.topics[i]);
-        if (t != NULL) {
-            idx[n_idx++] = agg_cfg_topic_index(self->cfg, t);
+        ti = agg_cfg_topic_lookup(self->ac, p.topics[i]);
+        if (ti >= 0) {
+            idx[n_idx++] = (size_t)ti;
         }
         else {
             esc_log_debug("topic not in this config, counted without spike detection topic=%s",

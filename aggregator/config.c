@@ -162,6 +162,63 @@ s_topic_path(char *out, size_t outsz, const struct esc_cfg_topic *t)
     snprintf(out, outsz, "teams.%zu.topics.%zu.spike", t->team_index, t->index);
 }
 
+static uint64_t
+s_key_hash(const char *key)
+{
+    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+
+    for (; *key != '\0'; key++) {
+        h ^= (unsigned char)*key;
+        h *= 1099511628211ULL;
+    }
+    return h;
+}
+
+/* Builds the key -> flat index table of every configured topic (load factor <= 1/2). */
+static void
+s_index_build(const struct esc_cfg *cfg, struct agg_cfg *out)
+{
+    size_t i;
+    size_t k;
+
+    out->index_cap = 16;
+    while (out->index_cap < out->n_topics * 2) {
+        out->index_cap *= 2;
+    }
+    out->index_keys = esc_calloc(out->index_cap, sizeof(*out->index_keys));
+    out->index_vals = esc_calloc(out->index_cap, sizeof(*out->index_vals));
+    for (i = 0; i < cfg->n_teams; i++) {
+        for (k = 0; k < cfg->teams[i].n_topics; k++) {
+            const struct esc_cfg_topic *t = &cfg->teams[i].topics[k];
+            size_t slot = (size_t)s_key_hash(t->key) & (out->index_cap - 1);
+
+            while (out->index_keys[slot] != NULL && strcmp(out->index_keys[slot], t->key) != 0) {
+                slot = (slot + 1) & (out->index_cap - 1);
+            }
+            out->index_keys[slot] = t->key;
+            out->index_vals[slot] = (uint32_t)agg_cfg_topic_index(cfg, t);
+        }
+    }
+}
+
+long
+agg_cfg_topic_lookup(const struct agg_cfg *ac, const char *key)
+{
+    size_t slot;
+
+    if (ac->index_cap == 0) {
+        return -1;
+    }
+    slot = (size_t)s_key_hash(key) & (ac->index_cap - 1);
+    while (ac->index_keys[slot] != NULL) {
+        if (strcmp(ac->index_keys[slot], key) == 0) {
+            return (long)ac->index_vals[slot];
+        }
+        slot = (slot + 1) & (ac->index_cap - 1);
+    }
+    return -1;
+}
+
 esc_rc
 agg_cfg_load(const struct esc_cfg *cfg, struct agg_cfg *out, struct esc_error *err)
 {
@@ -195,6 +252,7 @@ agg_cfg_load(const struct esc_cfg *cfg, struct agg_cfg *out, struct esc_error *e
             }
         }
     }
+    s_index_build(cfg, out);
     return ESC_OK;
 }
 
@@ -206,6 +264,9 @@ agg_cfg_fini(struct agg_cfg *ac)
     }
     ESC_FREE(ac->topic_spike);
     ac->n_topics = 0;
+    ESC_FREE(ac->index_keys);
+    ESC_FREE(ac->index_vals);
+    ac->index_cap = 0;
 }
 
 void

@@ -38,6 +38,10 @@ struct agg_cfg {
     struct agg_spike_cfg spike; /* aggregator.spike */
     struct agg_spike_cfg *topic_spike; /* effective rule per topic, by agg_cfg_topic_index; owned */
     size_t n_topics;
+    /* topic key -> flat index, open addressing (agg_cfg_topic_lookup); owned */
+    const char **index_keys;           /* borrowed from the esc_cfg, NULL = empty slot */
+    uint32_t *index_vals;
+    size_t index_cap;                  /* power of two */
 };
 
 /* Reads and validates all of the above from cfg into out (which agg_cfg_fini must release
@@ -50,6 +54,11 @@ void agg_cfg_spike_defaults(struct agg_spike_cfg *out);
 
 /* Flat index of topic t over all teams (team order, then topic order): 0 .. n_topics-1. */
 size_t agg_cfg_topic_index(const struct esc_cfg *cfg, const struct esc_cfg_topic *t);
+
+/* Flat index of the configured topic with key "team/topic", or -1 when the config has none:
+ * a hash lookup, for the per-post path (esc_cfg_topic_find scans every topic). The keys are
+ * borrowed from the esc_cfg given to agg_cfg_load, which must outlive ac. */
+long agg_cfg_topic_lookup(const struct agg_cfg *ac, const char *key);
 
 /* --help-config and --dump-config output. */
 void agg_cfg_print_help(FILE *f);

@@ -186,6 +186,56 @@ test_config_spike_method_and_thresholds(void **state)
     s_expect_error("", "{\"end_minutes\": 0}", "teams.0.topics.1.spike.end_minutes: 0 is out");
 }
 
+/* The per-post topic lookup agrees with esc_cfg_topic_find + agg_cfg_topic_index for every
+ * configured key, across teams, and says -1 for keys the config does not have. */
+static void
+test_config_topic_lookup(void **state)
+{
+    struct esc_error err;
+    char json[8192];
+    size_t len = 0;
+    struct esc_cfg *cfg;
+    struct agg_cfg ac;
+    int team;
+    int topic;
+
+    (void)state;
+    len += (size_t)snprintf(json + len, sizeof(json) - len, "{\"teams\": [");
+    for (team = 0; team < 4; team++) {
+        len += (size_t)snprintf(json + len, sizeof(json) - len,
+                                "%s{\"id\": \"t%d\", \"name\": \"T\", \"topics\": [",
+                                team > 0 ? "," : "", team);
+        for (topic = 0; topic < 25; topic++) {
+            len += (size_t)snprintf(json + len, sizeof(json) - len,
+                                    "%s{\"id\": \"k%d\", \"name\": \"K\", "
+                                    "\"keywords\": [\"w%d\"]}",
+                                    topic > 0 ? "," : "", topic, topic);
+        }
+        len += (size_t)snprintf(json + len, sizeof(json) - len, "]}");
+    }
+    snprintf(json + len, sizeof(json) - len, "]}");
+    cfg = esc_cfg_load_string(json, "test.json", &err);
+    assert_non_null(cfg);
+    assert_int_equal(agg_cfg_load(cfg, &ac, &err), ESC_OK);
+    assert_int_equal(ac.n_topics, 100);
+    for (team = 0; team < 4; team++) {
+        for (topic = 0; topic < 25; topic++) {
+            char key[32];
+            const struct esc_cfg_topic *t;
+
+            snprintf(key, sizeof(key), "t%d/k%d", team, topic);
+            t = esc_cfg_topic_find(cfg, key);
+            assert_non_null(t);
+            assert_int_equal(agg_cfg_topic_lookup(&ac, key), (long)agg_cfg_topic_index(cfg, t));
+        }
+    }
+    assert_int_equal(agg_cfg_topic_lookup(&ac, "t0/k25"), -1);
+    assert_int_equal(agg_cfg_topic_lookup(&ac, "t4/k0"), -1);
+    assert_int_equal(agg_cfg_topic_lookup(&ac, ""), -1);
+    agg_cfg_fini(&ac);
+    esc_cfg_free(&cfg);
+}
+
 int
 main(void)
 {
@@ -195,6 +245,7 @@ main(void)
         cmocka_unit_test(test_config_errors_name_the_key),
         cmocka_unit_test(test_config_env_override_reaches_topics),
         cmocka_unit_test(test_config_spike_method_and_thresholds),
+        cmocka_unit_test(test_config_topic_lookup),
     };
 
     esc_log_init("test", ESC_LOG_WARN);
