@@ -683,6 +683,7 @@ struct s_slot {
 
 struct s_bg_term {
     char term[AGG_TERM_MAX + 1];
+    uint32_t hash;                         /* s_term_hash(term): compared before the text */
     double weight;                         /* decayed posts that contained it */
 };
 
@@ -871,16 +872,29 @@ s_text_terms(const char *text, struct s_text_terms *tt)
     agg_terms_extract(text, strlen(text), NULL, s_collect_term, tt);
 }
 
+static uint32_t
+s_term_hash(const char *term)
+{
+    uint32_t h = 2166136261u; /* FNV-1a */
+
+    for (; *term != '\0'; term++) {
+        h ^= (unsigned char)*term;
+        h *= 16777619u;
+    }
+    return h;
+}
+
 /* Adds weight to term in the topic's background (space-saving: a new term replaces the
  * lightest one and starts from its weight). */
 static void
 s_bg_add(struct s_topic *t, const char *term, double weight)
 {
+    uint32_t h = s_term_hash(term);
     size_t i;
     size_t min_i = 0;
 
     for (i = 0; i < t->n_bg; i++) {
-        if (strcmp(t->bg[i].term, term) == 0) {
+        if (t->bg[i].hash == h && strcmp(t->bg[i].term, term) == 0) {
             t->bg[i].weight += weight;
             return;
         }
@@ -889,22 +903,22 @@ s_bg_add(struct s_topic *t, const char *term, double weight)
         }
     }
     if (t->n_bg < S_BG_TERMS) {
-        esc_strlcpy(t->bg[t->n_bg].term, term, sizeof(t->bg[0].term));
-        t->bg[t->n_bg].weight = weight;
-        t->n_bg++;
-        return;
+        min_i = t->n_bg++;
+        t->bg[min_i].weight = 0.0;
     }
     esc_strlcpy(t->bg[min_i].term, term, sizeof(t->bg[0].term));
+    t->bg[min_i].hash = s_term_hash(t->bg[min_i].term); /* of the (possibly cut) copy */
     t->bg[min_i].weight += weight;
 }
 
 static double
 s_bg_weight(const struct s_topic *t, const char *term)
 {
+    uint32_t h = s_term_hash(term);
     size_t i;
 
     for (i = 0; i < t->n_bg; i++) {
-        if (strcmp(t->bg[i].term, term) == 0) {
+        if (t->bg[i].hash == h && strcmp(t->bg[i].term, term) == 0) {
             return t->bg[i].weight;
         }
     }
