@@ -12,8 +12,8 @@ RUN apt-get update && scripts/deps.sh \
 
 FROM debian:12-slim
 RUN apt-get update && apt-get install -y --no-install-recommends \
-        libzmq5 libmsgpackc2 libhiredis0.14 libjansson4 libcurl4 libutf8proc2 libsodium23 \
-        libmicrohttpd12 libcairo2 libfontconfig1 fonts-dejavu-core libxml2 libcsv3 \
+        libzmq5 libmsgpackc2 libhiredis0.14 libjansson4 libyajl2 libcurl4 libutf8proc2 \
+        libsodium23 libmicrohttpd12 libcairo2 libfontconfig1 fonts-dejavu-core libxml2 libcsv3 \
         ca-certificates tzdata \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --system --home /var/lib/escucha escucha

@@ -26,6 +26,7 @@
 #include "escucha/esc_sig.h"
 #include "escucha/esc_util.h"
 
+#include "acks.h"
 #include "aggregator.h"
 #include "counters.h"
 #include "live.h"
@@ -44,12 +45,26 @@ struct agg_parked {
     size_t len;
 };
 
+/* Posts recorded since the last successful flush that share one ingested_at (run-length:
+ * posts arrive in intake order, many per millisecond), for the intake-to-Redis histogram. */
+struct agg_intake {
+    int64_t ingested_at; /* Unix ms */
+    uint64_t n;
+};
+
+/* Histogram bounds, seconds. */
+static const double s_flush_bounds[] = { 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+                                         0.25,  0.5,    1,     2.5,  5,     10 };
+static const double s_intake_bounds[] = { 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1,
+                                          2,    5,     10,   30,  60,   300 };
+
 struct agg {
     const struct esc_cfg *cfg;             /* borrowed */
     const struct agg_cfg *ac;              /* borrowed */
     const struct esc_cfg_topic **topics;   /* by flat topic index; the array is owned */
     esc_kv_t *kv;
     agg_counters_t *counters;
+    agg_acks_t *acks;                      /* acks to collectors (docs/delivery.md), NULL off */
     agg_live_t *live;                      /* matched posts for escucha-api's live view */
     agg_spikes_t *spikes;
     esc_bus_t *in;                         /* PULL, bound to bus.aggregate */
@@ -84,6 +99,11 @@ struct agg {
     esc_metric_t *m_paused;
     esc_metric_t *m_redis_up;
     esc_metric_t *m_leases;
+    esc_metric_t *m_flush_s;               /* flush duration histogram */
+    esc_metric_t *m_intake_s;              /* intake-to-Redis latency histogram */
+    struct agg_intake *intake;             /* owned, n_intake used of cap_intake */
+    size_t n_intake;
+    size_t cap_intake;
     struct agg_counters_stats reported;    /* stats already added to the counters above */
     uint64_t reported_in;
     uint64_t reported_invalid;
@@ -335,6 +355,49 @@ s_spikes_seed(agg_t *self)
     }
 }
 
+/* Remembers the intake time of a recorded post until a flush has put it in Redis. */
+static void
+s_intake_note(agg_t *self, int64_t ingested_at)
+{
+    if (ingested_at <= 0) {
+        return; /* a producer that does not stamp it */
+    }
+    if (self->n_intake > 0 && self->intake[self->n_intake - 1].ingested_at == ingested_at) {
+        self->intake[self->n_intake - 1].n++;
+        return;
+    }
+    if (self->n_intake == self->cap_intake) {
+        self->cap_intake = self->cap_intake > 0 ? self->cap_intake * 2 : 256;
+        self->intake = esc_realloc(self->intake, self->cap_intake * sizeof(*self->intake));
+    }
+    self->intake[self->n_intake].ingested_at = ingested_at;
+    self->intake[self->n_intake].n = 1;
+    self->n_intake++;
+}
+
+/* After a successful flush: every remembered post is in Redis now. A flush that failed half
+ * way keeps them all, so their latency then counts until the flush that completes them. */
+static void
+s_intake_observe(agg_t *self)
+{
+    int64_t now = esc_now_ms();
+    size_t i;
+
+    for (i = 0; i < self->n_intake; i++) {
+        int64_t ms = now - self->intake[i].ingested_at;
+
+        /* clocks of two hosts: a post "from the future" counts as 0 s */
+        esc_metric_observe_n(self->m_intake_s, ms > 0 ? (double)ms / 1000.0 : 0.0,
+                             self->intake[i].n);
+    }
+    self->n_intake = 0;
+    if (self->cap_intake > 65536) {
+        /* a backlog made it large: give the memory back */
+        ESC_FREE(self->intake);
+        self->cap_intake = 0;
+    }
+}
+
 /* Handles one frame: decode, count, feed the spike detector. Bad input is logged and skipped. */
 static void
 s_on_message(agg_t *self, const void *buf, size_t len)
@@ -351,8 +414,13 @@ s_on_message(agg_t *self, const void *buf, size_t len)
     char q[300];
 
     memset(&err, 0, sizeof(err));
-    if (esc_post_decode(buf, len, &p, &type, &err) != ESC_OK || type != ESC_MSG_CLASSIFIED
-        || p.created_at <= 0) {
+    if (esc_post_decode(buf, len, &p, &type, &err) == ESC_OK) {
+        agg_acks_note(self->acks, p.ack_ref); /* consumed, even if skipped: acked after a flush */
+    }
+    else {
+        type = ESC_MSG_UNKNOWN;
+    }
+    if (type != ESC_MSG_CLASSIFIED || p.created_at <= 0) {
         const char *reason = err.text;
 
         if (err.text[0] == '\0') {
@@ -399,6 +467,7 @@ s_on_message(agg_t *self, const void *buf, size_t len)
         esc_post_fini(&p);
         return;
     }
+    s_intake_note(self, p.ingested_at);
     agg_live_add(self->live, &p, keys, n_keys);
     if (self->ac->max_future_s > 0 && p.created_at > esc_now_ms() + self->ac->max_future_s * 1000) {
         /* one post from the far future would push every topic's watermark past the present */
@@ -559,6 +628,14 @@ s_metrics_register(agg_t *self)
                                        "1 while input is paused at max_pending_posts", NULL);
     self->m_redis_up = esc_metrics_gauge("escucha_aggregator_redis_up",
                                          "0 while flushes fail", NULL);
+    self->m_flush_s = esc_metrics_histogram(
+        "escucha_aggregator_flush_duration_seconds",
+        "Time of one flush to Redis (every attempt, failed ones included).", NULL,
+        s_flush_bounds, ESC_ARRAY_LEN(s_flush_bounds));
+    self->m_intake_s = esc_metrics_histogram(
+        "escucha_aggregator_intake_latency_seconds",
+        "Time from the collector's intake (ingested_at) to the post being counted in Redis.",
+        NULL, s_intake_bounds, ESC_ARRAY_LEN(s_intake_bounds));
     self->m_leases = esc_metrics_gauge("escucha_aggregator_spike_leases",
                                        "spike leases held (spike_leases)", NULL);
 }
@@ -588,9 +665,15 @@ s_metrics_update(agg_t *self)
     esc_metric_set(self->m_redis_up, self->redis_down ? 0.0 : 1.0);
     esc_metric_set(self->m_leases,
                    self->leases != NULL ? (double)agg_leases_count(self->leases) : 0.0);
-    esc_metrics_set_health(!self->redis_down && !self->paused,
-                           self->paused ? "input paused: pending posts at the limit"
-                                        : "redis unavailable");
+    if (self->paused) {
+        esc_metrics_set_health(false, "input paused: pending posts at the limit");
+    }
+    else if (self->redis_down) {
+        esc_metrics_set_health(false, "redis unavailable");
+    }
+    else {
+        esc_metrics_set_health(true, NULL);
+    }
 }
 
 static void
@@ -598,10 +681,18 @@ s_flush(agg_t *self)
 {
     size_t posts = agg_counters_pending_posts(self->counters);
     int64_t wm = self->wm_seen;
+    int pending = agg_counters_pending(self->counters);
+    double t0 = esc_metrics_clock();
+    esc_rc rc = ESC_OK;
 
-    /* draining: the top lists go now too, not at their usual interval */
-    if (!agg_counters_pending(self->counters)
-        || agg_counters_flush(self->counters, self->drain.draining) == ESC_OK) {
+    if (pending) {
+        /* draining: the top lists go now too, not at their usual interval */
+        rc = agg_counters_flush(self->counters, self->drain.draining);
+        esc_metric_observe(self->m_flush_s, esc_metrics_clock() - t0);
+    }
+    if (rc == ESC_OK) {
+        agg_acks_flushed(self->acks); /* every post consumed so far is in Redis */
+        s_intake_observe(self);
         if (self->redis_down) {
             esc_log_info("redis writable again, pending counters flushed posts=%zu", posts);
             self->redis_down = 0;
@@ -689,7 +780,10 @@ agg_new(const struct esc_cfg *cfg, const struct agg_cfg *ac, int sig_fd)
 
     self->in = esc_bus_new(ESC_BUS_PULL, cfg->bus.aggregate, !ac->connect_in, (int)cfg->bus.hwm);
     self->out = esc_bus_new(ESC_BUS_PUSH, cfg->bus.notify, false, (int)cfg->bus.hwm);
-    if (self->in == NULL || self->out == NULL) {
+    if (cfg->bus.ack[0] != '\0') {
+        self->acks = agg_acks_new(cfg->bus.ack, (int)cfg->bus.hwm);
+    }
+    if (self->in == NULL || self->out == NULL || (cfg->bus.ack[0] != '\0' && self->acks == NULL)) {
         agg_destroy(&self);
         return NULL;
     }
@@ -832,6 +926,7 @@ agg_destroy(agg_t **self_p)
     esc_bus_destroy(&self->in, 0);
     /* alerts already queued get what is left of the grace period to reach the notifier */
     esc_bus_destroy(&self->out, (int)(left > 0 ? left : 0));
+    agg_acks_destroy(&self->acks, (int)(left > 0 ? left : 0));
     while (self->n_parked > 0) {
         ESC_FREE(self->parked[self->parked_head].buf);
         self->parked_head = (self->parked_head + 1) % AGG_PARKED_MAX;
@@ -843,6 +938,7 @@ agg_destroy(agg_t **self_p)
     agg_live_destroy(&self->live);
     agg_counters_destroy(&self->counters);
     esc_kv_destroy(&self->kv);
+    esc_free(self->intake);
     esc_free(self->topics);
     esc_free(self);
     *self_p = NULL;

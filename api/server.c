@@ -1979,44 +1979,19 @@ s_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     }
 }
 
-/* "host:port" / ":port" -> sa. */
-static int
-s_parse_listen(const char *listen, struct sockaddr_in *sa)
-{
-    const char *colon = strrchr(listen, ':');
-    char host[64];
-    int64_t port;
-
-    memset(sa, 0, sizeof(*sa));
-    sa->sin_family = AF_INET;
-    if (colon == NULL || (size_t)(colon - listen) >= sizeof(host)
-        || esc_parse_i64(colon + 1, 0, 65535, &port) != 0) {
-        return -1;
-    }
-    memcpy(host, listen, (size_t)(colon - listen));
-    host[colon - listen] = '\0';
-    sa->sin_port = htons((uint16_t)port);
-    if (host[0] == '\0') {
-        sa->sin_addr.s_addr = htonl(INADDR_ANY);
-        return 0;
-    }
-    if (strcmp(host, "localhost") == 0) {
-        esc_strlcpy(host, "127.0.0.1", sizeof(host));
-    }
-    return inet_pton(AF_INET, host, &sa->sin_addr) == 1 ? 0 : -1;
-}
-
 api_srv_t *
 api_srv_new(const struct esc_cfg *cfg, const struct api_cfg *ac,
             const struct esc_kv_opts *kv_opts, api_hub_t *hub)
 {
     api_srv_t *self;
-    struct sockaddr_in sa;
+    struct sockaddr_storage sa;
+    socklen_t sa_len;
     const union MHD_DaemonInfo *info;
     unsigned int timeout_s = (unsigned int)(ac->sse_keepalive_ms / 1000 * 2 + 30);
 
-    if (s_parse_listen(ac->listen, &sa) != 0) {
-        esc_log_error("bad listen address listen=%s (expected host:port, IPv4)", ac->listen);
+    if (esc_parse_listen(ac->listen, &sa, &sa_len) != 0) {
+        esc_log_error("bad listen address listen=%s (expected host:port, [ipv6]:port or :port)",
+                      ac->listen);
         return NULL;
     }
     self = esc_calloc(1, sizeof(*self));
@@ -2035,8 +2010,9 @@ api_srv_new(const struct esc_cfg *cfg, const struct api_cfg *ac,
                                              NULL);
     self->m_streams = esc_metrics_gauge("escucha_api_live_streams", "open live streams", NULL);
     self->d = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD
-                                   | MHD_USE_ERROR_LOG,
-                               ntohs(sa.sin_port), NULL, NULL, s_access, self,
+                                   | MHD_USE_ERROR_LOG
+                                   | (sa.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0),
+                               0, NULL, NULL, s_access, self,
                                MHD_OPTION_SOCK_ADDR, &sa, MHD_OPTION_NOTIFY_COMPLETED,
                                s_completed, self, MHD_OPTION_CONNECTION_LIMIT,
                                (unsigned int)ac->max_connections, MHD_OPTION_CONNECTION_TIMEOUT,
@@ -2048,7 +2024,7 @@ api_srv_new(const struct esc_cfg *cfg, const struct api_cfg *ac,
         return NULL;
     }
     info = MHD_get_daemon_info(self->d, MHD_DAEMON_INFO_BIND_PORT);
-    self->port = info != NULL ? (int)info->port : ntohs(sa.sin_port);
+    self->port = info != NULL ? (int)info->port : 0;
     return self;
 }
 

@@ -4,8 +4,11 @@
  * frames one by one, so N collectors and M classifiers on any hosts meet at one well-known
  * address and ZeroMQ load-balances posts over the classifiers. It never decodes a post. When no
  * classifier can take more (all high-water marks reached) it stops reading its intake, and the
- * collectors' sends block in turn: backpressure instead of loss. Single-threaded; signals come
- * through a signalfd. */
+ * collectors' sends block in turn: backpressure instead of loss. With bus.ack and bus.ack_pub set
+ * it also carries the aggregators' acknowledgements back to the collectors (docs/delivery.md):
+ * PULL on bus.ack, PUB on bus.ack_pub, frames forwarded as they are; the PUB socket filters by
+ * each collector's subscription and never blocks (an ack it drops only causes a redelivery).
+ * Single-threaded; signals come through a signalfd. */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -43,12 +46,16 @@ struct brk {
     struct brk_cfg bc;
     esc_bus_t *in;           /* PULL, bound to bus.collect */
     esc_bus_t *out;          /* PUSH, bound to bus.classify */
+    esc_bus_t *ack_in;       /* PULL, bound to bus.ack; NULL when acks are off */
+    esc_bus_t *ack_out;      /* PUB, bound to bus.ack_pub */
+    uint64_t acks;           /* ack frames forwarded */
     int sig_fd;
     struct esc_drain drain;
     uint64_t forwarded;
     int64_t last_in_ms;      /* monotonic time of the last frame taken in */
     esc_metric_t *m_forwarded; /* escucha_broker_forwarded_total */
     esc_metric_t *m_blocked;   /* escucha_broker_blocked_total: turns with no classifier ready */
+    esc_metric_t *m_acks;      /* escucha_broker_acks_total */
 };
 
 static void
@@ -102,6 +109,24 @@ s_forward(struct brk *b, int budget)
     return moved;
 }
 
+/* Moves at most `budget` ack frames from bus.ack to bus.ack_pub (a PUB send never blocks). */
+static void
+s_forward_acks(struct brk *b, int budget)
+{
+    const void *buf;
+    size_t len;
+    int moved = 0;
+
+    while (moved < budget && esc_bus_recv(b->ack_in, &buf, &len, ESC_BUS_DONTWAIT) == ESC_OK) {
+        if (esc_bus_send(b->ack_out, buf, len, ESC_BUS_DONTWAIT) != ESC_OK) {
+            esc_log_debug("ack not forwarded bytes=%zu", len);
+        }
+        moved++;
+    }
+    b->acks += (uint64_t)moved;
+    esc_metric_add(b->m_acks, (uint64_t)moved);
+}
+
 static int
 s_run(struct brk *b)
 {
@@ -111,12 +136,13 @@ s_run(struct brk *b)
          * ready and spins a core while the other side is idle. */
         zmq_pollitem_t out_it = { esc_bus_zsock(b->out), 0, ZMQ_POLLOUT, 0 };
         int room = zmq_poll(&out_it, 1, 0) > 0 && (out_it.revents & ZMQ_POLLOUT);
-        zmq_pollitem_t it[2] = {
+        zmq_pollitem_t it[3] = {
             { NULL, b->sig_fd, ZMQ_POLLIN, 0 },
             { room ? esc_bus_zsock(b->in) : esc_bus_zsock(b->out), 0,
               room ? ZMQ_POLLIN : ZMQ_POLLOUT, 0 },
+            { b->ack_in != NULL ? esc_bus_zsock(b->ack_in) : NULL, 0, ZMQ_POLLIN, 0 },
         };
-        int rc = zmq_poll(it, 2, 100);
+        int rc = zmq_poll(it, b->ack_in != NULL ? 3 : 2, 100);
 
         if (rc < 0 && errno != EINTR) {
             esc_log_error("poll failed err=\"%s\"", zmq_strerror(errno));
@@ -130,6 +156,9 @@ s_run(struct brk *b)
         }
         if (room && (it[1].revents & ZMQ_POLLIN)) {
             s_forward(b, 1024);
+        }
+        if (b->ack_in != NULL && (it[2].revents & ZMQ_POLLIN)) {
+            s_forward_acks(b, 1024);
         }
         if (b->drain.draining) {
             int64_t now = esc_mono_ms();
@@ -262,6 +291,12 @@ main(int argc, char **argv)
         esc_cfg_free(&cfg);
         return ESC_CFG_EXIT_INVALID;
     }
+    if ((cfg->bus.ack[0] == '\0') != (cfg->bus.ack_pub[0] == '\0')) {
+        fprintf(stderr, "escucha-broker: %s: bus.ack and bus.ack_pub: set both (acknowledgements "
+                        "on) or neither\n", cfg->path);
+        esc_cfg_free(&cfg);
+        return ESC_CFG_EXIT_INVALID;
+    }
     if (check || dump) {
         if (dump) {
             esc_cfg_print_values(stdout, "broker", brk_cfg_map, &b.bc);
@@ -287,11 +322,23 @@ main(int argc, char **argv)
         status = 1;
         goto out;
     }
+    b.m_acks = esc_metrics_counter("escucha_broker_acks_total",
+                                   "Acknowledgements moved from aggregators to collectors.", NULL);
     b.in = esc_bus_new(ESC_BUS_PULL, cfg->bus.collect, true, (int)cfg->bus.hwm);
     b.out = esc_bus_new(ESC_BUS_PUSH, cfg->bus.classify, true, (int)cfg->bus.hwm);
     if (b.in == NULL || b.out == NULL) {
         status = 1;
         goto out;
+    }
+    if (cfg->bus.ack[0] != '\0') {
+        b.ack_in = esc_bus_new(ESC_BUS_PULL, cfg->bus.ack, true, (int)cfg->bus.hwm);
+        b.ack_out = esc_bus_new(ESC_BUS_PUB, cfg->bus.ack_pub, true, (int)cfg->bus.hwm);
+        if (b.ack_in == NULL || b.ack_out == NULL) {
+            status = 1;
+            goto out;
+        }
+        esc_log_info("acknowledgements on ack=%s ack_pub=%s", esc_bus_endpoint(b.ack_in),
+                     esc_bus_endpoint(b.ack_out));
     }
     esc_log_info("started collect=%s classify=%s", esc_bus_endpoint(b.in),
                  esc_bus_endpoint(b.out));
@@ -302,9 +349,12 @@ out:
     left = b.drain.draining ? b.drain.deadline_ms - esc_mono_ms() : 0;
     esc_bus_destroy(&b.in, 0);
     esc_bus_destroy(&b.out, (int)(left > 0 ? left : 0));
+    esc_bus_destroy(&b.ack_in, 0);
+    esc_bus_destroy(&b.ack_out, 0);
     esc_bus_ctx_term();
     esc_metrics_shutdown();
-    esc_log_info("stopped forwarded=%llu", (unsigned long long)b.forwarded);
+    esc_log_info("stopped forwarded=%llu acks=%llu", (unsigned long long)b.forwarded,
+                 (unsigned long long)b.acks);
     esc_cfg_free(&cfg);
     close(b.sig_fd);
     return status;

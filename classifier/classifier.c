@@ -100,11 +100,18 @@ static const struct {
       offsetof(struct cls_stats, reloads) },
 };
 
+/* Histogram bounds, seconds: one post takes some 10-20 us; intake latency is queueing. */
+static const double s_process_bounds[] = { 5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4,
+                                           5e-4, 1e-3, 5e-3, 0.025, 0.1 };
+static const double s_latency_bounds[] = { 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+                                           0.5,   1,     2.5,  5,     10,   30,  60 };
+
 struct cls {
     struct cls_conf conf;
     cls_text_t *txt;              /* tokens of the post being classified */
     cls_text_t *norm;             /* --explain: the normalised text */
     struct cls_match_result res;  /* hits of the post being classified */
+    struct esc_post_buf pbuf;     /* strings of the post being classified (decode_into) */
     char **keys;                  /* copies of the topic keys, by topic index */
     size_t n_keys;
     char **topics;                /* scratch list handed to the encoder (borrows keys) */
@@ -117,6 +124,9 @@ struct cls {
     struct cls_stats stats;
     struct cls_stats stats_synced; /* values last added to the metrics */
     esc_metric_t *metrics[ESC_ARRAY_LEN(s_metric_defs)];
+    esc_metric_t *m_process;      /* escucha_classifier_process_seconds; borrowed */
+    esc_metric_t *m_latency;      /* escucha_classifier_intake_latency_seconds; borrowed */
+    int64_t post_ingested_at;     /* ingested_at of the post cls_process last decoded */
     esc_bus_t *in;                /* PULL, connected to bus.classify */
     esc_bus_t *out;               /* PUSH, connected to bus.aggregate */
     int sig_fd;
@@ -422,6 +432,7 @@ cls_new(struct cls_conf *conf)
     self->txt = cls_text_new();
     self->norm = cls_text_new();
     cls_match_result_init(&self->res);
+    esc_post_buf_init(&self->pbuf);
     s_keys_build(self);
     self->sig_fd = -1;
     self->reload_fd[0] = -1;
@@ -456,6 +467,7 @@ cls_destroy(cls_t **self_p)
     s_ovl_fini(&self->reload_ovl);
     s_keys_free(self);
     cls_match_result_fini(&self->res);
+    esc_post_buf_fini(&self->pbuf);
     cls_text_destroy(&self->txt);
     cls_text_destroy(&self->norm);
     cls_langid_destroy(&self->lid);
@@ -635,16 +647,17 @@ cls_process(cls_t *self, const void *buf, size_t len, size_t *out_len)
     size_t n;
 
     self->stats.in++;
-    if (esc_post_decode(buf, len, &p, &type, &err) != ESC_OK) {
+    /* Decoded into the reused self->pbuf: p borrows its strings from there, so it is never
+     * esc_post_fini'd, and nothing is allocated per post. */
+    if (esc_post_decode_into(buf, len, &p, &type, &self->pbuf, &err) != ESC_OK) {
         s_invalid(self, err.text);
-        esc_post_fini(&p);
         return NULL;
     }
     if (type != ESC_MSG_POST) {
         s_invalid(self, "expected a post message, got a classified one");
-        esc_post_fini(&p);
         return NULL;
     }
+    self->post_ingested_at = p.ingested_at;
     res = cls_analyze(self, &p);
     if (cls_text_invalid(self->txt) > 0) {
         char q[80];
@@ -669,16 +682,12 @@ cls_process(cls_t *self, const void *buf, size_t len, size_t *out_len)
     }
     self->stats.matched += n > 0 ? 1 : 0;
     /* A "post" carries no topics or language, so these slots are empty: lend them our scratch
-     * for the encoder and take them back before esc_post_fini frees the rest. */
+     * for the encoder (p borrows from self->pbuf and is not esc_post_fini'd). */
     p.topics = self->topics;
     p.n_topics = n;
     p.language = self->lang;
     p.sentiment = self->sentiment;
     enc = esc_post_encode(&p, 1, out_len);
-    p.topics = NULL;
-    p.n_topics = 0;
-    p.language = NULL;
-    esc_post_fini(&p);
     return enc;
 }
 
@@ -1210,18 +1219,25 @@ s_send(cls_t *self, const char *buf, size_t len)
     }
 }
 
-/* Handles at most `budget` messages that are already queued. */
+/* Handles at most `budget` messages that are already queued. Timing costs one extra clock
+ * read per post: the monotonic read before cls_process (which also gives last_in_ms) and one
+ * after; the wall clock is read once per batch and carried forward on the monotonic one. */
 static void
 s_on_input(cls_t *self, int budget)
 {
     const void *buf;
     size_t len;
     int n;
+    double t_batch = esc_metrics_clock();
+    int64_t wall_batch = esc_now_ms();
 
     for (n = 0; n < budget; n++) {
         esc_rc rc = esc_bus_recv(self->in, &buf, &len, ESC_BUS_DONTWAIT);
         char *enc;
         size_t enc_len = 0;
+        double t0;
+        double t1;
+        double lat;
 
         if (rc == ESC_RETRY) {
             break;
@@ -1230,10 +1246,19 @@ s_on_input(cls_t *self, int budget)
             self->fatal = true;
             break;
         }
-        self->last_in_ms = esc_mono_ms();
+        t0 = esc_metrics_clock();
+        self->last_in_ms = (int64_t)(t0 * 1000.0);
+        self->post_ingested_at = 0;
         enc = cls_process(self, buf, len, &enc_len);
         if (enc == NULL) {
             continue;
+        }
+        t1 = esc_metrics_clock();
+        esc_metric_observe(self->m_process, t1 - t0);
+        if (self->post_ingested_at > 0) {
+            /* clocks of two hosts: a post "from the future" counts as 0 s */
+            lat = (double)(wall_batch - self->post_ingested_at) / 1000.0 + (t1 - t_batch);
+            esc_metric_observe(self->m_latency, lat > 0 ? lat : 0);
         }
         rc = s_send(self, enc, enc_len);
         esc_free(enc);
@@ -1375,6 +1400,14 @@ cls_run(cls_t *self, int sig_fd)
         self->metrics[m] = esc_metrics_counter(s_metric_defs[m].name, s_metric_defs[m].help,
                                                NULL);
     }
+    self->m_process = esc_metrics_histogram(
+        "escucha_classifier_process_seconds",
+        "Time to classify one post, decode to encode (language ID and sentiment included).", NULL,
+        s_process_bounds, ESC_ARRAY_LEN(s_process_bounds));
+    self->m_latency = esc_metrics_histogram(
+        "escucha_classifier_intake_latency_seconds",
+        "Time from the collector's intake (ingested_at) to the post being classified.", NULL,
+        s_latency_bounds, ESC_ARRAY_LEN(s_latency_bounds));
     if (esc_metrics_start("classifier", self->conf.cc.metrics_listen) < 0) {
         esc_kv_destroy(&self->kv);
         return 1;

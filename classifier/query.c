@@ -1764,14 +1764,20 @@ s_print_caret(const struct cls_query *q, FILE *f, size_t at)
     size_t len = strlen(s);
     size_t from = 0;
     size_t to = len;
-    size_t before = s_count_cps(s, at);
+    size_t before;
     size_t i;
     size_t col;
 
+    if (at > len) {
+        at = len;
+    }
+    before = s_count_cps(s, at);
     if (s_count_cps(s, len) > 100) {
         size_t skip = before > 50 ? before - 50 : 0;
 
-        from = s_byte_at(s, len, skip);
+        /* Not s_byte_at(.., 0): that skips stray continuation bytes at the start (invalid
+         * UTF-8) and would put the window after `at`. */
+        from = skip > 0 ? s_byte_at(s, len, skip) : 0;
         to = s_byte_at(s, len, skip + 100);
     }
     fputs(from > 0 ? "  ..." : "  ", f);

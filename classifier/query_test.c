@@ -3,7 +3,8 @@
  * NEAR chains, fields with groups), the normalised elements (wildcards, {Exact}, sites with
  * paths, authors, languages, ñ folding), the validator output format with its caret line,
  * every error being collected, keyword mode, the limits, and arbitrary bytes never crashing
- * the parser. The exact error texts are pinned by the conformance table (queries.jsonl). */
+ * the parser (nor the caret printer). The exact error texts are pinned by the conformance
+ * table (queries.jsonl). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -237,6 +238,19 @@ test_query_validator_output(void **state)
     assert_non_null(strstr(out, "AND\n     "));
     assert_non_null(strstr(out, "^\n"));
     assert_true(strlen(strchr(out, '\n') + 1) < 2 * 120);
+    esc_free(out);
+    /* found by tests/fuzz/fuzz_query.c: a long query that starts with a stray UTF-8
+     * continuation byte and has a message at byte 0 once read far past the query */
+    longq[0] = '\x80';
+    memcpy(longq + 1, "* ", 2);
+    for (i = 0; i < 60; i++) {
+        memcpy(longq + 3 + 5 * i, "abcd ", 5);
+    }
+    longq[3 + 5 * 60] = '\0';
+    out = s_tree(longq, &s_incl);
+    assert_non_null(strstr(out, "error: column 1: "));
+    assert_non_null(strstr(out, "\n  \x80* abcd"));
+    assert_non_null(strstr(out, "...\n  ^\n"));
     esc_free(out);
 }
 

@@ -1,10 +1,11 @@
 # Install layout and the Debian package (docs/operations.md). Included last from the top-level
 # CMakeLists.txt, when every escucha-* target exists.
 #
-#   cmake --install build [--prefix /usr]   binaries (esc_service), systemd units, the example
-#                                           config and secrets template in etc/escucha, man
-#                                           pages (when help2man is installed), docs, the
-#                                           Prometheus and Grafana files
+#   cmake --install build [--prefix /usr]   binaries (esc_service, and escucha from cli/),
+#                                           systemd units, the example config and secrets
+#                                           template in etc/escucha, man pages (when help2man
+#                                           is installed), docs, the Prometheus and Grafana
+#                                           files
 #   cpack --config build/CPackConfig.cmake  escucha_<version>_<arch>.deb, installed under /usr
 #                                           with its config in /etc/escucha
 #
@@ -61,6 +62,22 @@ if(ESC_HELP2MAN)
             VERBATIM)
         list(APPEND _esc_man_pages ${_page})
     endforeach()
+    # escucha (cli/): `escucha up`; no config section, its own sections instead of the shared
+    if(TARGET escucha)
+        set(_page ${CMAKE_BINARY_DIR}/man/escucha.1)
+        add_custom_command(
+            OUTPUT ${_page}
+            COMMAND ${CMAKE_COMMAND} -E make_directory ${CMAKE_BINARY_DIR}/man
+            COMMAND ${CMAKE_COMMAND} -DHELP2MAN=${ESC_HELP2MAN} -DBIN=$<TARGET_FILE:escucha>
+                    "-DNAME=run and supervise the whole escucha pipeline on one machine"
+                    -DOUT=${_page} -DINCLUDE=${CMAKE_SOURCE_DIR}/cli/escucha.h2m
+                    -P ${CMAKE_SOURCE_DIR}/deploy/man/help2man.cmake
+            DEPENDS escucha ${CMAKE_SOURCE_DIR}/deploy/man/help2man.cmake
+                    ${CMAKE_SOURCE_DIR}/cli/escucha.h2m
+            COMMENT "man: escucha.1"
+            VERBATIM)
+        list(APPEND _esc_man_pages ${_page})
+    endif()
     add_custom_target(esc_man_pages ALL DEPENDS ${_esc_man_pages})
     install(FILES ${_esc_man_pages} DESTINATION ${CMAKE_INSTALL_MANDIR}/man1)
 else()
@@ -94,7 +111,8 @@ set(CPACK_PACKAGE_DESCRIPTION
     "engagement), alerts when a topic spikes and mails a weekly digest. Separate services pass\n"
     "msgpack messages over ZeroMQ and keep rolling counters in Redis: escucha-collector,\n"
     "escucha-broker, escucha-classifier, escucha-aggregator and escucha-notifier, with one\n"
-    "systemd unit each (escucha.target starts them all).")
+    "systemd unit each (escucha.target starts them all). `escucha up` runs the whole\n"
+    "pipeline on one machine, with a private Redis when none is configured.")
 string(JOIN "" CPACK_PACKAGE_DESCRIPTION ${CPACK_PACKAGE_DESCRIPTION})
 set(CPACK_PACKAGING_INSTALL_PREFIX /usr)
 set(CPACK_SET_DESTDIR ON)
@@ -108,7 +126,7 @@ set(CPACK_DEBIAN_PACKAGE_PRIORITY optional)
 # The runtime libraries of the build dependencies (Debian 12 names). dpkg-shlibdeps adds the
 # exact versions and whatever else the binaries link (cairo, libxml2, sanitizer runtimes).
 string(JOIN ", " CPACK_DEBIAN_PACKAGE_DEPENDS libzmq5 libmsgpackc2 libhiredis0.14 libjansson4
-            libcurl4 libutf8proc2 libsodium23 libmicrohttpd12)
+            libyajl2 libcurl4 libutf8proc2 libsodium23 libmicrohttpd12)
 find_program(ESC_DPKG_SHLIBDEPS dpkg-shlibdeps)
 if(ESC_DPKG_SHLIBDEPS)
     set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)

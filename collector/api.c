@@ -34,6 +34,10 @@
 #define S_INTERVAL_JITTER 0.1
 #define S_INTERVAL_JITTER_CAP_MS 5000
 
+/* Bounds of escucha_collector_fetch_duration_seconds. */
+static const double s_fetch_bounds[] = { 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+                                         1,    2.5,   5,    10,  30,   60 };
+
 esc_rc
 col_api_cfg_check(const struct col_api_cfg *cfg, const char *path, struct esc_error *err)
 {
@@ -78,6 +82,10 @@ col_api_init(struct col_api *api, struct col_source *ins, const struct col_api_c
                                             "HTTP 429 answers, per source.");
     api->m_duplicates = col_source_metric(ins, "escucha_collector_duplicates_total",
                                           "Posts dropped as already sent, per source.");
+    api->m_fetch_s = col_source_histogram(
+        ins, "escucha_collector_fetch_duration_seconds",
+        "Duration of one HTTP request (answered or failed; not streams), per source.",
+        s_fetch_bounds, ESC_ARRAY_LEN(s_fetch_bounds));
     return 0;
 }
 
@@ -306,6 +314,10 @@ s_answer(struct col_api *api, int64_t now)
     api->stats.requests++;
     api->cycle_pages++;
     esc_metric_add(api->m_requests, 1);
+    if (!col_req_is_stream(req)) {
+        /* a stream's "duration" is how long it stayed open, not a fetch time */
+        esc_metric_observe(api->m_fetch_s, (double)col_req_elapsed_ms(req) / 1000.0);
+    }
     if (col_req_fail(req) != COL_REQ_OK) {
         static const char *const kinds[] = { "ok", "timeout", "connect failed",
                                              "truncated body", "body too large",

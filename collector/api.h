@@ -138,6 +138,7 @@ struct col_api {
     struct esc_metric *m_errors;
     struct esc_metric *m_rate_limited;
     struct esc_metric *m_duplicates;
+    struct esc_metric *m_fetch_s;   /* request duration histogram (not streams); borrowed */
 };
 
 /* Sets api up for instance ins (whose ins->net and ins->state the host filled). Returns 0, or

@@ -15,6 +15,7 @@
 #include "state.h"
 
 #include "escucha/esc_cfg.h"
+#include "escucha/esc_log.h"
 #include "escucha/esc_msg.h"
 #include "escucha/esc_rc.h"
 
@@ -58,6 +59,7 @@ struct col_source_stats {
     uint64_t posts;   /* posts taken by the host (counted by the host) */
     uint64_t skipped; /* bad input skipped (counted by the plugin) */
     uint64_t errors;  /* I/O and open failures (counted by the plugin) */
+    uint64_t clamped; /* posts whose future event time the host clamped (edge.c) */
 };
 
 struct col_source {
@@ -73,6 +75,7 @@ struct col_source {
     int done;        /* set by the plugin: nothing more will come */
     int failed;      /* set by the host: init or poll failed for good */
     int started;     /* set by the host: init succeeded, so exit is due */
+    struct esc_log_every clamp_log; /* rate limit of the host's clamp warning (edge.c) */
 };
 
 /* The counter `name` of instance ins, labelled source="<name>",type="<plugin>" (registered on
@@ -80,6 +83,47 @@ struct col_source {
 struct esc_metric;
 struct esc_metric *col_source_metric(const struct col_source *ins, const char *name,
                                      const char *help);
+/* The histogram `name` of instance ins with the same labels and the given bounds (ascending,
+ * at most ESC_METRICS_BUCKETS_MAX); borrowed, like col_source_metric. */
+struct esc_metric *col_source_histogram(const struct col_source *ins, const char *name,
+                                        const char *help, const double *bounds,
+                                        size_t n_bounds);
+
+/* The same with extra preformatted labels appended (e.g. `reason="nul"`). Borrowed. */
+struct esc_metric *col_source_metric_labelled(const struct col_source *ins, const char *name,
+                                              const char *help, const char *extra_labels);
+
+/* Edge checks (edge.c). Why an input item was rejected, as the `reason` label of
+ * escucha_collector_rejected_total. */
+enum col_reject {
+    COL_REJECT_MALFORMED,     /* not JSON / not an object / unreadable row */
+    COL_REJECT_BAD_UTF8,      /* invalid UTF-8 */
+    COL_REJECT_NUL,           /* a NUL byte in a string */
+    COL_REJECT_TOO_LARGE,     /* line, body, field or list over its limit */
+    COL_REJECT_TOO_DEEP,      /* nesting over the limit */
+    COL_REJECT_OUT_OF_RANGE,  /* a number too big, or a negative count */
+    COL_REJECT_MISSING_FIELD, /* a required field absent or empty */
+    COL_REJECT_WRONG_TYPE,    /* a field of the wrong JSON type */
+    COL_REJECT_DUPLICATE_KEY, /* the same key twice in one object */
+    COL_REJECT_BAD_TIME,      /* an unreadable or non-positive event time */
+    COL_REJECT_INVALID,       /* anything else */
+    COL_REJECT_N,
+};
+/* The class of a parser's message (NULL -> COL_REJECT_INVALID). Pure; any thread. */
+enum col_reject col_reject_class(const char *text);
+/* The label value of cls ("malformed", "nul", ...); static. */
+const char *col_reject_name(enum col_reject cls);
+/* Counts n rejected items of class cls for ins: stats.skipped and the labelled counter. The
+ * caller logs what and where. Loop thread. */
+void col_source_reject(struct col_source *ins, enum col_reject cls, uint64_t n);
+/* Rules a parsed post must meet besides its shape: created_at > 0. Returns ESC_OK or
+ * ESC_INVALID with err->text naming the field. */
+esc_rc col_post_check(const struct esc_post *post, struct esc_error *err);
+/* The host's clock-skew rule: when post->created_at is more than max_future_ms (> 0) after
+ * now_ms, sets it to now_ms, counts (stats.clamped, escucha_collector_clamped_total) and logs
+ * (rate-limited) with the source and post id. Returns 1 when clamped, else 0. */
+int col_post_clamp(struct col_source *ins, struct esc_post *post, int64_t now_ms,
+                   int64_t max_future_ms);
 
 /* The built-in plugins (each defined at the end of its sources/src_<name>.c). */
 extern const struct col_source_plugin src_jsonl_plugin;

@@ -6,7 +6,9 @@
  * water mark) the loop waits for room (backpressure) while still reading the signalfd, and a
  * post that cannot be sent before the grace period ends is counted. The first SIGTERM/SIGINT
  * (or, with exit_when_done, the last source finishing) stops intake; main then closes the bus
- * with the remaining grace as linger so queued posts still reach the broker.
+ * with the remaining grace as linger so queued posts still reach the broker. With a journal
+ * (collector.journal_dir, delivery.c) each post is journaled before it is sent and kept until
+ * the aggregator acknowledges it; the loop reads the acks and re-sends what is overdue.
  * Platform connectors share two host-owned helpers: one libcurl multi handle (net.c), whose
  * sockets the loop waits on together with the signalfd so every source's HTTP requests run
  * concurrently, and the Redis-backed state (state.c) for cursors and dedupe. */
@@ -17,6 +19,7 @@
 
 #include "col_source.h"
 #include "collector.h"
+#include "delivery.h"
 #include "net.h"
 #include "state.h"
 
@@ -31,6 +34,8 @@
 #define S_IDLE_MS 1000      /* longest sleep between polls when sources have nothing to do */
 #define S_BUSY_LOG_MS 10000 /* at most one "bus full" warning per this period */
 #define S_BUSY_SLICE_MS 100 /* longest single wait for room on a full bus */
+#define S_DELIVERY_TICK_MS 100 /* with a journal: longest sleep between two delivery ticks */
+#define S_ACKS_LOG_MS 10000    /* --once with a journal: progress line while acks are due */
 
 const struct esc_cfg_entry col_cfg_map[] = {
     ESC_CFG_INT("grace_ms", "5000", 10, 3600000, struct col_cfg, grace_ms,
@@ -39,6 +44,29 @@ const struct esc_cfg_entry col_cfg_map[] = {
     ESC_CFG_BOOL("exit_when_done", "false", struct col_cfg, exit_when_done,
                  "exit once every source is done, after the bus has delivered (same as --once)"),
     ESC_CFG_METRICS(struct col_cfg, metrics_listen),
+    ESC_CFG_INT("max_future_s", "600", 0, 31536000, struct col_cfg, max_future_s,
+                "a post dated more than this many seconds after it was taken in gets the ingest "
+                "time as its event time (logged, counted); 0 = keep every event time"),
+    ESC_CFG_STR("journal_dir", "", struct col_cfg, journal_dir,
+                "directory of the delivery journal: every post is kept there until the "
+                "aggregator acknowledges it (needs bus.ack_pub; docs/delivery.md); \"\" = off"),
+    ESC_CFG_INT("journal_max_mb", "1024", 16, 1048576, struct col_cfg, journal_max_mb,
+                "bound on the journal's files, MiB: when reached, sources wait for acks"),
+    ESC_CFG_INT("journal_max_entries", "2000000", 100, 1000000000, struct col_cfg,
+                journal_max_entries,
+                "bound on unacknowledged posts (17 bytes of memory each): when reached, sources "
+                "wait for acks"),
+    ESC_CFG_INT("journal_segment_mb", "16", 1, 1024, struct col_cfg, journal_segment_mb,
+                "size of one journal file, MiB (at most a quarter of journal_max_mb); a file is "
+                "deleted once all its posts are acknowledged"),
+    ESC_CFG_INT("journal_fsync_ms", "1000", -1, 60000, struct col_cfg, journal_fsync_ms,
+                "fsync of the journal: -1 never, 0 after every post, N at most N ms after one; "
+                "a killed process loses nothing either way, a machine crash up to this window"),
+    ESC_CFG_INT("redelivery_ms", "30000", 100, 3600000, struct col_cfg, redelivery_ms,
+                "a post not acknowledged this long is sent again once a later post was "
+                "acknowledged or no ack came for as long"),
+    ESC_CFG_INT("redelivery_max_ms", "300000", 100, 86400000, struct col_cfg, redelivery_max_ms,
+                "the redelivery timeout doubles with each re-send of a post, up to this"),
     ESC_CFG_END,
 };
 
@@ -55,6 +83,8 @@ struct col {
     esc_metric_t **m_posts;     /* escucha_collector_posts_total per source; borrowed */
     col_net_t *net;             /* HTTP transfers of every source; owned */
     col_state_t *state;         /* cursors and dedupe in Redis; owned */
+    col_delivery_t *dlv;        /* journal and acks (docs/delivery.md), NULL when off; owned */
+    int64_t acks_log_ms;        /* next "waiting for acknowledgements" line (monotonic) */
     size_t n_sources;
     uint64_t sent;   /* posts handed to the bus */
     uint64_t unsent; /* posts encoded but given up on */
@@ -66,7 +96,21 @@ struct col {
 esc_rc
 col_cfg_apply(const struct esc_cfg *cfg, struct col_cfg *out, struct esc_error *err)
 {
-    return esc_cfg_section_apply(cfg, "collector", col_cfg_map, NULL, out, err);
+    if (esc_cfg_section_apply(cfg, "collector", col_cfg_map, NULL, out, err) != ESC_OK) {
+        return ESC_INVALID;
+    }
+    if (out->journal_dir[0] != '\0' && cfg->bus.ack_pub[0] == '\0') {
+        if (err != NULL) {
+            esc_strlcpy(err->source, cfg->path, sizeof(err->source));
+        }
+        esc_error_set(err, 0, "collector.journal_dir: a journal needs acknowledgements: set "
+                              "bus.ack_pub (and bus.ack for the broker and the aggregators)");
+        return ESC_INVALID;
+    }
+    if (out->redelivery_max_ms < out->redelivery_ms) {
+        out->redelivery_max_ms = out->redelivery_ms;
+    }
+    return ESC_OK;
 }
 
 /* Maps source i onto out (plugin->cfg_size bytes) and runs the plugin's own checks. */
@@ -165,6 +209,31 @@ col_print_config(FILE *f, const struct esc_cfg *cfg, const struct col_cfg *ccfg)
     }
 }
 
+/* /healthz: 503 while a source has failed for good (init or poll): it will not come back by
+ * itself, whatever the other sources do. */
+static void
+s_health(const col_t *self)
+{
+    char reason[200];
+    const char *first = NULL;
+    size_t failed = 0;
+    size_t i;
+
+    for (i = 0; i < self->n_sources; i++) {
+        if (self->sources[i].failed) {
+            first = first != NULL ? first : self->sources[i].name;
+            failed++;
+        }
+    }
+    if (failed == 0) {
+        esc_metrics_set_health(true, NULL);
+        return;
+    }
+    snprintf(reason, sizeof(reason), "%zu of %zu sources failed (first: %s)", failed,
+             self->n_sources, first);
+    esc_metrics_set_health(false, reason);
+}
+
 col_t *
 col_new(const struct esc_cfg *cfg, const struct col_cfg *ccfg, esc_bus_t *out, int sig_fd)
 {
@@ -179,6 +248,16 @@ col_new(const struct esc_cfg *cfg, const struct col_cfg *ccfg, esc_bus_t *out, i
     self->ccfg = ccfg;
     self->out = out;
     self->sig_fd = sig_fd;
+    if (ccfg->journal_dir[0] != '\0') {
+        memset(&err, 0, sizeof(err));
+        self->dlv = col_delivery_new(cfg, ccfg, out, &err);
+        if (self->dlv == NULL) {
+            esc_log_error("cannot use the delivery journal dir=%s reason=\"%s\"",
+                          ccfg->journal_dir, err.text);
+            esc_free(self);
+            return NULL;
+        }
+    }
     self->net = col_net_new();
     /* Redis is only contacted once a connector needs its cursor or dedupe. */
     esc_cfg_kv_opts(cfg, &kv_opts, &password);
@@ -214,6 +293,7 @@ col_new(const struct esc_cfg *cfg, const struct col_cfg *ccfg, esc_bus_t *out, i
     }
     esc_log_info("started sources=%zu failed=%zu endpoint=%s hwm=%lld", self->n_sources, failed,
                  esc_bus_endpoint(out), (long long)cfg->bus.hwm);
+    s_health(self);
     return self;
 }
 
@@ -237,6 +317,7 @@ col_destroy(col_t **self_p)
     esc_free(self->m_posts);
     col_net_destroy(&self->net);
     col_state_destroy(&self->state);
+    col_delivery_destroy(&self->dlv);
     esc_free(self);
     *self_p = NULL;
 }
@@ -306,7 +387,41 @@ s_send(col_t *self, const void *buf, size_t len)
         if (n > 0 && (it[0].revents & ZMQ_POLLIN) != 0) {
             s_read_signals(self);
         }
+        if (self->dlv != NULL) {
+            col_delivery_tick(self->dlv); /* acks keep coming while the bus is full */
+        }
     }
+}
+
+/* Journals one encoded post (docs/delivery.md) before it is sent, waiting while the journal is
+ * full: acknowledgements free it, signals are still read. Returns ESC_OK, ESC_CLOSED when a
+ * stop began first (the post was not taken), or ESC_ERR when the journal write failed. */
+static esc_rc
+s_journal(col_t *self, const void *buf, size_t len)
+{
+    zmq_pollitem_t it[2];
+    int n;
+
+    while (!col_delivery_has_room(self->dlv, len)) {
+        if (self->drain.draining) {
+            return ESC_CLOSED;
+        }
+        it[0] = (zmq_pollitem_t){ NULL, self->sig_fd, ZMQ_POLLIN, 0 };
+        it[1] = (zmq_pollitem_t){ col_delivery_zsock(self->dlv), 0, ZMQ_POLLIN, 0 };
+        n = zmq_poll(it, 2, S_BUSY_SLICE_MS);
+        if (col_net_active(self->net) > 0) {
+            col_net_wait(self->net, -1, 0);
+        }
+        if (n < 0 && zmq_errno() != EINTR) {
+            esc_log_error("poll failed err=\"%s\"", zmq_strerror(zmq_errno()));
+            return ESC_ERR;
+        }
+        if (n > 0 && (it[0].revents & ZMQ_POLLIN) != 0) {
+            s_read_signals(self);
+        }
+        col_delivery_tick(self->dlv);
+    }
+    return col_delivery_append(self->dlv, buf, len);
 }
 
 /* The col_emit callback handed to every plugin. */
@@ -324,10 +439,27 @@ s_emit(void *arg, struct col_source *ins, struct esc_post *post)
     esc_free(post->source);
     post->source = esc_strdup(ins->name);
     post->ingested_at = esc_now_ms();
+    col_post_clamp(ins, post, post->ingested_at, self->ccfg->max_future_s * 1000);
+    if (self->dlv != NULL) {
+        col_delivery_stamp(self->dlv, post);
+    }
     buf = esc_post_encode(post, 0, &len);
     if (len > ESC_MSG_MAX) {
         esc_free(buf);
         return ESC_INVALID;
+    }
+    if (self->dlv != NULL) {
+        rc = s_journal(self, buf, len);
+        if (rc != ESC_OK) {
+            /* not taken: the source keeps it (a jsonl file is read again, a cursor stays) */
+            esc_free(buf);
+            if (rc == ESC_ERR) {
+                self->bus_failed = 1;
+                s_begin_drain(self);
+                self->drain.deadline_ms = esc_mono_ms();
+            }
+            return ESC_CLOSED;
+        }
     }
     rc = s_send(self, buf, len);
     esc_free(buf);
@@ -373,6 +505,7 @@ s_poll_sources(col_t *self, const struct col_emit *em, size_t *active)
                               ins->plugin->name, (unsigned long long)ins->stats.posts);
                 ins->failed = 1;
                 ins->done = 1;
+                s_health(self);
             }
             else if (rc == ESC_RETRY && ins->wake_ms <= now) {
                 ins->wake_ms = now + S_IDLE_MS;
@@ -392,6 +525,27 @@ s_poll_sources(col_t *self, const struct col_emit *em, size_t *active)
     return wait;
 }
 
+/* With a journal and exit_when_done: true while posts still wait for their acknowledgement
+ * (logged every S_ACKS_LOG_MS), so --once ends only once everything was counted. */
+static int
+s_acks_pending(col_t *self)
+{
+    uint64_t left;
+    int64_t now;
+
+    if (self->dlv == NULL) {
+        return 0;
+    }
+    left = col_delivery_unacked(self->dlv);
+    now = esc_mono_ms();
+    if (left > 0 && now >= self->acks_log_ms) {
+        esc_log_info("all sources done, waiting for acknowledgements unacked=%llu",
+                     (unsigned long long)left);
+        self->acks_log_ms = now + S_ACKS_LOG_MS;
+    }
+    return left > 0;
+}
+
 esc_rc
 col_run(col_t *self)
 {
@@ -406,17 +560,20 @@ col_run(col_t *self)
             break;
         }
         if (active == 0) {
-            if (self->ccfg->exit_when_done) {
+            if (self->ccfg->exit_when_done && !s_acks_pending(self)) {
                 esc_log_info("all sources done, stopping grace_ms=%lld",
                              (long long)self->ccfg->grace_ms);
                 s_begin_drain(self);
                 break;
             }
-            if (!self->idle_logged) {
+            if (!self->idle_logged && !self->ccfg->exit_when_done) {
                 esc_log_info("all sources done, waiting for a stop signal");
                 self->idle_logged = 1;
             }
             wait = -1;
+        }
+        if (self->dlv != NULL && (wait < 0 || wait > S_DELIVERY_TICK_MS)) {
+            wait = S_DELIVERY_TICK_MS; /* acks and redelivery need a turn now and then */
         }
         /* Sleeps on the signalfd and every source's HTTP sockets at once, then moves the
          * transfers on; a finished request wakes its source for the next turn. */
@@ -426,6 +583,9 @@ col_run(col_t *self)
         }
         if (n > 0) {
             s_read_signals(self);
+        }
+        if (self->dlv != NULL) {
+            col_delivery_tick(self->dlv);
         }
         if (self->drain.draining) {
             break;
@@ -464,15 +624,33 @@ col_get_stats(const col_t *self, struct col_stats *out)
     }
 }
 
-esc_metric_t *
-col_source_metric(const struct col_source *ins, const char *name, const char *help)
+/* source="<name>",type="<plugin>" of ins into out. */
+static void
+s_source_labels(const struct col_source *ins, char *out, size_t outsz)
 {
     char name_q[160];
     char type_q[80];
-    char labels[300];
 
     esc_metrics_label_escape(name_q, sizeof(name_q), ins->name);
     esc_metrics_label_escape(type_q, sizeof(type_q), ins->plugin->name);
-    snprintf(labels, sizeof(labels), "source=\"%s\",type=\"%s\"", name_q, type_q);
+    snprintf(out, outsz, "source=\"%s\",type=\"%s\"", name_q, type_q);
+}
+
+esc_metric_t *
+col_source_metric(const struct col_source *ins, const char *name, const char *help)
+{
+    char labels[300];
+
+    s_source_labels(ins, labels, sizeof(labels));
     return esc_metrics_counter(name, help, labels);
+}
+
+esc_metric_t *
+col_source_histogram(const struct col_source *ins, const char *name, const char *help,
+                     const double *bounds, size_t n_bounds)
+{
+    char labels[300];
+
+    s_source_labels(ins, labels, sizeof(labels));
+    return esc_metrics_histogram(name, help, labels, bounds, n_bounds);
 }

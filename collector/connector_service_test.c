@@ -202,6 +202,22 @@ s_slurp(const char *path)
     return buf;
 }
 
+/* The value of the series `name` (exact, labels included) in an exposition text, -1 when
+ * absent. */
+static double
+s_series(const char *body, const char *name)
+{
+    size_t n = strlen(name);
+    const char *p;
+
+    for (p = strstr(body, name); p != NULL; p = strstr(p + 1, name)) {
+        if ((p == body || p[-1] == '\n') && p[n] == ' ') {
+            return strtod(p + n + 1, NULL);
+        }
+    }
+    return -1;
+}
+
 /* Reads the port from the last "metrics listening" line of the log and checks /metrics. */
 static void
 s_check_metrics(struct env *e)
@@ -215,6 +231,7 @@ s_check_metrics(struct env *e)
     col_req_t *req;
     int64_t deadline;
     long port;
+    double requests;
 
     for (p = strstr(p, "metrics listening addr=127.0.0.1:"); p != NULL;
          p = strstr(p + 1, "metrics listening addr=127.0.0.1:")) {
@@ -239,6 +256,17 @@ s_check_metrics(struct env *e)
                                  "type=\"mastodon\"} 9"));
     assert_non_null(strstr(body, "escucha_collector_errors_total{source=\"masto\","
                                  "type=\"mastodon\"} 0"));
+    /* every request of the source was timed: the histogram moved with the traffic */
+    requests = s_series(body, "escucha_collector_requests_total{source=\"masto\","
+                              "type=\"mastodon\"}");
+    assert_true(requests >= 1);
+    assert_true(s_series(body, "escucha_collector_fetch_duration_seconds_count{source=\"masto\","
+                               "type=\"mastodon\"}") == requests);
+    assert_true(s_series(body, "escucha_collector_fetch_duration_seconds_bucket{source=\"masto\","
+                               "type=\"mastodon\",le=\"+Inf\"}") == requests);
+    assert_true(s_series(body, "escucha_collector_fetch_duration_seconds_sum{source=\"masto\","
+                               "type=\"mastodon\"}") >= 0);
+    assert_true(s_series(body, "escucha_healthy") == 1);
     col_req_destroy(&req);
     col_net_destroy(&net);
 }

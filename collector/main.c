@@ -252,6 +252,14 @@ main(int argc, char **argv)
         return 1;
     }
     col = col_new(cfg, &ccfg, bus, sig_fd);
+    if (col == NULL) {
+        s_close_bus(&bus, 0);
+        close(sig_fd);
+        esc_metrics_shutdown();
+        col_net_global_cleanup();
+        esc_cfg_free(&cfg);
+        return 1;
+    }
 
     rc = col_run(col);
 

@@ -24,7 +24,9 @@
 
 struct col_net {
     CURLM *multi;
-    size_t active; /* requests added and not yet completed */
+    size_t active;      /* requests added and not yet completed */
+    int offline;        /* test hook: no transfers, answers come from col_req_fake_answer */
+    col_req_t *pending; /* offline: the request started and not answered yet; borrowed */
 };
 
 struct col_req {
@@ -62,6 +64,11 @@ struct col_req {
     char *hdrs; /* raw header lines of the final response */
     size_t hlen;
     char hval[1024]; /* value returned by col_req_resp_header */
+
+    char *fake;        /* offline: streamed body being handed to stream_fn; owned */
+    size_t fake_len;
+    size_t fake_off;   /* bytes taken by stream_fn so far */
+    size_t fake_chunk; /* bytes per stream_fn call */
 };
 
 void
@@ -126,7 +133,13 @@ col_req_new(const char *url)
 static void
 s_detach(col_req_t *req)
 {
-    if (req->running && req->net != NULL) {
+    if (req->net != NULL && req->net->offline) {
+        if (req->net->pending == req) {
+            req->net->pending = NULL;
+        }
+        req->net->active--;
+    }
+    else if (req->running && req->net != NULL) {
         curl_multi_remove_handle(req->net->multi, req->easy);
         req->net->active--;
     }
@@ -159,6 +172,7 @@ col_req_destroy(col_req_t **req_p)
     esc_free(req->ua);
     esc_free(req->body);
     esc_free(req->hdrs);
+    esc_free(req->fake);
     esc_free(req);
     *req_p = NULL;
 }
@@ -234,12 +248,18 @@ col_req_is_stream(const col_req_t *req)
     return req->stream_fn != NULL;
 }
 
+static void s_fake_feed(col_req_t *req);
+
 void
 col_req_resume(col_req_t *req)
 {
     if (req->paused && req->running) {
         req->paused = 0;
         curl_easy_pause(req->easy, CURLPAUSE_CONT);
+    }
+    else if (req->paused && req->fake != NULL) {
+        req->paused = 0;
+        s_fake_feed(req);
     }
 }
 
@@ -376,6 +396,12 @@ col_net_start(col_net_t *net, col_req_t *req, int64_t *wake)
     ESC_ASSERT(!req->running && req->easy == NULL);
     req->wake = wake;
     req->t0 = esc_mono_ms();
+    if (net->offline) {
+        req->net = net;
+        net->pending = req;
+        net->active++;
+        return 0;
+    }
     e = curl_easy_init();
     ESC_ASSERT(e != NULL);
     req->easy = e;
@@ -470,6 +496,111 @@ col_net_wait(col_net_t *self, int fd, long timeout_ms)
         }
     }
     return fd >= 0 && (extra.revents & CURL_WAIT_POLLIN) != 0 ? 1 : 0;
+}
+
+col_net_t *
+col_net_new_offline(void)
+{
+    col_net_t *self = col_net_new();
+
+    self->offline = 1;
+    return self;
+}
+
+col_req_t *
+col_net_offline_pending(const col_net_t *self)
+{
+    return self->pending;
+}
+
+/* Completes a request of an offline net like s_complete does a transfer. */
+static void
+s_fake_done(col_req_t *req, enum col_req_fail fail)
+{
+    req->elapsed = esc_mono_ms() - req->t0;
+    req->fail = fail;
+    if (fail == COL_REQ_TOO_BIG) {
+        snprintf(req->error, sizeof(req->error), "body larger than %zu bytes", req->body_max);
+    }
+    else if (fail != COL_REQ_OK) {
+        esc_strlcpy(req->error, curl_easy_strerror(CURLE_WRITE_ERROR), sizeof(req->error));
+    }
+    if (fail != COL_REQ_OK) {
+        req->status = 0;
+    }
+    if (req->body == NULL) {
+        req->body = esc_calloc(1, 1);
+    }
+    esc_free(req->fake);
+    req->fake = NULL;
+    s_detach(req);
+    req->done = 1;
+    if (req->wake != NULL) {
+        *req->wake = 0;
+    }
+}
+
+/* Hands the rest of a fake streamed body to stream_fn, pausing when it asks to. */
+static void
+s_fake_feed(col_req_t *req)
+{
+    size_t n;
+    int rc;
+
+    while (req->fake_off < req->fake_len) {
+        n = req->fake_len - req->fake_off;
+        if (n > req->fake_chunk) {
+            n = req->fake_chunk;
+        }
+        rc = req->stream_fn(req->stream_arg, req->fake + req->fake_off, n);
+        if (rc > 0) {
+            req->paused = 1; /* the same chunk again after col_req_resume */
+            return;
+        }
+        if (rc < 0) {
+            s_fake_done(req, COL_REQ_OTHER);
+            return;
+        }
+        req->fake_off += n;
+    }
+    s_fake_done(req, COL_REQ_OK);
+}
+
+void
+col_req_fake_answer(col_req_t *req, long status, const char *headers, size_t hlen,
+                    const char *body, size_t len, size_t chunk)
+{
+    ESC_ASSERT(req->net != NULL && req->net->offline && req->net->pending == req);
+    req->net->pending = NULL; /* answered (a paused stream still belongs to its net) */
+    req->status = status;
+    if (headers != NULL && hlen > 0) {
+        if (hlen > COL_NET_HEADERS_MAX) {
+            hlen = COL_NET_HEADERS_MAX;
+        }
+        req->hdrs = esc_malloc(COL_NET_HEADERS_MAX + 1);
+        memcpy(req->hdrs, headers, hlen);
+        req->hdrs[hlen] = '\0';
+        req->hlen = hlen;
+    }
+    if (req->stream_fn != NULL && status >= 200 && status < 300) {
+        req->fake = esc_malloc(len + 1);
+        memcpy(req->fake, body, len);
+        req->fake_len = len;
+        req->fake_off = 0;
+        req->fake_chunk = chunk > 0 ? chunk : len + 1;
+        s_fake_feed(req);
+        return;
+    }
+    if (len > req->body_max) {
+        req->too_big = 1;
+        s_fake_done(req, COL_REQ_TOO_BIG);
+        return;
+    }
+    req->body = esc_malloc(len + 1);
+    memcpy(req->body, body, len);
+    req->body[len] = '\0';
+    req->len = len;
+    s_fake_done(req, COL_REQ_OK);
 }
 
 int

@@ -100,6 +100,20 @@ const char *col_req_log_url(const col_req_t *req);
 const char *col_req_url(const col_req_t *req);
 int64_t col_req_elapsed_ms(const col_req_t *req);
 
+/* Test hooks (the fuzz targets in tests/fuzz/): a net without a network. col_net_start on an
+ * offline net only records the request, which stays in flight (col_net_active counts it) until
+ * col_req_fake_answer answers it. Never call col_net_wait on it. Caller owns the result. */
+col_net_t *col_net_new_offline(void);
+/* The request started on an offline net and not answered yet, or NULL. Borrowed. */
+col_req_t *col_net_offline_pending(const col_net_t *self);
+/* Answers the pending request of an offline net as a server would: HTTP status, raw response
+ * header lines ("Name: value\r\n"..., NULL for none) and body (copied). A streamed request
+ * (col_req_stream) with a 2xx status gets the body through its callback, `chunk` bytes at a
+ * time (0: all at once), pausing and resuming like a transfer, and is done after the last byte;
+ * any other request is done at once (a body over its limit fails with COL_REQ_TOO_BIG). */
+void col_req_fake_answer(col_req_t *req, long status, const char *headers, size_t hlen,
+                         const char *body, size_t len, size_t chunk);
+
 /* Percent-encodes s for a URL query value. Caller owns the result. */
 char *col_url_escape(const char *s);
 /* Finds the target of the link with relation `rel` in a Link header value

@@ -15,8 +15,11 @@
 #include "escucha/esc_util.h"
 
 #define S_EPOCH_MIN 1000000000.0 /* below this a reset value is a delay in seconds */
+#define S_NUMBER_MAX 1e12          /* larger numbers are taken as this (year 33658 as a time,
+                                      and still a valid int64_t once in ms) */
 
-/* Parses a plain non-negative decimal number (digits, optional fraction). Returns 0 or -1. */
+/* Parses a plain non-negative decimal number (digits, optional fraction), at most
+ * S_NUMBER_MAX. Returns 0 or -1. */
 static int
 s_number(const char *v, double *out)
 {
@@ -36,7 +39,7 @@ s_number(const char *v, double *out)
     if (end == NULL || *end != '\0' || !isfinite(d) || d < 0) {
         return -1;
     }
-    *out = d;
+    *out = d < S_NUMBER_MAX ? d : S_NUMBER_MAX;
     return 0;
 }
 

@@ -121,6 +121,12 @@ test_rate_headers_and_retry_after(void **state)
     assert_int_equal(r.has_remaining, 0);
     assert_int_equal(r.reset_ms, 0);
     assert_int_equal(r.retry_after_ms, -1);
+    /* absurd numbers (found by tests/fuzz/fuzz_lemmy.c) are capped, not overflowed */
+    assert_int_equal(col_rate_retry_after("888888888888888888888888888888", now, &d), 0);
+    assert_int_equal(d, INT64_C(1000000000000000));
+    col_rate_parse(&r, "5e30", "99999999999999999999.5", NULL, now);
+    assert_int_equal(r.has_remaining, 1);
+    assert_int_equal(r.reset_ms, INT64_C(1000000000000000));
 }
 
 static void

@@ -1,7 +1,7 @@
 #define ESC_LOG_MODULE "bus"
-/* One ZeroMQ PUSH or PULL socket per esc_bus_t, one msgpack message per frame. A process has
- * one ZeroMQ context (esc_bus_ctx). Linger is always set explicitly on close, since libzmq's
- * default is infinite and would make zmq_ctx_term hang at shutdown.
+/* One ZeroMQ PUSH, PULL, PUB or SUB socket per esc_bus_t, one msgpack message per frame. A
+ * process has one ZeroMQ context (esc_bus_ctx). Linger is always set explicitly on close, since
+ * libzmq's default is infinite and would make zmq_ctx_term hang at shutdown.
  * CURVE: binding sockets are CURVE servers whose clients are checked by a ZAP authenticator
  * (a thread with a REP socket on inproc://zeromq.zap.01, started on first use) against the
  * authorized client keys; connecting sockets are CURVE clients. Each secure socket has a
@@ -40,7 +40,7 @@ static void *s_ctx;
 
 /* Process-wide CURVE settings from esc_bus_configure: which endpoints use which keys. */
 static struct esc_bus_curve s_curve;
-static char s_curve_eps[4][256];
+static char s_curve_eps[6][256];
 static size_t s_n_curve_eps;
 static unsigned s_mon_seq;
 
@@ -268,14 +268,16 @@ esc_rc
 esc_bus_configure(const struct esc_cfg *cfg, struct esc_error *err)
 {
     const struct esc_cfg_bus *b = &cfg->bus;
-    static const char *const names[4] = { "collect", "classify", "aggregate", "notify" };
-    const char *eps[4] = { b->collect, b->classify, b->aggregate, b->notify };
+    /* "ack" names both acknowledgement endpoints (docs/delivery.md) */
+    static const char *const names[6] = { "collect", "classify", "aggregate",
+                                           "notify",  "ack",      "ack" };
+    const char *eps[6] = { b->collect, b->classify, b->aggregate, b->notify, b->ack, b->ack_pub };
     char list[80];
     char *save = NULL;
     char *tok;
     size_t i;
     int all = strcmp(b->curve_endpoints, "all") == 0;
-    int used[4] = { 0, 0, 0, 0 };
+    int used[6] = { 0, 0, 0, 0, 0, 0 };
 
     memset(&s_curve, 0, sizeof(s_curve));
     s_n_curve_eps = 0;
@@ -288,17 +290,22 @@ esc_bus_configure(const struct esc_cfg *cfg, struct esc_error *err)
     esc_strlcpy(list, b->curve_endpoints, sizeof(list));
     for (tok = all ? NULL : strtok_r(list, ", ", &save); tok != NULL;
          tok = strtok_r(NULL, ", ", &save)) {
-        for (i = 0; i < 4 && strcmp(tok, names[i]) != 0; i++) {
+        int found = 0;
+
+        for (i = 0; i < 6; i++) {
+            if (strcmp(tok, names[i]) == 0) {
+                used[i] = 1;
+                found = 1;
+            }
         }
-        if (i == 4) {
+        if (!found) {
             esc_error_set(err, 0, "bus.curve_endpoints: unknown endpoint '%s' (use collect, "
-                                  "classify, aggregate, notify or all)", tok);
+                                  "classify, aggregate, notify, ack or all)", tok);
             return ESC_INVALID;
         }
-        used[i] = 1;
     }
-    for (i = 0; i < 4; i++) {
-        if (all || used[i]) {
+    for (i = 0; i < 6; i++) {
+        if ((all || used[i]) && eps[i][0] != '\0') {
             esc_strlcpy(s_curve_eps[s_n_curve_eps++], eps[i], sizeof(s_curve_eps[0]));
         }
     }
@@ -479,12 +486,16 @@ esc_bus_t *
 esc_bus_new_curve(enum esc_bus_kind kind, const char *endpoint, bool bind, int hwm,
                   const struct esc_bus_curve *curve)
 {
+    static const int types[] = { [ESC_BUS_PUSH] = ZMQ_PUSH, [ESC_BUS_PULL] = ZMQ_PULL,
+                                 [ESC_BUS_PUB] = ZMQ_PUB, [ESC_BUS_SUB] = ZMQ_SUB };
+    static const char *const kinds[] = { [ESC_BUS_PUSH] = "push", [ESC_BUS_PULL] = "pull",
+                                         [ESC_BUS_PUB] = "pub", [ESC_BUS_SUB] = "sub" };
     esc_bus_t *self = esc_calloc(1, sizeof(*self));
     size_t len = sizeof(self->endpoint);
     int linger = 0;
     int rc;
 
-    self->sock = zmq_socket(esc_bus_ctx(), kind == ESC_BUS_PUSH ? ZMQ_PUSH : ZMQ_PULL);
+    self->sock = zmq_socket(esc_bus_ctx(), types[kind]);
     if (self->sock == NULL) {
         esc_log_error("socket failed err=\"%s\"", zmq_strerror(zmq_errno()));
         esc_free(self);
@@ -525,7 +536,7 @@ esc_bus_new_curve(enum esc_bus_kind kind, const char *endpoint, bool bind, int h
         esc_strlcpy(self->endpoint, endpoint, sizeof(self->endpoint));
     }
     esc_log_debug("%s endpoint=%s kind=%s curve=%s", bind ? "bound" : "connected",
-                  self->endpoint, kind == ESC_BUS_PUSH ? "push" : "pull",
+                  self->endpoint, kinds[kind],
                   curve != NULL ? "on" : "off");
     return self;
 }

@@ -256,7 +256,7 @@ test_bus_curve_from_config(void **state)
                               "t.json", &err);
     assert_int_equal(esc_bus_configure(cfg, &err), ESC_INVALID);
     assert_string_equal(err.text, "bus.curve_endpoints: unknown endpoint 'bogus' (use collect, "
-                                  "classify, aggregate, notify or all)");
+                                  "classify, aggregate, notify, ack or all)");
     esc_cfg_free(&cfg);
     unlink(ssf);
     unlink(csf);

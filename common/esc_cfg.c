@@ -48,11 +48,17 @@ static const struct esc_cfg_entry s_bus_map[] = {
                 "aggregator intake: the aggregator binds it, classifiers connect"),
     ESC_CFG_STR("notify", "tcp://127.0.0.1:5553", struct esc_cfg_bus, notify,
                 "notifier intake: the notifier binds it, aggregators connect"),
+    ESC_CFG_STR("ack", "", struct esc_cfg_bus, ack,
+                "acknowledgements of counted posts: the broker binds it, aggregators connect "
+                "(\"\" = off; docs/delivery.md)"),
+    ESC_CFG_STR("ack_pub", "", struct esc_cfg_bus, ack_pub,
+                "acknowledgements republished: the broker binds it, collectors with a journal "
+                "connect (\"\" = off)"),
     ESC_CFG_INT("hwm", "100000", 10, 10000000, struct esc_cfg_bus, hwm,
                 "ZeroMQ high-water mark (messages queued per socket before senders wait)"),
     ESC_CFG_STR("curve_endpoints", "", struct esc_cfg_bus, curve_endpoints,
-                "endpoints encrypted with CURVE: a list of collect,classify,aggregate,notify, "
-                "or all (\"\" = none)"),
+                "endpoints encrypted with CURVE: a list of collect,classify,aggregate,notify,"
+                "ack (both ack endpoints), or all (\"\" = none)"),
     ESC_CFG_STR("curve_server_secret_file", "", struct esc_cfg_bus, curve_server_secret_file,
                 "binders: file (mode 600) with the bus servers' secret key (Z85)"),
     ESC_CFG_STR("curve_server_public", "", struct esc_cfg_bus, curve_server_public,

@@ -2,8 +2,9 @@
 /* Prometheus metrics and health endpoint. Metrics sit in one registry array, grouped by name
  * when rendered (one HELP/TYPE per family). Values are C11 atomics: the service's loop thread
  * writes, the libmicrohttpd thread reads; registration happens before the server starts or on
- * the loop thread under the registry mutex. Histograms keep cumulative counts per bound and a
- * sum in micro-units so every update is one atomic add. */
+ * the loop thread under the registry mutex. A histogram keeps one count per bucket (not
+ * cumulative: an observation is one atomic add there plus one to the sum, kept in micro-units)
+ * and the renderer adds them up into Prometheus's cumulative le= series. */
 #include <arpa/inet.h>
 #include <math.h>
 #include <pthread.h>
@@ -11,6 +12,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include <microhttpd.h>
 
@@ -20,17 +22,19 @@
 #include "escucha/esc_util.h"
 
 #define S_MAX_METRICS 4096
+#define S_SUM_MAX 1e12 /* largest |value| added to a histogram's sum (keeps x 1e6 in int64) */
 
 struct esc_metric {
     char name[96];
     char help[160];
     char labels[256];
     enum esc_metric_kind kind;
-    _Atomic uint64_t count;             /* counter value, histogram observation count */
+    _Atomic uint64_t count;             /* counter value */
     _Atomic int64_t gauge_micro;        /* gauge value x 1e6 */
     _Atomic int64_t sum_micro;          /* histogram sum x 1e6 */
     double bounds[ESC_METRICS_BUCKETS_MAX];
-    _Atomic uint64_t buckets[ESC_METRICS_BUCKETS_MAX];
+    /* observations per bucket: [i] in (bounds[i-1], bounds[i]], [n_bounds] above the last */
+    _Atomic uint64_t buckets[ESC_METRICS_BUCKETS_MAX + 1];
     size_t n_bounds;
 };
 
@@ -116,23 +120,57 @@ esc_metric_set(esc_metric_t *m, double v)
 }
 
 void
+esc_metric_observe_n(esc_metric_t *m, double v, uint64_t n)
+{
+    size_t i = 0;
+    double s;
+
+    if (n == 0 || isnan(v)) {
+        return;
+    }
+    while (i < m->n_bounds && v > m->bounds[i]) {
+        i++;
+    }
+    s = v > S_SUM_MAX ? S_SUM_MAX : (v < -S_SUM_MAX ? -S_SUM_MAX : v);
+    atomic_fetch_add_explicit(&m->buckets[i], n, memory_order_relaxed);
+    atomic_fetch_add_explicit(&m->sum_micro, (int64_t)llround(s * 1e6) * (int64_t)n,
+                              memory_order_relaxed);
+}
+
+void
 esc_metric_observe(esc_metric_t *m, double v)
 {
-    size_t i;
-
-    for (i = 0; i < m->n_bounds; i++) {
-        if (v <= m->bounds[i]) {
-            atomic_fetch_add_explicit(&m->buckets[i], 1, memory_order_relaxed);
-        }
-    }
-    atomic_fetch_add_explicit(&m->count, 1, memory_order_relaxed);
-    atomic_fetch_add_explicit(&m->sum_micro, (int64_t)llround(v * 1e6), memory_order_relaxed);
+    esc_metric_observe_n(m, v, 1);
 }
 
 uint64_t
 esc_metric_value(const esc_metric_t *m)
 {
-    return atomic_load_explicit(&m->count, memory_order_relaxed);
+    uint64_t total = 0;
+    size_t i;
+
+    if (m->kind != ESC_METRIC_HISTOGRAM) {
+        return atomic_load_explicit(&m->count, memory_order_relaxed);
+    }
+    for (i = 0; i <= m->n_bounds; i++) {
+        total += atomic_load_explicit(&m->buckets[i], memory_order_relaxed);
+    }
+    return total;
+}
+
+double
+esc_metric_sum(const esc_metric_t *m)
+{
+    return (double)atomic_load_explicit(&m->sum_micro, memory_order_relaxed) / 1e6;
+}
+
+double
+esc_metrics_clock(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
 char *
@@ -223,6 +261,9 @@ esc_metrics_render(void)
                  "# TYPE escucha_up_seconds gauge\nescucha_up_seconds %.3f\n",
              s_started_ms > 0 ? (double)(esc_mono_ms() - s_started_ms) / 1000.0 : 0.0);
     pthread_mutex_lock(&s_lock);
+    s_printf(&b, "# HELP escucha_healthy 1 while /healthz answers 200 ok, 0 while it answers "
+                 "503.\n# TYPE escucha_healthy gauge\nescucha_healthy %d\n",
+             s_health_ok ? 1 : 0);
     done = esc_calloc(s_n + 1, sizeof(*done));
     for (i = 0; i < s_n; i++) {
         const esc_metric_t *f = s_metrics[i];
@@ -249,18 +290,22 @@ esc_metrics_render(void)
             }
             else {
                 char le[48];
+                uint64_t cum = 0;
 
+                /* one pass over the buckets, so +Inf and _count agree within a scrape */
                 for (k = 0; k < m->n_bounds; k++) {
+                    cum += atomic_load_explicit(&m->buckets[k], memory_order_relaxed);
                     snprintf(le, sizeof(le), "le=\"%g\"", m->bounds[k]);
                     s_series(&b, m->name, "_bucket", m->labels, le);
-                    s_printf(&b, " %llu\n", (unsigned long long)atomic_load(&m->buckets[k]));
+                    s_printf(&b, " %llu\n", (unsigned long long)cum);
                 }
+                cum += atomic_load_explicit(&m->buckets[m->n_bounds], memory_order_relaxed);
                 s_series(&b, m->name, "_bucket", m->labels, "le=\"+Inf\"");
-                s_printf(&b, " %llu\n", (unsigned long long)esc_metric_value(m));
+                s_printf(&b, " %llu\n", (unsigned long long)cum);
                 s_series(&b, m->name, "_sum", m->labels, NULL);
-                s_printf(&b, " %g\n", (double)atomic_load(&m->sum_micro) / 1e6);
+                s_printf(&b, " %.9g\n", esc_metric_sum(m));
                 s_series(&b, m->name, "_count", m->labels, NULL);
-                s_printf(&b, " %llu\n", (unsigned long long)esc_metric_value(m));
+                s_printf(&b, " %llu\n", (unsigned long long)cum);
             }
         }
     }
@@ -274,7 +319,8 @@ esc_metrics_set_health(bool ok, const char *reason)
 {
     pthread_mutex_lock(&s_lock);
     s_health_ok = ok;
-    esc_strlcpy(s_health_reason, reason != NULL ? reason : "", sizeof(s_health_reason));
+    /* a healthy process has nothing to explain: /healthz says exactly "ok" */
+    esc_strlcpy(s_health_reason, !ok && reason != NULL ? reason : "", sizeof(s_health_reason));
     pthread_mutex_unlock(&s_lock);
 }
 
@@ -317,8 +363,13 @@ s_handle(void *cls, struct MHD_Connection *c, const char *url, const char *metho
     if (strcmp(url, "/healthz") == 0) {
         pthread_mutex_lock(&s_lock);
         ok = s_health_ok;
-        snprintf(health, sizeof(health), "%s%s%s\n", ok ? "ok" : "unhealthy",
-                 s_health_reason[0] != '\0' ? ": " : "", s_health_reason);
+        if (ok) {
+            esc_strlcpy(health, "ok\n", sizeof(health));
+        }
+        else {
+            snprintf(health, sizeof(health), "unhealthy: %s\n",
+                     s_health_reason[0] != '\0' ? s_health_reason : "unknown reason");
+        }
         pthread_mutex_unlock(&s_lock);
         return s_reply(c, ok ? 200 : 503, "text/plain", health);
     }
@@ -328,49 +379,40 @@ s_handle(void *cls, struct MHD_Connection *c, const char *url, const char *metho
 int
 esc_metrics_start(const char *service, const char *listen)
 {
-    struct sockaddr_in sa;
-    const char *colon;
-    char host[64];
-    int64_t port;
+    struct sockaddr_storage sa;
+    socklen_t sa_len;
     const union MHD_DaemonInfo *info;
+    unsigned int v6;
 
     esc_strlcpy(s_service, service, sizeof(s_service));
     s_started_ms = esc_mono_ms();
     if (listen == NULL || listen[0] == '\0') {
         return 0;
     }
-    colon = strrchr(listen, ':');
-    if (colon == NULL || esc_parse_i64(colon + 1, 0, 65535, &port) < 0
-        || (size_t)(colon - listen) >= sizeof(host)) {
-        esc_log_error("bad metrics address listen=%s (want host:port)", listen);
+    if (esc_parse_listen(listen, &sa, &sa_len) != 0) {
+        esc_log_error("bad metrics address listen=%s (want host:port, [ipv6]:port or :port)",
+                      listen);
         return -1;
     }
-    memcpy(host, listen, (size_t)(colon - listen));
-    host[colon - listen] = '\0';
-    memset(&sa, 0, sizeof(sa));
-    sa.sin_family = AF_INET;
-    sa.sin_port = htons((uint16_t)port);
-    if (host[0] == '\0' || strcmp(host, "*") == 0 || strcmp(host, "0.0.0.0") == 0) {
-        sa.sin_addr.s_addr = htonl(INADDR_ANY);
-    }
-    else if (strcmp(host, "localhost") == 0) {
-        sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    }
-    else if (inet_pton(AF_INET, host, &sa.sin_addr) != 1) {
-        esc_log_error("bad metrics address listen=%s (want an IPv4 address)", listen);
-        return -1;
-    }
-    s_daemon = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG,
-                                (uint16_t)port, NULL, NULL, s_handle, NULL, MHD_OPTION_SOCK_ADDR,
-                                &sa, MHD_OPTION_CONNECTION_LIMIT, (unsigned int)64,
+    v6 = sa.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0;
+    s_daemon = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG | v6, 0, NULL,
+                                NULL, s_handle, NULL, MHD_OPTION_SOCK_ADDR, &sa,
+                                MHD_OPTION_CONNECTION_LIMIT, (unsigned int)64,
                                 MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)10, MHD_OPTION_END);
     if (s_daemon == NULL) {
         esc_log_error("metrics server failed to start listen=%s", listen);
         return -1;
     }
     info = MHD_get_daemon_info(s_daemon, MHD_DAEMON_INFO_BIND_PORT);
-    s_port = info != NULL ? info->port : (int)port;
-    esc_log_info("metrics listening addr=%s:%d", host[0] != '\0' ? host : "*", s_port);
+    s_port = info != NULL ? info->port : 0;
+    {
+        /* addr=<host>:<port>, the port as bound (tests and tools read it from this line) */
+        const char *colon = strrchr(listen, ':');
+        int hlen = (int)(colon - listen);
+
+        esc_log_info("metrics listening addr=%.*s:%d", hlen > 0 ? hlen : 1,
+                     hlen > 0 ? listen : "*", s_port);
+    }
     return 0;
 }
 
@@ -395,5 +437,7 @@ esc_metrics_shutdown(void)
         esc_free(s_metrics[i]);
     }
     s_n = 0;
+    s_health_ok = true;
+    s_health_reason[0] = '\0';
     pthread_mutex_unlock(&s_lock);
 }

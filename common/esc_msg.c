@@ -11,7 +11,8 @@
  *   post           platform (str), text (str, <= ESC_POST_TEXT_MAX bytes),
  *                  created_at (int, Unix ms)                                           required
  *                  source, author, author_name, lang, url (str); followers, likes, reposts,
- *                  replies (int); hashtags, mentions (array of str, <= ESC_POST_LIST_MAX)
+ *                  replies (int); hashtags, mentions (array of str, <= ESC_POST_LIST_MAX);
+ *                  ack (str, <= 160 bytes: "<collector id>:<seq>", docs/delivery.md)
  *   classified     every post key, plus topics (array of str, required, may be empty),
  *                  language (str), sentiment (float64; ints accepted)
  *   alert          team, topic (str)                                                   required
@@ -61,6 +62,7 @@ enum s_kind {
 
 struct s_field {
     const char *key;
+    size_t key_len;    /* strlen(key), so that neither codec measures it per message */
     enum s_kind kind;
     unsigned types;    /* message types that carry the key (S_BIT mask) */
     unsigned required; /* message types where it must be present */
@@ -70,14 +72,19 @@ struct s_field {
 };
 
 #define S_P(k, kind, types, req, field, max)                                                       \
-    { k, kind, types, req, offsetof(struct esc_post, field), 0, max }
+    { k, sizeof(k) - 1, kind, types, req, offsetof(struct esc_post, field), 0, max }
 #define S_PL(k, types, req, field, nfield)                                                         \
     {                                                                                              \
-        k, S_LIST, types, req, offsetof(struct esc_post, field),                                   \
+        k, sizeof(k) - 1, S_LIST, types, req, offsetof(struct esc_post, field),                    \
             offsetof(struct esc_post, nfield), 0                                                   \
     }
 #define S_A(k, kind, req, field, max)                                                              \
-    { k, kind, S_ALL, req, offsetof(struct esc_alert, field), 0, max }
+    { k, sizeof(k) - 1, kind, S_ALL, req, offsetof(struct esc_alert, field), 0, max }
+#define S_AL(k, field, nfield, max)                                                                \
+    {                                                                                              \
+        k, sizeof(k) - 1, S_LIST, S_ALL, 0, offsetof(struct esc_alert, field),                     \
+            offsetof(struct esc_alert, nfield), max                                                \
+    }
 
 static const struct s_field s_post_fields[] = {
     S_P("id", S_STR, S_POSTS, S_POSTS, id, 0),
@@ -96,6 +103,7 @@ static const struct s_field s_post_fields[] = {
     S_P("replies", S_INT, S_POSTS, 0, replies, 0),
     S_PL("hashtags", S_POSTS, 0, hashtags, n_hashtags),
     S_PL("mentions", S_POSTS, 0, mentions, n_mentions),
+    S_P("ack", S_STR, S_POSTS, 0, ack_ref, 160),
     S_PL("topics", S_BIT(ESC_MSG_CLASSIFIED), S_BIT(ESC_MSG_CLASSIFIED), topics, n_topics),
     S_P("language", S_STR, S_BIT(ESC_MSG_CLASSIFIED), 0, language, 0),
     S_P("sentiment", S_NUM, S_BIT(ESC_MSG_CLASSIFIED), 0, sentiment, 0),
@@ -113,14 +121,10 @@ static const struct s_field s_alert_fields[] = {
     S_A("observed", S_INT, 0, observed, 0),
     S_A("expected", S_NUM, 0, expected, 0),
     S_A("score", S_NUM, 0, score, 0),
-    {"samples", S_LIST, S_ALL, 0, offsetof(struct esc_alert, samples),
-     offsetof(struct esc_alert, n_samples), ESC_POST_TEXT_MAX},
-    {"sample_authors", S_LIST, S_ALL, 0, offsetof(struct esc_alert, sample_authors),
-     offsetof(struct esc_alert, n_sample_authors), 1024},
-    {"sample_urls", S_LIST, S_ALL, 0, offsetof(struct esc_alert, sample_urls),
-     offsetof(struct esc_alert, n_sample_urls), 4096},
-    {"terms", S_LIST, S_ALL, 0, offsetof(struct esc_alert, terms),
-     offsetof(struct esc_alert, n_terms), 256},
+    S_AL("samples", samples, n_samples, ESC_POST_TEXT_MAX),
+    S_AL("sample_authors", sample_authors, n_sample_authors, 1024),
+    S_AL("sample_urls", sample_urls, n_sample_urls, 4096),
+    S_AL("terms", terms, n_terms, 256),
     S_A("query", S_STR, 0, query, ESC_POST_TEXT_MAX),
 };
 
@@ -133,6 +137,12 @@ static const char *const s_type_names[] = {
     [ESC_MSG_POST] = "post",
     [ESC_MSG_CLASSIFIED] = "classified",
     [ESC_MSG_ALERT] = "alert",
+};
+static const size_t s_type_lens[] = {
+    [ESC_MSG_UNKNOWN] = sizeof("unknown") - 1,
+    [ESC_MSG_POST] = sizeof("post") - 1,
+    [ESC_MSG_CLASSIFIED] = sizeof("classified") - 1,
+    [ESC_MSG_ALERT] = sizeof("alert") - 1,
 };
 
 static char **
@@ -306,7 +316,7 @@ s_wbuf_write(void *data, const char *buf, size_t len)
     struct s_wbuf *w = data;
 
     if (w->cap - w->len < len) {
-        size_t cap = w->cap ? w->cap : 256;
+        size_t cap = w->cap ? w->cap : 1024; /* most messages fit at once */
 
         while (cap - w->len < len) {
             cap *= 2;
@@ -320,12 +330,16 @@ s_wbuf_write(void *data, const char *buf, size_t len)
 }
 
 static void
-s_pack_str(msgpack_packer *pk, const char *s)
+s_pack_strn(msgpack_packer *pk, const char *s, size_t n)
 {
-    size_t n = strlen(s);
-
     msgpack_pack_str(pk, n);
     msgpack_pack_str_body(pk, s, n);
+}
+
+static void
+s_pack_str(msgpack_packer *pk, const char *s)
+{
+    s_pack_strn(pk, s, strlen(s));
 }
 
 /* True when the encoder writes field f of obj for a message of type t. */
@@ -359,17 +373,17 @@ s_encode(const struct s_field *fields, size_t n_fields, const void *obj, enum es
     }
     msgpack_packer_init(&pk, &w, s_wbuf_write);
     msgpack_pack_map(&pk, count);
-    s_pack_str(&pk, "v");
+    s_pack_strn(&pk, "v", 1);
     msgpack_pack_unsigned_int(&pk, ESC_MSG_VERSION);
-    s_pack_str(&pk, "type");
-    s_pack_str(&pk, s_type_names[t]);
+    s_pack_strn(&pk, "type", 4);
+    s_pack_strn(&pk, s_type_names[t], s_type_lens[t]);
     for (i = 0; i < n_fields; i++) {
         const struct s_field *f = &fields[i];
 
         if (!s_field_present(f, obj, t)) {
             continue;
         }
-        s_pack_str(&pk, f->key);
+        s_pack_strn(&pk, f->key, f->key_len);
         switch (f->kind) {
         case S_STR:
             s_pack_str(&pk, s_get_str(obj, f->off));
@@ -624,20 +638,18 @@ s_obj_type_name(const msgpack_object *o)
 }
 
 static int
-s_str_eq(const msgpack_object *o, const char *s)
+s_str_eq(const msgpack_object *o, const char *s, size_t n)
 {
-    size_t n = strlen(s);
-
     return o->type == MSGPACK_OBJECT_STR && o->via.str.size == n
            && memcmp(o->via.str.ptr, s, n) == 0;
 }
 
-/* Checks size, shape and framing, then unpacks buf into *upk. */
+/* Checks size, shape and framing of buf without unpacking it. */
 static esc_rc
-s_unpack(const void *buf, size_t len, msgpack_unpacked *upk, struct esc_error *err)
+s_check_frame(const void *buf, size_t len, struct esc_error *err)
 {
     const uint8_t *b = buf;
-    size_t used = 0, off = 0;
+    size_t used = 0;
     int rc;
 
     if (len > ESC_MSG_MAX) {
@@ -664,6 +676,19 @@ s_unpack(const void *buf, size_t len, msgpack_unpacked *upk, struct esc_error *e
     if (used != len) {
         s_err(err, "trailing bytes after message");
         return ESC_INVALID;
+    }
+    return ESC_OK;
+}
+
+/* Checks size, shape and framing, then unpacks buf into *upk. */
+static esc_rc
+s_unpack(const void *buf, size_t len, msgpack_unpacked *upk, struct esc_error *err)
+{
+    size_t off = 0;
+    esc_rc rc = s_check_frame(buf, len, err);
+
+    if (rc != ESC_OK) {
+        return rc;
     }
     switch (msgpack_unpack_next(upk, buf, len, &off)) {
     case MSGPACK_UNPACK_SUCCESS:
@@ -720,14 +745,14 @@ s_check_header(const msgpack_object_map *m, enum esc_msg_type *type, struct esc_
             s_err(err, "map key %" PRIu32 ": expected string, got %s", i, s_obj_type_name(key));
             return ESC_INVALID;
         }
-        if (s_str_eq(key, "v")) {
+        if (s_str_eq(key, "v", 1)) {
             if (v != NULL) {
                 s_err(err, "duplicate key 'v'");
                 return ESC_INVALID;
             }
             v = &m->ptr[i].val;
         }
-        else if (s_str_eq(key, "type")) {
+        else if (s_str_eq(key, "type", 4)) {
             if (t != NULL) {
                 s_err(err, "duplicate key 'type'");
                 return ESC_INVALID;
@@ -762,7 +787,7 @@ s_check_header(const msgpack_object_map *m, enum esc_msg_type *type, struct esc_
         return ESC_INVALID;
     }
     for (k = ESC_MSG_POST; k <= ESC_MSG_ALERT; k++) {
-        if (s_str_eq(t, s_type_names[k])) {
+        if (s_str_eq(t, s_type_names[k], s_type_lens[k])) {
             *type = (enum esc_msg_type)k;
             return ESC_OK;
         }
@@ -771,12 +796,33 @@ s_check_header(const msgpack_object_map *m, enum esc_msg_type *type, struct esc_
     return ESC_INVALID;
 }
 
+/* Where decoded strings and lists go: separate allocations (arena NULL), or bump-allocated
+ * from an esc_post_buf sized beforehand (s_arena_need), which never grows during a decode. */
+struct s_dst {
+    struct esc_post_buf *arena;
+    size_t used;
+};
+
+static void *
+s_dst_alloc(struct s_dst *d, size_t n, size_t align)
+{
+    char *p;
+
+    d->used = (d->used + align - 1) / align * align;
+    ESC_ASSERT(d->used + n <= d->arena->cap);
+    p = d->arena->data + d->used;
+    d->used += n;
+    return p;
+}
+
 /* Copies a wire string into a new C string; *what names the problem on failure. */
 static char *
-s_copy_str(const msgpack_object *o, size_t max, const char **what, size_t *bad_len)
+s_copy_str(struct s_dst *d, const msgpack_object *o, size_t max, const char **what,
+           size_t *bad_len)
 {
     const char *p = o->via.str.ptr;
     size_t n = o->via.str.size;
+    char *s;
 
     if (max > 0 && n > max) {
         *what = "too long";
@@ -787,11 +833,19 @@ s_copy_str(const msgpack_object *o, size_t max, const char **what, size_t *bad_l
         *what = "string contains NUL byte";
         return NULL;
     }
-    return esc_strndup(n > 0 ? p : "", n);
+    if (d->arena == NULL) {
+        return esc_strndup(n > 0 ? p : "", n);
+    }
+    s = s_dst_alloc(d, n + 1, 1);
+    if (n > 0) {
+        memcpy(s, p, n);
+    }
+    s[n] = '\0';
+    return s;
 }
 
 static esc_rc
-s_decode_str(const struct s_field *f, const msgpack_object *val, void *obj,
+s_decode_str(struct s_dst *d, const struct s_field *f, const msgpack_object *val, void *obj,
              struct esc_error *err)
 {
     const char *what = NULL;
@@ -802,7 +856,7 @@ s_decode_str(const struct s_field *f, const msgpack_object *val, void *obj,
         s_err(err, "key '%s': expected string, got %s", f->key, s_obj_type_name(val));
         return ESC_INVALID;
     }
-    s = s_copy_str(val, f->max, &what, &bad_len);
+    s = s_copy_str(d, val, f->max, &what, &bad_len);
     if (s == NULL) {
         if (bad_len > 0) {
             s_err(err, "key '%s': too long (%zu > %zu bytes)", f->key, bad_len, f->max);
@@ -866,7 +920,7 @@ s_decode_num(const struct s_field *f, const msgpack_object *val, void *obj,
 }
 
 static esc_rc
-s_decode_list(const struct s_field *f, const msgpack_object *val, void *obj,
+s_decode_list(struct s_dst *d, const struct s_field *f, const msgpack_object *val, void *obj,
               struct esc_error *err)
 {
     char ***list = s_list_at(obj, f->off);
@@ -888,7 +942,12 @@ s_decode_list(const struct s_field *f, const msgpack_object *val, void *obj,
         return ESC_OK;
     }
     /* Filled one by one with *n counting, so fini frees exactly what was copied so far. */
-    *list = esc_calloc(a->size, sizeof(**list));
+    if (d->arena == NULL) {
+        *list = esc_calloc(a->size, sizeof(**list));
+    }
+    else {
+        *list = s_dst_alloc(d, a->size * sizeof(**list), sizeof(**list));
+    }
     for (i = 0; i < a->size; i++) {
         const msgpack_object *e = &a->ptr[i];
         const char *what = NULL;
@@ -900,7 +959,7 @@ s_decode_list(const struct s_field *f, const msgpack_object *val, void *obj,
                   s_obj_type_name(e));
             return ESC_INVALID;
         }
-        s = s_copy_str(e, f->max, &what, &bad_len);
+        s = s_copy_str(d, e, f->max, &what, &bad_len);
         if (s == NULL) {
             if (bad_len > 0) {
                 s_err(err, "key '%s' element %" PRIu32 ": too long (%zu > %zu bytes)", f->key, i,
@@ -919,26 +978,33 @@ s_decode_list(const struct s_field *f, const msgpack_object *val, void *obj,
 
 /* Fills obj from the map's known keys for message type t. */
 static esc_rc
-s_decode_fields(const msgpack_object_map *m, const struct s_field *fields, size_t n_fields,
-                enum esc_msg_type t, void *obj, struct esc_error *err)
+s_decode_fields(struct s_dst *d, const msgpack_object_map *m, const struct s_field *fields,
+                size_t n_fields, enum esc_msg_type t, void *obj, struct esc_error *err)
 {
     uint64_t seen = 0;
     uint32_t i;
     size_t j;
+    size_t next = 0;
     esc_rc rc;
 
     for (i = 0; i < m->size; i++) {
         const msgpack_object *key = &m->ptr[i].key;
         const msgpack_object *val = &m->ptr[i].val;
+        size_t k;
 
-        for (j = 0; j < n_fields; j++) {
-            if ((fields[j].types & S_BIT(t)) != 0 && s_str_eq(key, fields[j].key)) {
+        /* The encoder writes the keys in table order, so the search starts after the last key
+         * found and usually ends at once. */
+        for (k = 0; k < n_fields; k++) {
+            j = (next + k) % n_fields;
+            if ((fields[j].types & S_BIT(t)) != 0 &&
+                s_str_eq(key, fields[j].key, fields[j].key_len)) {
                 break;
             }
         }
-        if (j == n_fields) {
+        if (k == n_fields) {
             continue; /* unknown key (or v / type, already checked) */
         }
+        next = j + 1;
         if ((seen & ((uint64_t)1 << j)) != 0) {
             s_err(err, "duplicate key '%s'", fields[j].key);
             return ESC_INVALID;
@@ -946,7 +1012,7 @@ s_decode_fields(const msgpack_object_map *m, const struct s_field *fields, size_
         seen |= (uint64_t)1 << j;
         switch (fields[j].kind) {
         case S_STR:
-            rc = s_decode_str(&fields[j], val, obj, err);
+            rc = s_decode_str(d, &fields[j], val, obj, err);
             break;
         case S_INT:
             rc = s_decode_int(&fields[j], val, obj, err);
@@ -955,7 +1021,7 @@ s_decode_fields(const msgpack_object_map *m, const struct s_field *fields, size_
             rc = s_decode_num(&fields[j], val, obj, err);
             break;
         default:
-            rc = s_decode_list(&fields[j], val, obj, err);
+            rc = s_decode_list(d, &fields[j], val, obj, err);
             break;
         }
         if (rc != ESC_OK) {
@@ -990,6 +1056,7 @@ esc_post_decode(const void *buf, size_t len, struct esc_post *out, enum esc_msg_
 {
     msgpack_unpacked upk;
     enum esc_msg_type type = ESC_MSG_UNKNOWN;
+    struct s_dst dst = { NULL, 0 };
     esc_rc rc;
 
     esc_post_init(out);
@@ -1014,12 +1081,303 @@ esc_post_decode(const void *buf, size_t len, struct esc_post *out, enum esc_msg_
         rc = ESC_INVALID;
         goto out;
     }
-    rc = s_decode_fields(&upk.data.via.map, s_post_fields, ESC_ARRAY_LEN(s_post_fields), type,
-                         out, err);
+    rc = s_decode_fields(&dst, &upk.data.via.map, s_post_fields, ESC_ARRAY_LEN(s_post_fields),
+                         type, out, err);
 out:
     msgpack_unpacked_destroy(&upk);
     if (rc != ESC_OK) {
         esc_post_fini(out);
+    }
+    return rc;
+}
+
+void
+esc_post_buf_init(struct esc_post_buf *b)
+{
+    memset(b, 0, sizeof(*b));
+}
+
+void
+esc_post_buf_fini(struct esc_post_buf *b)
+{
+    if (b == NULL) {
+        return;
+    }
+    esc_free(b->data);
+    esc_free(b->objs);
+    esc_post_buf_init(b);
+}
+
+/* Bytes the strings and lists of map m need in an arena: every string value with its NUL and
+ * every array of strings with its pointers (unknown keys included, so it is an upper bound). */
+static size_t
+s_arena_need(const msgpack_object_map *m)
+{
+    size_t need = 0;
+    uint32_t i, j;
+
+    for (i = 0; i < m->size; i++) {
+        const msgpack_object *v = &m->ptr[i].val;
+
+        if (v->type == MSGPACK_OBJECT_STR) {
+            need += (size_t)v->via.str.size + 1;
+        }
+        else if (v->type == MSGPACK_OBJECT_ARRAY) {
+            need += sizeof(char *) * ((size_t)v->via.array.size + 1);
+            for (j = 0; j < v->via.array.size; j++) {
+                if (v->via.array.ptr[j].type == MSGPACK_OBJECT_STR) {
+                    need += (size_t)v->via.array.ptr[j].via.str.size + 1;
+                }
+            }
+        }
+    }
+    return need;
+}
+
+/* Big-endian unsigned integer of n bytes at p. */
+static uint64_t
+s_be(const uint8_t *p, unsigned n)
+{
+    uint64_t v = 0;
+    unsigned i;
+
+    for (i = 0; i < n; i++) {
+        v = (v << 8) | p[i];
+    }
+    return v;
+}
+
+/* The object whose header is at p (head h, framing checked), as msgpack-c would unpack it but
+ * shallow: an array or map gets its size and no elements (ptr NULL). */
+static void
+s_shallow(const uint8_t *p, const struct s_mp_head *h, msgpack_object *o)
+{
+    uint8_t b = p[0];
+
+    memset(o, 0, sizeof(*o));
+    switch (h->kind) {
+    case S_MP_STR:
+        o->type = MSGPACK_OBJECT_STR;
+        o->via.str.ptr = (const char *)p + h->hdr;
+        o->via.str.size = (uint32_t)h->body;
+        return;
+    case S_MP_ARRAY:
+        o->type = MSGPACK_OBJECT_ARRAY;
+        o->via.array.size = (uint32_t)h->nested;
+        return;
+    case S_MP_MAP:
+        o->type = MSGPACK_OBJECT_MAP;
+        o->via.map.size = (uint32_t)(h->nested / 2);
+        return;
+    default:
+        break;
+    }
+    if (b <= 0x7f) {
+        o->type = MSGPACK_OBJECT_POSITIVE_INTEGER;
+        o->via.u64 = b;
+    }
+    else if (b >= 0xe0) {
+        o->type = MSGPACK_OBJECT_NEGATIVE_INTEGER;
+        o->via.i64 = (int8_t)b;
+    }
+    else if (b >= 0xcc && b <= 0xcf) { /* uint 8..64 */
+        o->type = MSGPACK_OBJECT_POSITIVE_INTEGER;
+        o->via.u64 = s_be(p + 1, 1u << (b - 0xcc));
+    }
+    else if (b >= 0xd0 && b <= 0xd3) { /* int 8..64: msgpack-c calls the non-negative ones
+                                        * positive */
+        unsigned n = 1u << (b - 0xd0);
+        uint64_t u = s_be(p + 1, n);
+        int64_t v;
+
+        if (n < 8 && (u >> (8 * n - 1)) != 0) {
+            u |= ~UINT64_C(0) << (8 * n); /* sign-extend */
+        }
+        memcpy(&v, &u, sizeof(v));
+        if (v >= 0) {
+            o->type = MSGPACK_OBJECT_POSITIVE_INTEGER;
+            o->via.u64 = (uint64_t)v;
+        }
+        else {
+            o->type = MSGPACK_OBJECT_NEGATIVE_INTEGER;
+            o->via.i64 = v;
+        }
+    }
+    else if (b == 0xca) {
+        uint32_t u = (uint32_t)s_be(p + 1, 4);
+        float f;
+
+        memcpy(&f, &u, sizeof(f));
+        o->type = MSGPACK_OBJECT_FLOAT32;
+        o->via.f64 = (double)f;
+    }
+    else if (b == 0xcb) {
+        uint64_t u = s_be(p + 1, 8);
+
+        memcpy(&o->via.f64, &u, sizeof(o->via.f64));
+        o->type = MSGPACK_OBJECT_FLOAT64;
+    }
+    else if (b == 0xc0) {
+        o->type = MSGPACK_OBJECT_NIL;
+    }
+    else if (b == 0xc2 || b == 0xc3) {
+        o->type = MSGPACK_OBJECT_BOOLEAN;
+        o->via.boolean = b == 0xc3;
+    }
+    else if (b >= 0xc4 && b <= 0xc6) {
+        o->type = MSGPACK_OBJECT_BIN;
+    }
+    else {
+        o->type = MSGPACK_OBJECT_EXT; /* 0xc7..0xc9, 0xd4..0xd8 */
+    }
+}
+
+/* msgpack-c opens at most this many containers at once (MSGPACK_EMBED_STACK_SIZE) and refuses
+ * a message that nests deeper ("message nested too deep" in s_unpack). */
+#define S_MP_DEPTH 32
+
+/* Skips the object at b[*off] (framing checked), whose head is h, inside `open` containers;
+ * -1 when it holds a container that msgpack-c could not open. */
+static int
+s_mp_skip_nested(const uint8_t *b, size_t len, size_t *off, const struct s_mp_head *h,
+                 unsigned open)
+{
+    uint64_t i;
+
+    *off += h->hdr + (size_t)h->body;
+    if (h->kind != S_MP_ARRAY && h->kind != S_MP_MAP) {
+        return 0;
+    }
+    if (open >= S_MP_DEPTH) {
+        return -1;
+    }
+    for (i = 0; i < h->nested; i++) {
+        struct s_mp_head c;
+
+        if (s_mp_head_read(b + *off, len - *off, &c) != S_MP_OK
+            || s_mp_skip_nested(b, len, off, &c, open + 1) != 0) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Unpacks the checked message b[0..len) (a map) into *top without allocating: its pairs, and
+ * the elements of arrays that are values, go into b->objs; anything deeper is left shallow,
+ * which is all the field decoders look at. Returns ESC_OK or ESC_INVALID (too deep). */
+static esc_rc
+s_unpack_shallow(const uint8_t *b, size_t len, struct esc_post_buf *pb, msgpack_object *top,
+                 struct esc_error *err)
+{
+    struct s_mp_head h;
+    msgpack_object_kv *kv;
+    msgpack_object *o;
+    size_t off;
+    size_t need;
+    uint64_t pairs;
+    uint64_t i;
+
+    (void)s_mp_head_read(b, len, &h);
+    pairs = h.nested / 2;
+    /* Every object takes at least a byte, so len objects are always enough. */
+    need = (size_t)pairs * sizeof(msgpack_object_kv) + len * sizeof(msgpack_object);
+    if (need > pb->objs_cap) {
+        esc_free(pb->objs);
+        pb->objs_cap = need + need / 2;
+        pb->objs = esc_malloc(pb->objs_cap);
+    }
+    kv = pb->objs;
+    o = (msgpack_object *)(void *)(kv + pairs);
+    off = h.hdr;
+    for (i = 0; i < pairs; i++) {
+        struct s_mp_head kh;
+        struct s_mp_head vh;
+        size_t voff;
+        uint64_t j;
+
+        (void)s_mp_head_read(b + off, len - off, &kh);
+        s_shallow(b + off, &kh, &kv[i].key);
+        if (s_mp_skip_nested(b, len, &off, &kh, 1) != 0) {
+            goto deep;
+        }
+        voff = off;
+        (void)s_mp_head_read(b + voff, len - voff, &vh);
+        s_shallow(b + voff, &vh, &kv[i].val);
+        if (vh.kind != S_MP_ARRAY) {
+            if (s_mp_skip_nested(b, len, &off, &vh, 1) != 0) {
+                goto deep;
+            }
+            continue;
+        }
+        kv[i].val.via.array.ptr = o;
+        off += vh.hdr;
+        for (j = 0; j < vh.nested; j++) {
+            struct s_mp_head eh;
+
+            (void)s_mp_head_read(b + off, len - off, &eh);
+            s_shallow(b + off, &eh, o++);
+            if (s_mp_skip_nested(b, len, &off, &eh, 2) != 0) {
+                goto deep;
+            }
+        }
+    }
+    memset(top, 0, sizeof(*top));
+    top->type = MSGPACK_OBJECT_MAP;
+    top->via.map.size = (uint32_t)pairs;
+    top->via.map.ptr = kv;
+    return ESC_OK;
+deep:
+    s_err(err, "message nested too deep");
+    return ESC_INVALID;
+}
+
+esc_rc
+esc_post_decode_into(const void *buf, size_t len, struct esc_post *out,
+                     enum esc_msg_type *type_out, struct esc_post_buf *b, struct esc_error *err)
+{
+    msgpack_object obj;
+    enum esc_msg_type type = ESC_MSG_UNKNOWN;
+    struct s_dst dst = { b, 0 };
+    size_t need;
+    esc_rc rc;
+
+    ESC_ASSERT(b != NULL);
+    esc_post_init(out);
+    s_err_begin(err);
+    if (type_out != NULL) {
+        *type_out = ESC_MSG_UNKNOWN;
+    }
+    /* The same checks in the same order as esc_post_decode, so the same reasons; only the
+     * unpacking differs (in place, nothing allocated once b has grown). */
+    rc = s_check_frame(buf, len, err);
+    if (rc != ESC_OK) {
+        return rc;
+    }
+    rc = s_unpack_shallow(buf, len, b, &obj, err);
+    if (rc != ESC_OK) {
+        return rc;
+    }
+    rc = s_check_header(&obj.via.map, &type, err);
+    if (rc != ESC_OK) {
+        return rc;
+    }
+    if (type_out != NULL) {
+        *type_out = type;
+    }
+    if (type != ESC_MSG_POST && type != ESC_MSG_CLASSIFIED) {
+        s_err(err, "expected a post or classified message, got '%s'", s_type_names[type]);
+        return ESC_INVALID;
+    }
+    need = s_arena_need(&obj.via.map);
+    if (need > b->cap) {
+        esc_free(b->data);
+        b->cap = need + need / 2 + 256;
+        b->data = esc_malloc(b->cap);
+    }
+    rc = s_decode_fields(&dst, &obj.via.map, s_post_fields, ESC_ARRAY_LEN(s_post_fields), type,
+                         out, err);
+    if (rc != ESC_OK) {
+        esc_post_init(out); /* everything it pointed to is the arena's */
     }
     return rc;
 }
@@ -1029,6 +1387,7 @@ esc_alert_decode(const void *buf, size_t len, struct esc_alert *out, struct esc_
 {
     msgpack_unpacked upk;
     enum esc_msg_type type = ESC_MSG_UNKNOWN;
+    struct s_dst dst = { NULL, 0 };
     esc_rc rc;
 
     esc_alert_init(out);
@@ -1047,8 +1406,8 @@ esc_alert_decode(const void *buf, size_t len, struct esc_alert *out, struct esc_
         rc = ESC_INVALID;
         goto out;
     }
-    rc = s_decode_fields(&upk.data.via.map, s_alert_fields, ESC_ARRAY_LEN(s_alert_fields), type,
-                         out, err);
+    rc = s_decode_fields(&dst, &upk.data.via.map, s_alert_fields, ESC_ARRAY_LEN(s_alert_fields),
+                         type, out, err);
 out:
     msgpack_unpacked_destroy(&upk);
     if (rc != ESC_OK) {

@@ -8,6 +8,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/stat.h>
 #include <time.h>
 
@@ -43,6 +46,7 @@ esc_error_set(struct esc_error *err, int line, const char *fmt, ...)
         return;
     }
     err->line = line;
+    err->column = 0;
     va_start(ap, fmt);
     vsnprintf(err->text, sizeof(err->text), fmt, ap);
     va_end(ap);
@@ -282,4 +286,52 @@ esc_ident_valid(const char *s)
         }
     }
     return true;
+}
+
+int
+esc_parse_listen(const char *listen, struct sockaddr_storage *out, socklen_t *len)
+{
+    const char *colon = listen != NULL ? strrchr(listen, ':') : NULL;
+    char host[64];
+    size_t hlen;
+    int64_t port;
+
+    if (colon == NULL || esc_parse_i64(colon + 1, 0, 65535, &port) != 0) {
+        return -1;
+    }
+    hlen = (size_t)(colon - listen);
+    if (hlen >= sizeof(host)) {
+        return -1;
+    }
+    memcpy(host, listen, hlen);
+    host[hlen] = '\0';
+    memset(out, 0, sizeof(*out));
+    if (hlen >= 2 && host[0] == '[' && host[hlen - 1] == ']') {
+        struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)out;
+
+        host[hlen - 1] = '\0';
+        a6->sin6_family = AF_INET6;
+        a6->sin6_port = htons((uint16_t)port);
+        if (inet_pton(AF_INET6, host + 1, &a6->sin6_addr) != 1) {
+            return -1;
+        }
+        *len = sizeof(*a6);
+        return 0;
+    }
+    else {
+        struct sockaddr_in *a4 = (struct sockaddr_in *)out;
+
+        a4->sin_family = AF_INET;
+        a4->sin_port = htons((uint16_t)port);
+        *len = sizeof(*a4);
+        if (host[0] == '\0' || strcmp(host, "*") == 0) {
+            a4->sin_addr.s_addr = htonl(INADDR_ANY);
+            return 0;
+        }
+        if (strcmp(host, "localhost") == 0) {
+            a4->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+            return 0;
+        }
+        return inet_pton(AF_INET, host, &a4->sin_addr) == 1 ? 0 : -1;
+    }
 }

@@ -8,6 +8,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -113,6 +115,46 @@ test_util_log_quote(void **state)
     assert_string_equal(esc_log_quote(out, sizeof(out), "abcdef", 3), "\"abc\"");
 }
 
+static void
+test_util_parse_listen(void **state)
+{
+    struct sockaddr_storage ss;
+    const struct sockaddr_in *a4 = (const struct sockaddr_in *)&ss;
+    const struct sockaddr_in6 *a6 = (const struct sockaddr_in6 *)&ss;
+    socklen_t len;
+    char buf[INET6_ADDRSTRLEN];
+    static const char *const bad[] = { "", "8080", "host:8080", "1.2.3.4:65536", "1.2.3.4:-1",
+                                       "1.2.3.4:", "[::1:8080", "[::1]8080", "[zz]:80",
+                                       "::1:8080", "1.2.3.4:80x", NULL };
+    size_t i;
+
+    (void)state;
+    assert_int_equal(esc_parse_listen("127.0.0.1:8080", &ss, &len), 0);
+    assert_int_equal(ss.ss_family, AF_INET);
+    assert_int_equal(len, sizeof(struct sockaddr_in));
+    assert_int_equal(ntohs(a4->sin_port), 8080);
+    assert_string_equal(inet_ntop(AF_INET, &a4->sin_addr, buf, sizeof(buf)), "127.0.0.1");
+    assert_int_equal(esc_parse_listen(":0", &ss, &len), 0);
+    assert_int_equal(a4->sin_addr.s_addr, htonl(INADDR_ANY));
+    assert_int_equal(esc_parse_listen("*:9", &ss, &len), 0);
+    assert_int_equal(a4->sin_addr.s_addr, htonl(INADDR_ANY));
+    assert_int_equal(esc_parse_listen("localhost:1", &ss, &len), 0);
+    assert_int_equal(a4->sin_addr.s_addr, htonl(INADDR_LOOPBACK));
+    assert_int_equal(esc_parse_listen("[::1]:9090", &ss, &len), 0);
+    assert_int_equal(ss.ss_family, AF_INET6);
+    assert_int_equal(len, sizeof(struct sockaddr_in6));
+    assert_int_equal(ntohs(a6->sin6_port), 9090);
+    assert_string_equal(inet_ntop(AF_INET6, &a6->sin6_addr, buf, sizeof(buf)), "::1");
+    assert_int_equal(esc_parse_listen("[::]:0", &ss, &len), 0);
+    assert_string_equal(inet_ntop(AF_INET6, &a6->sin6_addr, buf, sizeof(buf)), "::");
+    assert_int_equal(esc_parse_listen("[2001:db8::5]:443", &ss, &len), 0);
+    assert_string_equal(inet_ntop(AF_INET6, &a6->sin6_addr, buf, sizeof(buf)), "2001:db8::5");
+    for (i = 0; bad[i] != NULL; i++) {
+        assert_int_equal(esc_parse_listen(bad[i], &ss, &len), -1);
+    }
+    assert_int_equal(esc_parse_listen(NULL, &ss, &len), -1);
+}
+
 int
 main(void)
 {
@@ -123,6 +165,7 @@ main(void)
         cmocka_unit_test(test_util_secret_env_and_file),
         cmocka_unit_test(test_util_ident),
         cmocka_unit_test(test_util_log_quote),
+        cmocka_unit_test(test_util_parse_listen),
     };
 
     esc_log_init("test", ESC_LOG_ERROR);

@@ -27,6 +27,7 @@
 #include "escucha/esc_kv.h"
 #include "escucha/esc_log.h"
 #include "escucha/esc_mem.h"
+#include "escucha/esc_metrics.h"
 #include "escucha/esc_util.h"
 #include "digest.h"
 #include "mail.h"
@@ -1350,6 +1351,7 @@ s_tick_team(ntf_digester_t *self, struct s_team_sched *ts, int64_t now_s)
     enum ntf_digest_outcome o;
     int64_t first;
     char dest[1100];
+    char labels[48];
 
     first = ntf_sched_due(&ts->rule, ts->team->timezone, now_s);
     if ((ts->have_done && ts->done_first_day == first) || now_s < ts->next_try_s) {
@@ -1369,6 +1371,13 @@ s_tick_team(ntf_digester_t *self, struct s_team_sched *ts, int64_t now_s)
         self->unrecorded = esc_realloc(self->unrecorded,
                                        (self->n_unrecorded + 1) * sizeof(*self->unrecorded));
         self->unrecorded[self->n_unrecorded++] = unrec;
+    }
+    if (o != NTF_DIGEST_ALREADY && o != NTF_DIGEST_BUSY) {
+        snprintf(labels, sizeof(labels), "outcome=\"%s\"", ntf_digest_outcome_str(o));
+        esc_metric_add(esc_metrics_counter("escucha_notifier_digests_total",
+                                           "Scheduled digest attempts, per outcome (sent, "
+                                           "skipped, retry, failed).", labels),
+                       1);
     }
     switch (o) {
     case NTF_DIGEST_SENT:

@@ -40,12 +40,12 @@
 #include "xfer.h"
 
 #define S_BATCH_MAX 64            /* messages read per loop turn */
-#define S_BACKOFF_MAX_MS 300000   /* longest delay between two attempts */
 #define S_POLL_MAX_MS 1000        /* longest sleep: also how often the queue is looked at */
 #define S_REDIS_RETRY_MS 200      /* inbox / outcome writes while Redis is unreachable */
 #define S_LEASE_MARGIN_MS 2000    /* a claim outlives the longest request by this much */
 #define S_CURL_FDS_MAX 64
 #define S_DIGEST_TICK_MS 30000    /* how often the digest scheduler looks for due digests */
+#define S_DEPTH_EVERY_MS 1000     /* how often the queue depth gauge is read from Redis */
 
 /* A decoded alert waiting to be written to the queue (Redis unreachable, or just arrived). */
 struct s_inbox_item {
@@ -80,6 +80,7 @@ struct s_flight {
     int64_t retry_at;                 /* S_OP_RETRY: wall-clock due time */
     char reason[200];                 /* last error (retry) or why it is dead */
     const char *counter;              /* S_OP_DEAD: "dead" or "rejected" */
+    int64_t started_ms;               /* monotonic: the transfer started */
     struct s_flight *next;
 };
 
@@ -157,11 +158,20 @@ struct s_ntf {
     struct s_stats st;
     struct s_stats st_synced;     /* the values last added to the metrics */
     esc_metric_t *metrics[ESC_ARRAY_LEN(s_metric_defs)];
+    esc_metric_t **m_deliver_s;   /* delivery duration per sink (index of sinks); owned array */
+    int redis_down;               /* the last Redis operation failed; a claim clears it */
+    int health;                   /* what /healthz says: 0 ok, 1 redis down, 2 input paused */
+    esc_metric_t *m_queue_depth;  /* escucha_notifier_queue_depth */
+    int64_t next_depth_ms;        /* monotonic: next read of the queue depth */
     struct esc_log_every bad_every;
     struct esc_log_every redis_every;
 };
 
 static void s_metrics_sync(struct s_ntf *self);
+
+/* Bounds of escucha_notifier_delivery_duration_seconds. */
+static const double s_deliver_bounds[] = { 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+                                           1,    2.5,   5,    10,  30,   60 };
 
 /* ---- sinks ------------------------------------------------------------------------------ */
 
@@ -367,6 +377,7 @@ s_on_input(struct s_ntf *self, int max)
 static void
 s_redis_down(struct s_ntf *self, const char *what)
 {
+    self->redis_down = 1;
     self->redis_retry_ms = esc_mono_ms() + S_REDIS_RETRY_MS;
     esc_log_every(&self->redis_every, 10000,
                   "redis unreachable, will retry what=%s inbox=%zu flights=%zu", what,
@@ -452,11 +463,11 @@ s_backoff_ms(const struct s_ntf *self, int64_t attempts)
     int64_t d = self->ncfg->retry_base_ms;
     int64_t i;
 
-    for (i = 1; i < attempts && d < S_BACKOFF_MAX_MS; i++) {
+    for (i = 1; i < attempts && d < self->ncfg->retry_max_delay_ms; i++) {
         d *= 2;
     }
-    if (d > S_BACKOFF_MAX_MS) {
-        d = S_BACKOFF_MAX_MS;
+    if (d > self->ncfg->retry_max_delay_ms) {
+        d = self->ncfg->retry_max_delay_ms;
     }
     return d / 2 + (int64_t)randombytes_uniform((uint32_t)(d / 2 + 1));
 }
@@ -640,6 +651,11 @@ s_on_done(void *ud, void *tag, const struct ntf_xfer_result *res)
     if (res->rc == ESC_CLOSED) {
         self->aborted++;
     }
+    else if (f->sink != NULL) {
+        /* every finished attempt, failed ones too; not those cut by the shutdown */
+        esc_metric_observe(self->m_deliver_s[f->sink - self->sinks],
+                           (double)(esc_mono_ms() - f->started_ms) / 1000.0);
+    }
     s_finish(self, f, res->rc, res->detail);
 }
 
@@ -751,6 +767,7 @@ s_start(struct s_ntf *self, struct ntf_qitem *item)
     }
     deadline = self->drain.draining ? self->drain.deadline_ms
                                     : esc_mono_ms() + req.timeout_ms + 1000;
+    f->started_ms = esc_mono_ms();
     if (ntf_xfer_start(self->xfer, &req, f, deadline) != 0) {
         ntf_req_fini(&req);
         s_finish(self, f, ESC_RETRY, "err=\"transfer could not start\"");
@@ -789,6 +806,7 @@ s_claim(struct s_ntf *self)
         self->next_claim_ms = now + S_REDIS_RETRY_MS;
         return;
     }
+    self->redis_down = 0;
     for (i = 0; i < n; i++) {
         s_start(self, &items[i]);
     }
@@ -977,12 +995,50 @@ s_owner_id(char *out, size_t outsz)
     snprintf(out, outsz, "%s:%ld:%s", host, (long)getpid(), hex);
 }
 
-/* Adds what the stats gained since the last call to the Prometheus counters. */
+/* Registers the delivery histogram of every sink, labelled sink="<name>",kind="<kind>". */
+static void
+s_sink_metrics(struct s_ntf *self)
+{
+    char name_q[200];
+    char kind_q[64];
+    char labels[300];
+    size_t i;
+
+    self->m_deliver_s = esc_calloc(self->n_sinks + 1, sizeof(*self->m_deliver_s));
+    for (i = 0; i < self->n_sinks; i++) {
+        esc_metrics_label_escape(name_q, sizeof(name_q), self->sinks[i].name);
+        esc_metrics_label_escape(kind_q, sizeof(kind_q), self->sinks[i].plugin->name);
+        snprintf(labels, sizeof(labels), "sink=\"%s\",kind=\"%s\"", name_q, kind_q);
+        self->m_deliver_s[i] = esc_metrics_histogram(
+            "escucha_notifier_delivery_duration_seconds",
+            "Duration of one delivery attempt (accepted or failed), per sink.", labels,
+            s_deliver_bounds, ESC_ARRAY_LEN(s_deliver_bounds));
+    }
+}
+
+/* Adds what the stats gained since the last call to the Prometheus counters, and tells
+ * /healthz when Redis or the inbox changed its answer. */
 static void
 s_metrics_sync(struct s_ntf *self)
 {
+    int health = self->paused ? 2 : (self->redis_down ? 1 : 0);
+    int64_t depth;
     size_t i;
 
+    if (health != self->health) {
+        self->health = health;
+        esc_metrics_set_health(health == 0, health == 2
+                                                ? "input paused: inbox full while redis is "
+                                                  "unreachable"
+                                                : "redis unreachable");
+    }
+
+    /* The backlog of every notifier sharing the queue: one ZCARD a second while Redis is up. */
+    if (!self->redis_down && self->m_queue_depth != NULL && esc_mono_ms() >= self->next_depth_ms
+        && ntf_queue_pending(self->queue, &depth) == ESC_OK) {
+        esc_metric_set(self->m_queue_depth, (double)depth);
+        self->next_depth_ms = esc_mono_ms() + S_DEPTH_EVERY_MS;
+    }
     for (i = 0; i < ESC_ARRAY_LEN(s_metric_defs); i++) {
         const uint64_t *now = (const uint64_t *)(const void *)((const char *)&self->st
                                                                + s_metric_defs[i].off);
@@ -1025,7 +1081,13 @@ ntf_daemon_main(const struct esc_cfg *cfg, const struct ntf_cfg *ncfg, int sig_f
     for (size_t m = 0; m < ESC_ARRAY_LEN(s_metric_defs); m++) {
         self.metrics[m] = esc_metrics_counter(s_metric_defs[m].name, s_metric_defs[m].help, NULL);
     }
+    s_sink_metrics(&self);
+    self.m_queue_depth = esc_metrics_gauge("escucha_notifier_queue_depth",
+                                           "Deliveries waiting in the Redis queue (due or "
+                                           "waiting for a retry), all notifiers.", NULL);
     if (esc_metrics_start("notifier", ncfg->metrics_listen) < 0) {
+        esc_metrics_shutdown();
+        ESC_FREE(self.m_deliver_s);
         ntf_digester_destroy(&self.digester);
         esc_kv_destroy(&self.kv);
         s_sinks_exit(&self);
@@ -1087,6 +1149,7 @@ ntf_daemon_main(const struct esc_cfg *cfg, const struct ntf_cfg *ncfg, int sig_f
     esc_kv_destroy(&self.kv);
     s_sinks_exit(&self);
     esc_metrics_shutdown();
+    ESC_FREE(self.m_deliver_s);
     esc_log_info("stopped alerts=%llu delivered=%llu retried=%llu dead=%llu rejected=%llu "
                  "invalid=%llu enqueued=%llu duplicate=%llu cooldown=%llu queued=%lld "
                  "undelivered=%zu",

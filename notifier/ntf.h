@@ -29,6 +29,7 @@ struct ntf_cfg {
     int64_t webhook_timeout_ms;   /* one webhook request, connect included */
     int64_t retry_base_ms;        /* first retry delay; doubles per attempt, with jitter */
     int64_t retry_max;            /* attempts per delivery before it is dead-lettered */
+    int64_t retry_max_delay_ms;   /* longest delay between two attempts */
     int64_t grace_ms;             /* shutdown: time allowed for pending deliveries */
     int64_t drain_quiet_ms;       /* shutdown: input closes after this long without alerts */
     /* alert delivery (notifier.c, queue.c) */

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # The escucha demo, end to end, on one machine: installs what is missing, builds, starts a
-# private redis-server and a local webhook receiver on free ports, runs the broker, two
-# classifiers, the aggregator and the notifier, replays the sample data through a collector,
-# prints per-topic counts, the alert that was raised and where the weekly digest went, then
-# stops everything cleanly. Everything it writes goes under out/demo/.
+# local webhook receiver, then `escucha up` runs the whole pipeline on free ports (a private
+# redis-server, the notifier, the aggregator, two classifiers, the broker, the dashboard API
+# and a collector replaying the sample data). It prints per-topic counts, the alert that was
+# raised, the weekly digests and the dashboard's URL and token, then stops everything cleanly
+# (`escucha up` stops the collector first, so the pipeline drains). Everything it writes goes
+# under out/demo/: the logs of every process, the status lines of `escucha up` (status.log).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 top=$(pwd)
@@ -39,15 +41,6 @@ trap cleanup EXIT
 
 free_port() { $PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
-say "starting a private redis-server (unix socket $out/redis.sock)"
-redis-server --port 0 --unixsocket "$out/redis.sock" --save "" --appendonly no --dir "$out" \
-    --daemonize no --loglevel warning >"$out/redis.log" 2>&1 &
-redis_pid=$!
-for _ in $(seq 1 100); do
-    redis-cli -s "$out/redis.sock" ping >/dev/null 2>&1 && break
-    sleep 0.1
-done
-
 say "starting a local webhook receiver"
 $PY tests/support/webhook_sink.py --out "$out/webhooks.jsonl" >"$out/webhook.port" 2>"$out/webhook.log" &
 pids+=($!)
@@ -57,16 +50,26 @@ for _ in $(seq 1 100); do
 done
 hook_port=$(head -n1 "$out/webhook.port")
 
-# The demo config, with this run's ports and paths.
-$PY - "$out" "$hook_port" "$(free_port)" "$(free_port)" "$(free_port)" "$(free_port)" <<'PYEOF'
+# The dashboard's admin token (only its hash goes into the config).
+bin="$build"
+newtok=$("$bin/api/escucha-api" --new-token)
+api_token=$(awk '/^token:/{print $2}' <<<"$newtok")
+api_port=$(free_port)
+
+# The demo config, with this run's ports and paths. Its "redis" section names no server, so
+# `escucha up` starts a private redis-server in out/demo.
+$PY - "$out" "$hook_port" "$(awk '/^sha256:/{print $2}' <<<"$newtok")" "$api_port" \
+    "$build/web/dist" "$(free_port)" "$(free_port)" "$(free_port)" "$(free_port)" <<'PYEOF'
 import json, sys
-out, hook, p1, p2, p3, p4 = sys.argv[1:]
+out, hook, digest, api_port, web, p1, p2, p3, p4 = sys.argv[1:]
 cfg = json.load(open("examples/escucha.json"))
-cfg["redis"] = {"unix_socket": out + "/redis.sock", "prefix": "esc"}
+cfg["redis"] = {"prefix": "esc"}
 cfg["bus"] = {"collect": "tcp://127.0.0.1:" + p1, "classify": "tcp://127.0.0.1:" + p2,
               "aggregate": "tcp://127.0.0.1:" + p3, "notify": "tcp://127.0.0.1:" + p4}
 cfg["sources"][0]["path"] = out + "/posts.jsonl"
 cfg["notifier"]["outbox"] = out + "/outbox"
+cfg["api"] = {"listen": "127.0.0.1:" + api_port, "web_root": web,
+              "tokens": [{"name": "demo", "team": "*", "role": "admin", "sha256": digest}]}
 for team in cfg["teams"]:
     for hook_cfg in team.get("webhooks", []):
         hook_cfg["url"] = "http://127.0.0.1:%s/hooks/%s" % (hook, team["id"])
@@ -75,37 +78,38 @@ PYEOF
 cfg="$out/escucha.json"
 export ESC_HOOK_SECRET_GOBERNANZA="demo-secret-$$"
 
-say "starting the pipeline: broker, 2 classifiers, aggregator, notifier"
-bin="$build"
-"$bin/notifier/escucha-notifier" --config "$cfg" 2>"$out/notifier.log" &
-ntf=$!
-"$bin/aggregator/escucha-aggregator" --config "$cfg" 2>"$out/aggregator.log" &
-agg=$!
-"$bin/classifier/escucha-classifier" --config "$cfg" 2>"$out/classifier1.log" &
-cls1=$!
-"$bin/classifier/escucha-classifier" --config "$cfg" 2>"$out/classifier2.log" &
-cls2=$!
-"$bin/broker/escucha-broker" --config "$cfg" 2>"$out/broker.log" &
-brk=$!
-pids+=($brk $cls1 $cls2 $agg $ntf)
-
-say "replaying the sample data through a collector"
+say "escucha up: redis, notifier, aggregator, 2 classifiers, broker, API, collector (replays the sample data)"
 t0=$(date +%s%N)
-"$bin/collector/escucha-collector" --config "$cfg" --once 2>"$out/collector.log"
-for _ in $(seq 1 600); do
-    done_n=$(redis-cli -s "$out/redis.sock" get esc:agg:processed)
-    [ "${done_n:-0}" -ge "$lines" ] && break
+"$bin/cli/escucha" up "$cfg" --classifiers 2 --run-dir "$out" >"$out/status.log" 2>"$out/up.log" &
+up=$!
+pids+=($up)
+done_n=0
+for _ in $(seq 1 1200); do
+    if [[ "$(ps -o stat= -p "$up" 2>/dev/null || echo Z)" == Z* ]]; then
+        echo "escucha up stopped early:" >&2
+        cat "$out/up.log" >&2
+        exit 1
+    fi
+    if [ -S "$out/redis.sock" ]; then
+        done_n=$(redis-cli -s "$out/redis.sock" get esc:agg:processed 2>/dev/null || true)
+        [ "${done_n:-0}" -ge "$lines" ] && break
+    fi
     sleep 0.1
 done
 t1=$(date +%s%N)
-echo "processed ${done_n:-0} posts in $(( (t1 - t0) / 1000000 )) ms"
+echo "processed ${done_n:-0} posts in $(( (t1 - t0) / 1000000 )) ms (from \`escucha up\` to the last count in Redis)"
+for _ in $(seq 1 30); do  # the status line once the counts of all posts are in it
+    grep -q "| counted $lines |" <(tail -n1 "$out/status.log") && break
+    sleep 0.1
+done
+echo "escucha up status: $(tail -n1 "$out/status.log")"
 
 say "per-topic counts (Redis, all time)"
 printf '%-28s %8s %12s %12s\n' topic posts reach engagement
-$PY - "$cfg" <<'PYEOF'
+$PY - "$cfg" "$out/redis.sock" <<'PYEOF'
 import json, subprocess, sys
 cfg = json.load(open(sys.argv[1]))
-sock = cfg["redis"]["unix_socket"]
+sock = sys.argv[2]
 for team in cfg["teams"]:
     for t in team["topics"]:
         key = "esc:t:{%s/%s}" % (team["id"], t["id"])
@@ -138,25 +142,14 @@ else
 fi
 
 say "weekly digests (ISO week 2026-W47, team time zone)"
+# up.env holds what `escucha up` gave its children (ESC_REDIS_UNIX_SOCKET=.../redis.sock).
 for team in gobernanza desarrollo; do
-    "$bin/notifier/escucha-notifier" --config "$cfg" --digest "$team" --period 2026-W47 2>>"$out/notifier.log"
+    (set -a; . "$out/up.env"; set +a
+     exec "$bin/notifier/escucha-notifier" --config "$cfg" --digest "$team" --period 2026-W47) \
+        2>>"$out/digest.log"
 done
 
-say "dashboard (escucha-api over the same Redis)"
-newtok=$("$bin/api/escucha-api" --new-token)
-api_token=$(awk '/^token:/{print $2}' <<<"$newtok")
-api_port=$(free_port)
-$PY - "$cfg" "$(awk '/^sha256:/{print $2}' <<<"$newtok")" "$api_port" "$build/web/dist" <<'PYEOF'
-import json, sys
-path, digest, port, web = sys.argv[1:]
-cfg = json.load(open(path))
-cfg["api"] = {"listen": "127.0.0.1:" + port, "web_root": web,
-              "tokens": [{"name": "demo", "team": "*", "role": "admin", "sha256": digest}]}
-json.dump(cfg, open(path, "w"), ensure_ascii=False, indent=1)
-PYEOF
-"$bin/api/escucha-api" --config "$cfg" 2>"$out/api.log" &
-api=$!
-pids+=($api)
+say "dashboard (escucha-api, started by escucha up over the same Redis)"
 for _ in $(seq 1 50); do
     code=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $api_token" \
         "http://127.0.0.1:$api_port/api/v1/teams/gobernanza/topics" 2>/dev/null || true)
@@ -165,26 +158,26 @@ for _ in $(seq 1 50); do
 done
 echo "dashboard: http://127.0.0.1:$api_port/   token (admin, paste it at the prompt): $api_token"
 echo "API check: GET /api/v1/teams/gobernanza/topics -> HTTP ${code:-none}"
+status=
 if [ -t 0 ] && [ -z "${CI:-}" ]; then
-    echo "The pipeline keeps running for the dashboard; press Ctrl-C to stop everything."
+    echo "The pipeline keeps running for the dashboard (live status: tail -f $out/status.log);"
+    echo "press Ctrl-C to stop everything."
+    # Ctrl-C reaches escucha up too (same process group): it stops the pipeline itself, and
+    # this wait returns at once (status > 128) while it does.
     trap 'echo' INT
-    wait "$api" 2>/dev/null || true
+    wait "$up" 2>/dev/null && status=0 || { rc=$?; [ "$rc" -gt 128 ] || status=$rc; }
     trap - INT
+    say "stopping the pipeline (escucha up: collector first, each stage drains)"
+else
+    say "stopping the pipeline (escucha up: collector first, each stage drains)"
+    kill -INT "$up"
 fi
-
-say "stopping the pipeline (upstream first, each drains)"
-status=0
-for p in $brk $cls1 $cls2 $agg $ntf $api; do
-    kill -TERM "$p" 2>/dev/null || true
-    if ! wait "$p"; then
-        status=1
-    fi
-done
+if [ -z "$status" ]; then
+    wait "$up" && status=0 || status=$?
+fi
 pids=("${pids[0]}")
-kill -TERM "$redis_pid"
-wait "$redis_pid" 2>/dev/null || true
 if [ "$status" -ne 0 ]; then
-    echo "a service did not exit cleanly: see $out/*.log" >&2
+    echo "escucha up exited $status: not every service stopped cleanly, see $out/*.log" >&2
     exit 1
 fi
 if [ "${code:-}" != "200" ]; then

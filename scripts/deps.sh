@@ -4,7 +4,7 @@
 set -euo pipefail
 
 pkgs=(build-essential cmake pkg-config
-      libzmq3-dev libmsgpack-dev libhiredis-dev libjansson-dev libcurl4-openssl-dev
+      libzmq3-dev libmsgpack-dev libhiredis-dev libjansson-dev libyajl-dev libcurl4-openssl-dev
       libutf8proc-dev libsodium-dev libmicrohttpd-dev libcairo2-dev fonts-dejavu-core libxml2-dev libcsv-dev curl help2man
       redis-server python3
       # training text for the language identifier (trained at build time, see docs/language-id.md)
@@ -13,7 +13,8 @@ pkgs=(build-essential cmake pkg-config
       gnupg-l10n appstream gsettings-desktop-schemas man-db procps psmisc xz-utils wget git
       diffutils findutils grep sed make coreutils tar login adduser libpam-runtime)
 if [ "${1:-}" = "--test" ]; then
-    pkgs+=(libcmocka-dev python3 python3-aiosmtpd python3-yaml openssl chromium systemd dpkg-dev)
+    pkgs+=(libcmocka-dev python3 python3-aiosmtpd python3-yaml openssl chromium systemd dpkg-dev
+           valgrind)
 fi
 
 missing=()

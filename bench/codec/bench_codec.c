@@ -14,6 +14,7 @@
 #include "escucha/esc_log.h"
 #include "escucha/esc_mem.h"
 #include "escucha/esc_msg.h"
+#include "escucha/esc_util.h"
 
 #include "bench_util.h"
 
@@ -24,6 +25,7 @@ struct c_ctx {
     size_t *frame_len;
     char **cframes;         /* "classified" messages */
     size_t *cframe_len;
+    struct esc_post_buf pbuf; /* reused by esc_post_decode_into, as the classifier does */
 };
 
 static char *s_topics[2] = { "team0001/topic00042", "canary/plain" };
@@ -92,6 +94,22 @@ s_decode(void *ctx, size_t i)
     return r;
 }
 
+/* The classifier's decode: into a buffer reused from post to post. */
+static size_t
+s_decode_into(void *ctx, size_t i)
+{
+    struct c_ctx *c = ctx;
+    struct esc_post p;
+    struct esc_error err;
+    size_t r = 0;
+
+    if (esc_post_decode_into(c->frames[i], c->frame_len[i], &p, NULL, &c->pbuf, &err) ==
+        ESC_OK) {
+        r = (size_t)p.followers & 0xff;
+    }
+    return r;
+}
+
 static void
 s_classify(struct esc_post *p)
 {
@@ -147,14 +165,15 @@ main(int argc, char **argv)
     int repeat = (int)bench_opt_i64(argc, argv, "--repeat", 1, 1, 100);
     struct bench_lines lines;
     struct c_ctx c;
-    struct bench_result r[6];
-    const char *label[6] = {
+    struct bench_result r[7];
+    const char *label[7] = {
         "json -> post (esc_post_from_json)", "json -> post -> msgpack (collector)",
         "msgpack encode post", "msgpack decode post", "msgpack encode classified",
-        "msgpack decode classified",
+        "msgpack decode classified", "msgpack decode post into a reused buffer",
     };
-    size_t (*fn[6])(void *, size_t) = { s_json, s_json_encode, s_encode, s_decode,
-                                         s_encode_classified, s_decode_classified };
+    size_t (*fn[7])(void *, size_t) = { s_json, s_json_encode, s_encode, s_decode,
+                                         s_encode_classified, s_decode_classified,
+                                         s_decode_into };
     size_t bytes = 0;
     size_t fbytes = 0;
     size_t i;
@@ -170,6 +189,7 @@ main(int argc, char **argv)
         return 1;
     }
     memset(&c, 0, sizeof(c));
+    esc_post_buf_init(&c.pbuf);
     c.lines = &lines;
     c.posts = esc_calloc(lines.n, sizeof(*c.posts));
     c.frames = esc_calloc(lines.n, sizeof(*c.frames));
@@ -193,7 +213,7 @@ main(int argc, char **argv)
     }
     fprintf(stderr, "bench_codec: %zu posts, mean %.0f bytes of JSON, %.0f bytes of msgpack\n",
             lines.n, (double)bytes / (double)lines.n, (double)fbytes / (double)lines.n);
-    for (k = 0; k < 6; k++) {
+    for (k = 0; k < ESC_ARRAY_LEN(r); k++) {
         bench_run_best(&r[k], label[k], fn[k], &c, lines.n, min_cpu, repeat);
         bench_print_result(label[k], &r[k]);
     }
@@ -204,7 +224,7 @@ main(int argc, char **argv)
     printf(", \"posts\": %zu, \"json_bytes_mean\": %.1f, \"msgpack_bytes_mean\": %.1f, "
            "\"stages\": [",
            lines.n, (double)bytes / (double)lines.n, (double)fbytes / (double)lines.n);
-    for (k = 0; k < 6; k++) {
+    for (k = 0; k < ESC_ARRAY_LEN(r); k++) {
         printf("%s", k ? ", " : "");
         bench_json_result(stdout, &r[k]);
     }
@@ -219,6 +239,7 @@ main(int argc, char **argv)
     esc_free(c.frame_len);
     esc_free(c.cframes);
     esc_free(c.cframe_len);
+    esc_post_buf_fini(&c.pbuf);
     bench_lines_fini(&lines);
     return 0;
 }

@@ -157,6 +157,9 @@ def parse_args(argv):
     ap.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=JSON",
                     help="override a config setting, e.g. aggregator.top_lists=false "
                          "(repeatable)")
+    ap.add_argument("--journal", action="store_true",
+                    help="delivery journal on every collector and acknowledgements through the "
+                         "broker (bus.ack, bus.ack_pub; docs/delivery.md)")
     ap.add_argument("--perf", action="store_true",
                     help="profile every process with perf record during the window and keep "
                          "the top functions of each (perf must be installed)")
@@ -319,9 +322,12 @@ class Bench:
         a = self.a
         cfg = dict(self.topics_cfg)
         self.ports = {k: et.free_port() for k in ("collect", "classify", "aggregate", "notify",
-                                                  "aggout")}
+                                                  "aggout", "ack", "ack_pub")}
         bus = {k: "tcp://127.0.0.1:%d" % self.ports[k]
                for k in ("collect", "classify", "aggregate", "notify")}
+        if a.journal:
+            bus["ack"] = "tcp://127.0.0.1:%d" % self.ports["ack"]
+            bus["ack_pub"] = "tcp://127.0.0.1:%d" % self.ports["ack_pub"]
         if a.hwm:
             bus["hwm"] = a.hwm
         cfg["bus"] = bus
@@ -356,6 +362,8 @@ class Bench:
             # to the aggregators, which connect to its output.
             fwd = json.loads(json.dumps(cfg))
             fwd["bus"]["collect"] = bus["aggregate"]
+            fwd["bus"].pop("ack", None)  # the forwarder carries no acks: the broker does
+            fwd["bus"].pop("ack_pub", None)
             fwd["bus"]["classify"] = "tcp://127.0.0.1:%d" % self.ports["aggout"]
             self.cfg_fwd = self.write_cfg("forwarder", fwd)
             aggc = json.loads(json.dumps(cfg))
@@ -373,6 +381,8 @@ class Bench:
             if per_rate:
                 src["rate"] = per_rate
             c["sources"] = [src]
+            if a.journal:
+                c["collector"]["journal_dir"] = os.path.join(self.workdir, "journal%d" % k)
             self.cfg_col.append(self.write_cfg("collector%d" % k, c))
 
     def start(self, name, service, cfg, *extra):

@@ -4,21 +4,28 @@
  * configured languages only, into one weight per (feature, language):
  *     w = weight[kind] * log(1 + r / eps[kind]),   r = count / total count of that kind,
  * i.e. log P(feature | language) with an additive floor eps, minus the floor itself, so a
- * feature no configured language has seen weighs 0 everywhere and is simply absent. Features
- * whose weights are equal for all configured languages cannot change the answer and are
- * dropped. The weights are quantised to 16 bits in an open-addressing table keyed by 32 bits
- * of the feature hash; detection is then one probe per feature and integer adds. Scores get
- * the log prior, and a softmax with a temperature gives the confidence. Not thread-safe: one
- * detector per thread; detection does not allocate. */
+ * feature no configured language has seen weighs 0 everywhere and is simply absent. Only
+ * differences between languages matter, so each feature keeps its weights above the lowest of
+ * them, quantised to 8 bits (a quarter nat); features whose weights are then equal for all
+ * configured languages cannot change the answer and are dropped. The rest are in an
+ * open-addressing table keyed by 24 bits of the feature hash, 8 bytes a slot for up to five
+ * languages; detection is one probe per feature and integer adds, and the sums of recently
+ * seen tokens are remembered (s_memo). Scores get the log prior, and a softmax with a
+ * temperature gives the confidence. Not thread-safe: one detector per thread; detection does
+ * not allocate. */
+#include <limits.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "escucha/esc_log.h"
 #include "escucha/esc_mem.h"
 #include "escucha/esc_util.h"
 
+#include "datafile.h"
 #include "langid.h"
 #include "langid_model.h"
 #include "langid_text.h"
@@ -27,8 +34,48 @@
 #define CLS_LANGID_MODEL_DEFAULT "langid.model"
 #endif
 
-#define S_SCALE 512.0 /* quantisation steps per nat */
-#define S_KEY_SLOTS 2 /* uint16 slots holding the 32-bit key */
+#define S_SCALE 4.0   /* quantisation steps per nat: a weight is 0..255 steps (63.75 nats) */
+#define S_KEY_BYTES 3 /* bytes of a slot holding the key (24 bits of the feature hash) */
+#define S_LINE 64     /* cache line: slots are aligned so that one never straddles two */
+#define S_HUGE (2u << 20) /* huge page: the big tables are aligned to it (s_table_alloc) */
+#define S_MEMO_BITS 17 /* log2 of the tokens whose totals are remembered (see s_memo) */
+#define S_BATCH 512    /* features of unremembered tokens looked up together (s_flush) */
+
+/* What one token adds to the scores: the sum of its features' weights for each language and
+ * how many of its features the table lacks, by kind. It depends on the token's bytes only, so
+ * the detector remembers it for recently seen tokens (a direct-mapped cache of 2^S_MEMO_BITS
+ * entries): words repeat from post to post, and a known token then costs one probe instead of
+ * one per feature. Entries are told apart by the 64-bit hash of the token alone (two tokens
+ * of a stream share one about once in 2^64 lookups). The head is followed by the uint16_t
+ * sums of the n languages (at most CLS_LANGID_TOK_FEATS weights of 255: they fit); an entry
+ * is a power of two of bytes, aligned like the table. */
+struct s_memo {
+    uint64_t key;                   /* cls_langid_word_hash of the token | 1, 0 = empty */
+    uint8_t hits;                   /* features found in the table */
+    uint8_t miss[CLS_LANGID_KINDS]; /* features not found, per kind */
+    uint8_t pad;
+};
+
+_Static_assert(sizeof(struct s_memo) == 16, "memo head is 16 bytes");
+_Static_assert(CLS_LANGID_TOK_FEATS <= UINT8_MAX, "per-token feature counts fit a uint8_t");
+_Static_assert(CLS_LANGID_TOK_FEATS * 255 <= UINT16_MAX, "per-token sums fit a uint16_t");
+_Static_assert(S_BATCH >= CLS_LANGID_TOK_FEATS && S_BATCH <= UINT16_MAX, "a batch holds a token");
+
+/* A token of the text being detected that the memo did not have: its features are
+ * feats[first, first + nf) of the batch. */
+struct s_pending {
+    uint32_t tok;
+    uint16_t first;
+    uint16_t nf;
+};
+
+/* The totals of the text being detected. */
+struct s_acc {
+    uint64_t plain[CLS_LANGID_LANGS_MAX];   /* weights of the words of the running text */
+    uint64_t hashtag[CLS_LANGID_LANGS_MAX]; /* of the hashtag words */
+    size_t miss[CLS_LANGID_KINDS];          /* features not in the table */
+    size_t hits;                            /* features in the table */
+};
 #define S_SPARSE 1e6  /* a language with fewer n-grams of a kind is sparse (see s_defaults) */
 
 _Static_assert(CLS_LANGID_KINDS == 6, "cls_langid_params arrays have one entry per kind");
@@ -38,14 +85,24 @@ struct cls_langid {
     char codes[CLS_LANGID_LANGS_MAX][8];       /* their codes */
     double log_prior[CLS_LANGID_LANGS_MAX];    /* log of the normalised priors */
     struct cls_langid_params params;           /* as given */
-    size_t stride;                             /* uint16 per slot: key + n weights */
+    size_t stride;                             /* bytes per slot: key + n weights, padded
+                                                  to a power of two */
     uint32_t mask;                             /* slot count - 1 (power of two) */
     unsigned shift;                            /* 64 - log2(slot count) */
-    uint16_t *slots;                           /* the weight table */
+    uint8_t *slots;                            /* the weight table, S_LINE-aligned */
+    void *slots_mem;                           /* its allocation */
+    char *memo;                                /* token totals (struct s_memo + n sums) */
+    void *memo_mem;                            /* its allocation */
+    size_t memo_size;                          /* bytes per memo entry */
     size_t n_entries;                          /* features kept */
     struct cls_langid_text text;               /* tokeniser buffers */
-    uint64_t fh[CLS_LANGID_TOK_FEATS];         /* features of one token */
-    uint8_t fk[CLS_LANGID_TOK_FEATS];
+    uint64_t fh[S_BATCH];                      /* features of the batch (s_flush) */
+    uint8_t fk[S_BATCH];                       /* their kinds */
+    uint32_t fs[S_BATCH];                      /* their first probe slots */
+    size_t n_feats;                            /* features in the batch */
+    struct s_pending pend[S_BATCH];            /* the tokens they belong to */
+    size_t n_pend;
+    uint64_t tkey[CLS_LANGID_MAX_TOKS];        /* memo key of each token of the text */
     double dflt[CLS_LANGID_KINDS][CLS_LANGID_LANGS_MAX]; /* weight of an unseen feature */
     double last_p[CLS_LANGID_LANGS_MAX];       /* posteriors of the last text */
     bool last_valid;                           /* last text had features */
@@ -67,30 +124,21 @@ cls_langid_params_default(struct cls_langid_params *p)
     p->min_confidence = 0.5;
 }
 
+static char s_default_model[PATH_MAX + 64];
+static pthread_once_t s_default_once = PTHREAD_ONCE_INIT;
+
+static void
+s_default_find(void)
+{
+    cls_datafile_find("langid.model", CLS_LANGID_MODEL_DEFAULT, s_default_model,
+                      sizeof(s_default_model));
+}
+
 const char *
 cls_langid_default_model(void)
 {
-    static char installed[4096 + 64];
-    char exe[4096];
-    ssize_t n;
-    char *slash;
-
-    if (access(CLS_LANGID_MODEL_DEFAULT, R_OK) == 0) {
-        return CLS_LANGID_MODEL_DEFAULT; /* running from the build tree */
-    }
-    /* Installed: <prefix>/bin/escucha-classifier and <prefix>/share/escucha/langid.model. */
-    n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-    if (n <= 0) {
-        return CLS_LANGID_MODEL_DEFAULT;
-    }
-    exe[n] = '\0';
-    slash = strrchr(exe, '/');
-    if (slash == NULL) {
-        return CLS_LANGID_MODEL_DEFAULT;
-    }
-    *slash = '\0';
-    snprintf(installed, sizeof(installed), "%s/../share/escucha/langid.model", exe);
-    return installed;
+    pthread_once(&s_default_once, s_default_find);
+    return s_default_model;
 }
 
 static inline size_t
@@ -99,12 +147,20 @@ s_index(const cls_langid_t *self, uint64_t h)
     return (size_t)((h * 0x9E3779B97F4A7C15ULL) >> self->shift);
 }
 
+/* The key a slot holds for feature hash h: its top 24 bits, 0 meaning an empty slot. Another
+ * feature has the same key and probe chain about once in 2^24 misses. */
 static inline uint32_t
 s_key(uint64_t h)
 {
-    uint32_t k = (uint32_t)(h >> 32);
+    uint32_t k = (uint32_t)(h >> 40);
 
     return k != 0 ? k : 1;
+}
+
+static inline uint32_t
+s_slot_key(const uint8_t *s)
+{
+    return (uint32_t)s[0] | (uint32_t)s[1] << 8 | (uint32_t)s[2] << 16;
 }
 
 static int
@@ -126,18 +182,20 @@ s_check_params(const struct cls_langid_params *p, struct esc_error *err)
     return 0;
 }
 
-/* Weights of model feature i for the configured languages into q; false when the feature
- * cannot tell them apart. */
+/* Weights of model feature i for the configured languages into q, in steps of 1/S_SCALE nat
+ * above the lowest of them (only differences between languages matter: the same amount added
+ * to every language changes no posterior); false when the feature cannot tell them apart. */
 static bool
 s_weights(const cls_langid_t *self, const struct cls_langid_model *m, const int *col,
-          size_t i, uint16_t *q)
+          size_t i, uint8_t *q)
 {
     double w[CLS_LANGID_LANGS_MAX];
     size_t k = m->kind[i];
     size_t j;
     uint32_t a;
-    uint16_t lo = UINT16_MAX;
-    uint16_t hi = 0;
+    uint8_t lo = UINT8_MAX;
+    uint8_t hi = 0;
+    double min;
 
     for (j = 0; j < self->n; j++) {
         w[j] = self->dflt[k][j];
@@ -155,10 +213,14 @@ s_weights(const cls_langid_t *self, const struct cls_langid_model *m, const int 
                                                   self->params.eps[k]);
         }
     }
+    min = w[0];
+    for (j = 1; j < self->n; j++) {
+        min = w[j] < min ? w[j] : min;
+    }
     for (j = 0; j < self->n; j++) {
-        double v = w[j] * S_SCALE + 0.5;
+        double v = (w[j] - min) * S_SCALE + 0.5;
 
-        q[j] = v >= UINT16_MAX ? UINT16_MAX : (uint16_t)v;
+        q[j] = v >= UINT8_MAX ? UINT8_MAX : (uint8_t)v;
         lo = q[j] < lo ? q[j] : lo;
         hi = q[j] > hi ? q[j] : hi;
     }
@@ -202,10 +264,29 @@ s_defaults(cls_langid_t *self, const struct cls_langid_model *m, const int *col)
     }
 }
 
+/* A zeroed array of size bytes for a table probed at random: aligned to S_LINE, and backed by
+ * huge pages where the system allows it (a few TLB entries instead of thousands of 4 KiB
+ * pages). *mem gets the allocation to free. */
+static void *
+s_table_alloc(size_t size, void **mem)
+{
+    char *p;
+
+    *mem = esc_malloc(size + S_HUGE);
+    p = (char *)*mem + (S_HUGE - (uintptr_t)*mem % S_HUGE) % S_HUGE;
+#ifdef MADV_HUGEPAGE
+    if (size >= S_HUGE) {
+        (void)madvise(p, size / S_HUGE * S_HUGE, MADV_HUGEPAGE); /* advice only */
+    }
+#endif
+    memset(p, 0, size);
+    return p;
+}
+
 static void
 s_build(cls_langid_t *self, const struct cls_langid_model *m, const int *col)
 {
-    uint16_t q[CLS_LANGID_LANGS_MAX];
+    uint8_t q[CLS_LANGID_LANGS_MAX];
     size_t kept = 0;
     size_t slots = 16;
     unsigned bits = 4;
@@ -221,10 +302,15 @@ s_build(cls_langid_t *self, const struct cls_langid_model *m, const int *col)
         slots *= 2;
         bits++;
     }
-    self->stride = S_KEY_SLOTS + self->n;
+    /* A slot is a power of two of bytes (8 for up to five languages) in an aligned array, so
+     * a probe touches one cache line. */
+    self->stride = 8;
+    while (self->stride < S_KEY_BYTES + self->n) {
+        self->stride *= 2;
+    }
     self->mask = (uint32_t)(slots - 1);
     self->shift = 64 - bits;
-    self->slots = esc_calloc(slots * self->stride, sizeof(uint16_t));
+    self->slots = s_table_alloc(slots * self->stride, &self->slots_mem);
     for (i = 0; i < m->n_feats; i++) {
         size_t idx;
         uint32_t key;
@@ -235,18 +321,24 @@ s_build(cls_langid_t *self, const struct cls_langid_model *m, const int *col)
         key = s_key(m->hash[i]);
         idx = s_index(self, m->hash[i]);
         for (;;) {
-            uint16_t *s = self->slots + idx * self->stride;
+            uint8_t *s = self->slots + idx * self->stride;
 
-            if (s[0] == 0 && s[1] == 0) {
-                s[0] = (uint16_t)(key & 0xFFFF);
-                s[1] = (uint16_t)(key >> 16);
-                memcpy(s + S_KEY_SLOTS, q, self->n * sizeof(uint16_t));
+            if (s_slot_key(s) == 0) {
+                s[0] = (uint8_t)key;
+                s[1] = (uint8_t)(key >> 8);
+                s[2] = (uint8_t)(key >> 16);
+                memcpy(s + S_KEY_BYTES, q, self->n);
                 break;
             }
             idx = (idx + 1) & self->mask;
         }
     }
     self->n_entries = kept;
+    self->memo_size = 32;
+    while (self->memo_size < sizeof(struct s_memo) + self->n * sizeof(uint16_t)) {
+        self->memo_size *= 2;
+    }
+    self->memo = s_table_alloc(((size_t)1 << S_MEMO_BITS) * self->memo_size, &self->memo_mem);
 }
 
 cls_langid_t *
@@ -354,23 +446,25 @@ cls_langid_destroy(cls_langid_t **self_p)
     if (self_p == NULL || *self_p == NULL) {
         return;
     }
-    esc_free((*self_p)->slots);
+    esc_free((*self_p)->slots_mem);
+    esc_free((*self_p)->memo_mem);
     esc_free(*self_p);
     *self_p = NULL;
 }
 
-static inline const uint16_t *
-s_lookup(const cls_langid_t *self, uint64_t h)
+/* The weights of feature h, whose first probe slot is idx; NULL when it is not in the
+ * table. */
+static inline const uint8_t *
+s_lookup(const cls_langid_t *self, uint64_t h, size_t idx)
 {
     uint32_t key = s_key(h);
-    size_t idx = s_index(self, h);
 
     for (;;) {
-        const uint16_t *s = self->slots + idx * self->stride;
-        uint32_t k = (uint32_t)s[0] | (uint32_t)s[1] << 16;
+        const uint8_t *s = self->slots + idx * self->stride;
+        uint32_t k = s_slot_key(s);
 
         if (k == key) {
-            return s + S_KEY_SLOTS;
+            return s + S_KEY_BYTES;
         }
         if (k == 0) {
             return NULL;
@@ -379,15 +473,97 @@ s_lookup(const cls_langid_t *self, uint64_t h)
     }
 }
 
+/* The memo entry of a token whose key is key. */
+static inline struct s_memo *
+s_memo_at(const cls_langid_t *self, uint64_t key)
+{
+    size_t slot = (size_t)((key * 0x9E3779B97F4A7C15ULL) >> (64 - S_MEMO_BITS));
+
+    return (struct s_memo *)(void *)(self->memo + slot * self->memo_size);
+}
+
+/* Adds the totals of one token (a memo entry) to a. */
+static inline void
+s_add(const cls_langid_t *self, const struct s_memo *m, bool hashtag, struct s_acc *a)
+{
+    const uint16_t *sum = (const uint16_t *)(const void *)(m + 1);
+    uint64_t *dst = hashtag ? a->hashtag : a->plain;
+    size_t k;
+    size_t j;
+
+    a->hits += m->hits;
+    for (k = 0; k < CLS_LANGID_KINDS; k++) {
+        a->miss[k] += m->miss[k];
+    }
+    for (j = 0; j < self->n; j++) {
+        dst[j] += sum[j];
+    }
+}
+
+/* Queues the features of token t, which the memo does not have, for s_flush; its table slots
+ * are requested now, so that they arrive while the next tokens are hashed. */
+static void
+s_queue(cls_langid_t *self, size_t t)
+{
+    const struct cls_langid_tok *tok = &self->text.toks[t];
+    size_t first = self->n_feats;
+    size_t nf = cls_langid_features(self->text.buf + tok->off, tok->len, self->fh + first,
+                                    self->fk + first);
+    size_t f;
+
+    for (f = first; f < first + nf; f++) {
+        self->fs[f] = (uint32_t)s_index(self, self->fh[f]);
+        __builtin_prefetch(self->slots + (size_t)self->fs[f] * self->stride);
+    }
+    self->pend[self->n_pend].tok = (uint32_t)t;
+    self->pend[self->n_pend].first = (uint16_t)first;
+    self->pend[self->n_pend].nf = (uint16_t)nf;
+    self->n_pend++;
+    self->n_feats += nf;
+}
+
+/* Looks up the queued features, adds each queued token's totals to a and remembers them. */
+static void
+s_flush(cls_langid_t *self, struct s_acc *a)
+{
+    size_t n = self->n;
+    size_t p;
+
+    for (p = 0; p < self->n_pend; p++) {
+        const struct s_pending *pd = &self->pend[p];
+        struct s_memo *m = s_memo_at(self, self->tkey[pd->tok]);
+        uint16_t *sum = (uint16_t *)(void *)(m + 1);
+        size_t f;
+        size_t j;
+
+        m->key = self->tkey[pd->tok];
+        m->hits = 0;
+        memset(m->miss, 0, sizeof(m->miss));
+        memset(sum, 0, n * sizeof(*sum));
+        for (f = pd->first; f < (size_t)pd->first + pd->nf; f++) {
+            const uint8_t *q = s_lookup(self, self->fh[f], self->fs[f]);
+
+            if (q == NULL) {
+                m->miss[self->fk[f]]++;
+                continue;
+            }
+            m->hits++;
+            for (j = 0; j < n; j++) {
+                sum[j] = (uint16_t)(sum[j] + q[j]);
+            }
+        }
+        s_add(self, m, self->text.toks[pd->tok].hashtag != 0, a);
+    }
+    self->n_pend = 0;
+    self->n_feats = 0;
+}
+
 const char *
 cls_langid_detect(cls_langid_t *self, const char *text, size_t len, double *confidence)
 {
-    uint64_t acc[CLS_LANGID_LANGS_MAX] = { 0 };
-    uint64_t acch[CLS_LANGID_LANGS_MAX] = { 0 };
-    size_t miss[CLS_LANGID_KINDS] = { 0 };
+    struct s_acc a;
     double score[CLS_LANGID_LANGS_MAX];
     size_t n = self->n;
-    size_t hits = 0;
     size_t t;
     size_t j;
     size_t best = 0;
@@ -401,38 +577,43 @@ cls_langid_detect(cls_langid_t *self, const char *text, size_t len, double *conf
     if (text == NULL) {
         return CLS_LANGID_UND;
     }
+    memset(&a, 0, sizeof(a));
     cls_langid_tokenize(&self->text, text, len);
+    /* The tables are larger than the caches: every entry a text needs is requested before it
+     * is read, so that the cache misses overlap instead of being waited for one by one. */
     for (t = 0; t < self->text.n_toks; t++) {
         const struct cls_langid_tok *tok = &self->text.toks[t];
-        uint64_t *dst = tok->hashtag ? acch : acc;
-        size_t nf = cls_langid_features(self->text.buf + tok->off, tok->len, self->fh, self->fk);
-        size_t f;
 
-        for (f = 0; f < nf; f++) {
-            const uint16_t *w = s_lookup(self, self->fh[f]);
-
-            if (w == NULL) {
-                miss[self->fk[f]]++;
-                continue;
-            }
-            hits++;
-            for (j = 0; j < n; j++) {
-                dst[j] += w[j];
-            }
-        }
+        self->tkey[t] = cls_langid_word_hash(self->text.buf + tok->off, tok->len) | 1;
+        __builtin_prefetch(s_memo_at(self, self->tkey[t]));
     }
-    if (hits == 0) {
+    self->n_pend = 0;
+    self->n_feats = 0;
+    for (t = 0; t < self->text.n_toks; t++) {
+        const struct s_memo *m = s_memo_at(self, self->tkey[t]);
+
+        if (m->key == self->tkey[t]) {
+            s_add(self, m, self->text.toks[t].hashtag != 0, &a);
+            continue;
+        }
+        if (self->n_feats + CLS_LANGID_TOK_FEATS > S_BATCH || self->n_pend == S_BATCH) {
+            s_flush(self, &a);
+        }
+        s_queue(self, t);
+    }
+    s_flush(self, &a);
+    if (a.hits == 0) {
         return CLS_LANGID_UND;
     }
     /* Hashtags often name an event in another language ("#SuperBowl"): they count fully
      * only when the post has nothing else. */
     hw = self->text.n_plain > 0 ? self->params.hashtag_weight : 1.0;
     for (j = 0; j < n; j++) {
-        double ll = ((double)acc[j] + hw * (double)acch[j]) / S_SCALE;
+        double ll = ((double)a.plain[j] + hw * (double)a.hashtag[j]) / S_SCALE;
         size_t k;
 
         for (k = 0; k < CLS_LANGID_KINDS; k++) {
-            ll += (double)miss[k] * self->dflt[k][j];
+            ll += (double)a.miss[k] * self->dflt[k][j];
         }
         /* Naive Bayes counts overlapping n-grams as independent evidence, so its log
          * likelihood is scaled by the temperature (fitted for calibration) before the prior

@@ -42,9 +42,10 @@ typedef struct cls_langid cls_langid_t;
 /* Fills p with the defaults. */
 void cls_langid_params_default(struct cls_langid_params *p);
 
-/* The model used when none is configured: the one trained in the build tree when it is
- * there, else <dir of the executable>/../share/escucha/langid.model (where `cmake --install`
- * puts it). Never NULL; borrowed (a static buffer: call it before starting threads). */
+/* The model used when none is configured: cls_datafile_find("langid.model", <the model trained
+ * in the build tree>), i.e. the build tree's for a binary run from the build tree, else the
+ * installed <prefix>/share/escucha/langid.model. Never NULL; borrowed (static, computed once,
+ * thread-safe). */
 const char *cls_langid_default_model(void);
 
 /* Loads the model at model_path (NULL: cls_langid_default_model()) restricted to langs[0..n)

@@ -34,29 +34,24 @@ static const char *const s_tlds[] = {
     "pe", "bo", "br", "ar", "cl", "mx", "ec", "py", "uy", "ve", "uk", "us", "app", "dev", NULL
 };
 
-static enum s_class
+/* s_class of the ASCII code points, as digits: '0' + enum s_class. */
+static const char s_ascii_class[128 + 1] = "0000000001111100" /* 0x00: \t..\r are spaces */
+                                           "0000000000000000"
+                                           "1000000400000000" /* ' ' and '\'' */
+                                           "5555555555000000" /* digits */
+                                           "0222222222222222" /* A-Z */
+                                           "2222222222200006" /* '_' */
+                                           "4222222222222222" /* '`', a-z */
+                                           "2222222222200000";
+
+static inline enum s_class
 s_class(int32_t c)
 {
-    if (c < 0x80) {
-        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')) {
-            return S_LETTER;
-        }
-        if (c >= '0' && c <= '9') {
-            return S_DIGIT;
-        }
-        if (c == ' ' || (c >= '\t' && c <= '\r')) {
-            return S_SPACE;
-        }
-        if (c == '\'' || c == '`') {
-            return S_APOS;
-        }
-        if (c == '_') {
-            return S_UNDERSCORE;
-        }
-        return S_OTHER;
+    if (c >= 0 && c < 0x80) {
+        return (enum s_class)(s_ascii_class[c] - '0');
     }
     if (c < 0) {
-        return S_OTHER;
+        return S_OTHER; /* an invalid byte */
     }
     if (c == 0x2019 || c == 0x2018 || c == 0x02BC || c == 0x00B4 || c == 0xFF07) {
         return S_APOS;
@@ -81,7 +76,7 @@ s_class(int32_t c)
     }
 }
 
-static int32_t
+static inline int32_t
 s_lower(int32_t c)
 {
     if (c < 0x80) {
@@ -126,7 +121,8 @@ s_encode(int32_t c, char *out)
     return 4;
 }
 
-/* Decodes s into t->cp; returns the number of code points. Invalid bytes decode to -1. */
+/* Decodes s into t->cp and the class of each code point into t->cl; returns the number of
+ * code points. Invalid bytes decode to -1. */
 static size_t
 s_decode(struct cls_langid_text *t, const char *s, size_t len)
 {
@@ -140,11 +136,13 @@ s_decode(struct cls_langid_text *t, const char *s, size_t len)
         utf8proc_ssize_t k;
 
         if (p[i] < 0x80) {
+            t->cl[n] = (uint8_t)s_class(p[i]);
             t->cp[n++] = p[i++];
             continue;
         }
         k = utf8proc_iterate(p + i, (utf8proc_ssize_t)(len - i), &c);
         if (k <= 0) {
+            t->cl[n] = S_OTHER;
             t->cp[n++] = -1;
             i++;
             continue;
@@ -152,6 +150,7 @@ s_decode(struct cls_langid_text *t, const char *s, size_t len)
         if (c >= 0x300 && c <= 0x36F) {
             marks = true;
         }
+        t->cl[n] = (uint8_t)s_class(c);
         t->cp[n++] = c;
         i += (size_t)k;
     }
@@ -167,12 +166,15 @@ s_decode(struct cls_langid_text *t, const char *s, size_t len)
         }
         n = (size_t)utf8proc_normalize_utf32(t->cp, (utf8proc_ssize_t)n,
                                              UTF8PROC_STABLE | UTF8PROC_COMPOSE);
+        for (j = 0; j < n; j++) {
+            t->cl[j] = (uint8_t)s_class(t->cp[j]);
+        }
     }
     return n;
 }
 
 static bool
-s_has_tld(const int32_t *cp, size_t a, size_t b)
+s_has_tld(const int32_t *cp, const uint8_t *cl, size_t a, size_t b)
 {
     size_t i;
     size_t j;
@@ -182,7 +184,7 @@ s_has_tld(const int32_t *cp, size_t a, size_t b)
         return false;
     }
     for (i = a, j = 0; i < b; i++, j++) {
-        if (cp[i] >= 0x80 || s_class(cp[i]) != S_LETTER) {
+        if (cp[i] >= 0x80 || cl[i] != S_LETTER) {
             return false;
         }
         label[j] = (char)s_lower(cp[i]);
@@ -196,9 +198,10 @@ s_has_tld(const int32_t *cp, size_t a, size_t b)
     return false;
 }
 
-/* True when cp[a..b) is a link ("https://x", "www.x", "x.com/y", "x.pe") or an e-mail. */
+/* True when cp[a..b) (classes cl) is a link ("https://x", "www.x", "x.com/y", "x.pe") or an
+ * e-mail. */
 static bool
-s_is_link(const int32_t *cp, size_t a, size_t b)
+s_is_link(const int32_t *cp, const uint8_t *cl, size_t a, size_t b)
 {
     size_t i;
     size_t last_dot = 0;
@@ -212,17 +215,17 @@ s_is_link(const int32_t *cp, size_t a, size_t b)
         if (cp[i] == ':' && i + 2 < b && cp[i + 1] == '/' && cp[i + 2] == '/') {
             return true;
         }
-        if (cp[i] == '@' && i > a && s_class(cp[i - 1]) != S_OTHER) {
+        if (cp[i] == '@' && i > a && cl[i - 1] != S_OTHER) {
             size_t k;
 
             for (k = i + 1; k + 1 < b; k++) {
-                if (cp[k] == '.' && s_class(cp[k + 1]) == S_LETTER) {
+                if (cp[k] == '.' && cl[k + 1] == S_LETTER) {
                     return true; /* user@host.tld */
                 }
             }
         }
-        if (cp[i] == '.' && i > a && i + 1 < b && s_class(cp[i - 1]) == S_LETTER &&
-            s_class(cp[i + 1]) == S_LETTER) {
+        if (cp[i] == '.' && i > a && i + 1 < b && cl[i - 1] == S_LETTER &&
+            cl[i + 1] == S_LETTER) {
             dot = true;
             last_dot = i;
         }
@@ -233,13 +236,13 @@ s_is_link(const int32_t *cp, size_t a, size_t b)
     if (dot) {
         size_t end = last_dot + 1;
 
-        while (end < b && s_class(cp[end]) == S_LETTER) {
+        while (end < b && cl[end] == S_LETTER) {
             end++;
         }
         /* "x.pe" or "x.com" possibly followed by punctuation ("x.com," "x.com)") */
-        if (s_has_tld(cp, last_dot + 1, end)) {
+        if (s_has_tld(cp, cl, last_dot + 1, end)) {
             for (i = end; i < b; i++) {
-                if (s_class(cp[i]) != S_OTHER) {
+                if (cl[i] != S_OTHER) {
                     return false;
                 }
             }
@@ -249,11 +252,11 @@ s_is_link(const int32_t *cp, size_t a, size_t b)
     return false;
 }
 
-/* Appends the lower-cased cp[a..b) (letters, marks, apostrophes) as one token. */
+/* Appends the lower-cased t->cp[a..b) (letters, marks, apostrophes) as one token. */
 static void
-s_emit(struct cls_langid_text *t, size_t *used, const int32_t *cp, size_t a, size_t b,
-       bool hashtag)
+s_emit(struct cls_langid_text *t, size_t *used, size_t a, size_t b, bool hashtag)
 {
+    const int32_t *cp = t->cp;
     size_t start = *used;
     size_t i;
     int32_t prev1 = 0;
@@ -265,7 +268,7 @@ s_emit(struct cls_langid_text *t, size_t *used, const int32_t *cp, size_t a, siz
     for (i = a; i < b; i++) {
         int32_t c = cp[i];
 
-        if (s_class(c) == S_APOS) {
+        if (t->cl[i] == S_APOS) {
             c = '\'';
         }
         else {
@@ -276,7 +279,12 @@ s_emit(struct cls_langid_text *t, size_t *used, const int32_t *cp, size_t a, siz
         }
         prev2 = prev1;
         prev1 = c;
-        *used += s_encode(c, t->buf + *used);
+        if (c < 0x80) {
+            t->buf[(*used)++] = (char)c;
+        }
+        else {
+            *used += s_encode(c, t->buf + *used);
+        }
     }
     if (*used - start > UINT16_MAX) {
         *used = start + UINT16_MAX;
@@ -293,21 +301,23 @@ s_emit(struct cls_langid_text *t, size_t *used, const int32_t *cp, size_t a, siz
 /* Emits the letter parts of the hashtag body cp[a..b): split at digits, '_', and CamelCase
  * ("EleccionesPerú2026" -> "elecciones", "perú"; "NASAMission" -> "nasa", "mission"). */
 static void
-s_hashtag(struct cls_langid_text *t, size_t *used, const int32_t *cp, size_t a, size_t b)
+s_hashtag(struct cls_langid_text *t, size_t *used, size_t a, size_t b)
 {
+    const int32_t *cp = t->cp;
+    const uint8_t *cl = t->cl;
     size_t i = a;
 
     while (i < b) {
         size_t start;
 
-        while (i < b && s_class(cp[i]) != S_LETTER) {
+        while (i < b && cl[i] != S_LETTER) {
             i++;
         }
         start = i;
-        while (i < b && (s_class(cp[i]) == S_LETTER || s_class(cp[i]) == S_MARK)) {
+        while (i < b && (cl[i] == S_LETTER || cl[i] == S_MARK)) {
             if (i > start && s_is_upper(cp[i])) {
                 bool prev_upper = s_is_upper(cp[i - 1]);
-                bool next_lower = i + 1 < b && s_class(cp[i + 1]) == S_LETTER &&
+                bool next_lower = i + 1 < b && cl[i + 1] == S_LETTER &&
                                   !s_is_upper(cp[i + 1]);
 
                 if (!prev_upper || next_lower) {
@@ -317,56 +327,57 @@ s_hashtag(struct cls_langid_text *t, size_t *used, const int32_t *cp, size_t a, 
             i++;
         }
         if (i > start) {
-            s_emit(t, used, cp, start, i, true);
+            s_emit(t, used, start, i, true);
         }
     }
 }
 
-/* Tokenises the chunk cp[a..b) (no white space inside). */
+/* Tokenises the chunk t->cp[a..b) (no white space inside). */
 static void
-s_chunk(struct cls_langid_text *t, size_t *used, const int32_t *cp, size_t a, size_t b)
+s_chunk(struct cls_langid_text *t, size_t *used, size_t a, size_t b)
 {
+    const int32_t *cp = t->cp;
+    const uint8_t *cl = t->cl;
     size_t k = a;
 
     while (k < b) {
         int32_t c = cp[k];
-        enum s_class cl = s_class(c);
-        bool at_start = k == a || s_class(cp[k - 1]) == S_OTHER;
+        bool at_start = k == a || cl[k - 1] == S_OTHER;
 
         if (c == '@' && at_start) {
             k++;
-            while (k < b && (s_class(cp[k]) != S_OTHER || cp[k] == '.' || cp[k] == '-' ||
+            while (k < b && (cl[k] != S_OTHER || cp[k] == '.' || cp[k] == '-' ||
                              cp[k] == '@')) {
                 k++;
             }
             continue;
         }
-        if (c == '#' && at_start && k + 1 < b && s_class(cp[k + 1]) >= S_LETTER) {
+        if (c == '#' && at_start && k + 1 < b && cl[k + 1] >= S_LETTER) {
             size_t start = ++k;
 
-            while (k < b && s_class(cp[k]) >= S_LETTER && s_class(cp[k]) != S_APOS) {
+            while (k < b && cl[k] >= S_LETTER && cl[k] != S_APOS) {
                 k++;
             }
-            s_hashtag(t, used, cp, start, k);
+            s_hashtag(t, used, start, k);
             continue;
         }
-        if (cl == S_LETTER) {
+        if (cl[k] == S_LETTER) {
             size_t start = k;
 
             while (k < b) {
-                enum s_class ck = s_class(cp[k]);
+                uint8_t ck = cl[k];
 
                 if (ck == S_LETTER || ck == S_MARK) {
                     k++;
                 }
-                else if (ck == S_APOS && k + 1 < b && s_class(cp[k + 1]) == S_LETTER) {
+                else if (ck == S_APOS && k + 1 < b && cl[k + 1] == S_LETTER) {
                     k++;
                 }
                 else {
                     break;
                 }
             }
-            s_emit(t, used, cp, start, k, false);
+            s_emit(t, used, start, k, false);
             continue;
         }
         k++;
@@ -384,16 +395,19 @@ cls_langid_tokenize(struct cls_langid_text *t, const char *s, size_t len)
     t->n_plain = 0;
     while (i < n) {
         size_t j;
+        bool other = false;
 
-        while (i < n && s_class(t->cp[i]) == S_SPACE) {
+        while (i < n && t->cl[i] == S_SPACE) {
             i++;
         }
         j = i;
-        while (j < n && s_class(t->cp[j]) != S_SPACE) {
+        while (j < n && t->cl[j] != S_SPACE) {
+            other = other || t->cl[j] == S_OTHER;
             j++;
         }
-        if (j > i && !s_is_link(t->cp, i, j)) {
-            s_chunk(t, &used, t->cp, i, j);
+        /* A link needs punctuation (':', '/', '.' or '@'): a chunk without any is not one. */
+        if (j > i && !(other && s_is_link(t->cp, t->cl, i, j))) {
+            s_chunk(t, &used, i, j);
         }
         i = j;
     }
@@ -469,13 +483,22 @@ cls_langid_features(const char *w, size_t len, uint64_t *hashes, uint8_t *kinds)
             nf++;
         }
     }
-    h = S_FNV_OFFSET ^ S_WORD_SALT;
+    hashes[nf] = cls_langid_word_hash(w, len);
+    kinds[nf] = CLS_LANGID_KWORD;
+    return nf + 1;
+}
+
+uint64_t
+cls_langid_word_hash(const char *w, size_t len)
+{
+    const unsigned char *p = (const unsigned char *)w;
+    uint64_t h = S_FNV_OFFSET ^ S_WORD_SALT;
+    size_t i;
+
     for (i = 0; i < len; i++) {
         h = (h ^ p[i]) * S_FNV_PRIME;
     }
-    hashes[nf] = h;
-    kinds[nf] = CLS_LANGID_KWORD;
-    return nf + 1;
+    return h;
 }
 
 uint64_t

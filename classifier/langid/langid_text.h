@@ -36,6 +36,7 @@ struct cls_langid_tok {
 /* Tokeniser state with fixed-size buffers: tokenising never allocates. One per thread. */
 struct cls_langid_text {
     int32_t cp[CLS_LANGID_MAX_CP];                         /* decoded input */
+    uint8_t cl[CLS_LANGID_MAX_CP];                         /* class of each code point */
     char buf[CLS_LANGID_MAX_CP * 4 + 8];                   /* lower-cased tokens, back to back */
     struct cls_langid_tok toks[CLS_LANGID_MAX_TOKS];       /* tokens of the last call */
     size_t n_toks;                                         /* how many */
@@ -52,6 +53,9 @@ size_t cls_langid_tokenize(struct cls_langid_text *t, const char *s, size_t len)
 /* Hashes the features of one lower-cased token w[0..len) (as produced by
  * cls_langid_tokenize) into hashes/kinds, at most CLS_LANGID_TOK_FEATS. Returns the count. */
 size_t cls_langid_features(const char *w, size_t len, uint64_t *hashes, uint8_t *kinds);
+
+/* Hash of the whole-word feature of token w[0..len): the last one cls_langid_features gives. */
+uint64_t cls_langid_word_hash(const char *w, size_t len);
 
 /* Hash of a character n-gram given as bytes, ' ' standing for a word boundary: the same value
  * cls_langid_features gives that n-gram. */

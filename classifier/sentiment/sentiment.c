@@ -14,7 +14,9 @@
 #include "sentiment.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -29,8 +31,11 @@
 #include "escucha/esc_rc.h"
 #include "escucha/esc_util.h"
 
+#include "datafile.h"
+
 #ifndef CLS_SENTIMENT_LEXICON
-#error "CLS_SENTIMENT_LEXICON is set by classifier/sentiment/CMakeLists.txt"
+#error "CLS_SENTIMENT_LEXICON (the lexicon built in the build tree) is set by \
+classifier/sentiment/CMakeLists.txt"
 #endif
 
 #define S_TOK_MAX 64       /* longest folded token that is looked up, bytes */
@@ -127,10 +132,33 @@ static const struct {
     { "param", S_K_PARAM },
 };
 
+#define S_FILTER_BITS 17 /* log2 of the bits of the lexicon's presence filter */
+#define S_FOLD_END 0x250 /* code points 0x80.. below this are folded through a table */
+#define S_FOLD_SLOW 0xFF /* s_fold.n: not in the table, fold with utf8proc */
+
+/* How a code point is folded into a token (s_fold_cp), kept for the Latin letters so that
+ * accented words do not go through utf8proc letter by letter. */
+struct s_fold {
+    uint8_t n;     /* folded bytes in b, 0 when it folds to nothing, or S_FOLD_SLOW */
+    uint8_t ccase; /* S_CASE_* */
+    uint8_t b[6];
+};
+
+enum { S_CASE_NONE = 0, S_CASE_UPPER, S_CASE_LOWER, S_CASE_OTHER };
+
+/* Endings of a language as a trie walked from the last byte of a word backwards, so that the
+ * endings a word has are found in one walk (s_stem_valence). Node 0 means "none". */
+struct s_end_node {
+    uint32_t end;   /* entry index + 1 of the ending that ends here, 0 = none */
+    uint16_t child; /* first child */
+    uint16_t next;  /* next sibling */
+    uint8_t byte;   /* the byte that leads here from the parent */
+};
+
 struct cls_sentiment {
     struct s_entry *entries;
     size_t n_entries, cap_entries;
-    uint32_t *slots;            /* entry index + 1; 0 = empty */
+    uint64_t *slots;            /* entry hash << 32 | (entry index + 1); 0 = empty */
     size_t slot_mask;
     char *keys;                 /* all keys, back to back */
     size_t keys_len, keys_cap;
@@ -140,6 +168,12 @@ struct cls_sentiment {
     size_t n_valence[S_NLANG];  /* words + stems of each language */
     size_t emoticon_max;        /* longest emoticon, bytes */
     struct s_params p;
+    struct s_end_node *ends;    /* ending tries; ends[1 + lang] is the root of lang */
+    size_t n_ends, cap_ends;
+    struct s_fold fold[S_FOLD_END - 0x80];
+    /* One bit per hash value (its top S_FILTER_BITS bits) of the keys in the table: most
+     * words of a post are in no lexicon, and this answers for them from 16 KB. */
+    uint64_t filter[((size_t)1 << S_FILTER_BITS) / 64];
 };
 
 /* A word being read: its folded bytes in two forms, for elongated words ("buenooo"). */
@@ -211,8 +245,12 @@ static int32_t
 s_decode(const uint8_t *s, size_t len, size_t *i)
 {
     utf8proc_int32_t cp;
-    utf8proc_ssize_t n = utf8proc_iterate(s + *i, (utf8proc_ssize_t)(len - *i), &cp);
+    utf8proc_ssize_t n;
 
+    if (*i < len && s[*i] < 0x80) {
+        return s[(*i)++];
+    }
+    n = utf8proc_iterate(s + *i, (utf8proc_ssize_t)(len - *i), &cp);
     if (n <= 0) {
         *i += 1;
         return -1;
@@ -322,14 +360,79 @@ s_tok_byte(struct s_tok *t, uint8_t c)
     }
 }
 
-/* Adds one code point of a word: folded (compatibility decomposition, case folding, marks
- * removed; ñ becomes n as in the @nlpjs lexicons) and its case counted. */
-static void
-s_tok_add(struct s_tok *t, int32_t cp)
+/* Folds the code point cp (>= 0x80, not an apostrophe) the way words are folded:
+ * compatibility decomposition, case folding, marks removed (ñ becomes n as in the @nlpjs
+ * lexicons). Writes its UTF-8 bytes to out (32 bytes) and returns their count, or -1 when it
+ * folds to nothing usable; *ccase gets its S_CASE_*. */
+static int
+s_fold_cp(int32_t cp, uint8_t *out, int *ccase)
 {
     utf8proc_int32_t dec[8];
     utf8proc_ssize_t n, k;
-    uint8_t enc[4];
+    int o = 0;
+
+    switch (utf8proc_category(cp)) {
+    case UTF8PROC_CATEGORY_LU:
+    case UTF8PROC_CATEGORY_LT:
+        *ccase = S_CASE_UPPER;
+        break;
+    case UTF8PROC_CATEGORY_LL:
+        *ccase = S_CASE_LOWER;
+        break;
+    case UTF8PROC_CATEGORY_LM:
+    case UTF8PROC_CATEGORY_LO:
+        *ccase = S_CASE_OTHER;
+        break;
+    default:
+        *ccase = S_CASE_NONE;
+        break;
+    }
+    n = utf8proc_decompose_char(cp, dec, 8,
+                                UTF8PROC_COMPAT | UTF8PROC_DECOMPOSE | UTF8PROC_CASEFOLD |
+                                    UTF8PROC_STRIPMARK,
+                                NULL);
+    if (n < 0 || n > 8) {
+        return -1;
+    }
+    for (k = 0; k < n; k++) {
+        o += (int)utf8proc_encode_char(dec[k], out + o);
+    }
+    return o;
+}
+
+/* Fills the table of s_fold_cp for the code points 0x80..S_FOLD_END. */
+static void
+s_fold_init(struct s_fold *fold)
+{
+    uint8_t b[32];
+    int32_t cp;
+
+    for (cp = 0x80; cp < S_FOLD_END; cp++) {
+        struct s_fold *f = &fold[cp - 0x80];
+        int ccase;
+        int n = s_fold_cp(cp, b, &ccase);
+
+        f->ccase = (uint8_t)ccase;
+        if (n < 0 || s_is_apostrophe(cp) || n > (int)sizeof(f->b)) {
+            f->n = S_FOLD_SLOW;
+            continue;
+        }
+        f->n = (uint8_t)n;
+        memcpy(f->b, b, (size_t)n);
+    }
+}
+
+/* Adds one code point of a word: folded (s_fold_cp; through the table fold when it has the
+ * code point, fold may be NULL) and its case counted. */
+static void
+s_tok_add(const struct s_fold *fold, struct s_tok *t, int32_t cp)
+{
+    const struct s_fold *f = NULL;
+    uint8_t buf[32];
+    const uint8_t *b = buf;
+    int ccase;
+    int n;
+    int k;
 
     if (cp < 0x80) {
         uint8_t c = (uint8_t)cp;
@@ -346,65 +449,91 @@ s_tok_add(struct s_tok *t, int32_t cp)
         s_tok_byte(t, c);
         return;
     }
-    if (s_is_apostrophe(cp)) {
+    if (fold != NULL && cp < S_FOLD_END && fold[cp - 0x80].n != S_FOLD_SLOW) {
+        f = &fold[cp - 0x80];
+    }
+    if (f == NULL && s_is_apostrophe(cp)) {
         s_tok_byte(t, '\'');
         return;
     }
-    switch (utf8proc_category(cp)) {
-    case UTF8PROC_CATEGORY_LU:
-    case UTF8PROC_CATEGORY_LT:
-        t->upper++;
-        t->alpha++;
-        break;
-    case UTF8PROC_CATEGORY_LL:
-        t->lower++;
-        t->alpha++;
-        break;
-    case UTF8PROC_CATEGORY_LM:
-    case UTF8PROC_CATEGORY_LO:
-        t->alpha++;
-        break;
-    default:
-        break;
+    if (f != NULL) {
+        ccase = f->ccase;
+        n = f->n;
+        b = f->b;
     }
-    n = utf8proc_decompose_char(cp, dec, 8,
-                                UTF8PROC_COMPAT | UTF8PROC_DECOMPOSE | UTF8PROC_CASEFOLD |
-                                    UTF8PROC_STRIPMARK,
-                                NULL);
-    if (n < 0 || n > 8) {
-        return;
+    else {
+        n = s_fold_cp(cp, buf, &ccase);
+    }
+    if (ccase == S_CASE_UPPER) {
+        t->upper++;
+    }
+    else if (ccase == S_CASE_LOWER) {
+        t->lower++;
+    }
+    if (ccase != S_CASE_NONE) {
+        t->alpha++;
     }
     for (k = 0; k < n; k++) {
-        utf8proc_ssize_t m = utf8proc_encode_char(dec[k], enc);
-        utf8proc_ssize_t j;
-
-        for (j = 0; j < m; j++) {
-            s_tok_byte(t, enc[j]);
-        }
+        s_tok_byte(t, b[k]);
     }
 }
 
 /* ---- lexicon table ---- */
 
-static const struct s_entry *
-s_find(const cls_sentiment_t *self, int lang, const uint8_t *key, size_t len)
+static inline size_t
+s_filter_bit(uint32_t h)
 {
-    uint32_t h = s_hash(lang, key, len);
-    size_t i = h & self->slot_mask;
+    return (size_t)(h >> (32 - S_FILTER_BITS));
+}
 
+/* The entry (lang, key[0..len)) whose s_hash is h, or NULL. */
+static const struct s_entry *
+s_find_h(const cls_sentiment_t *self, int lang, const uint8_t *key, size_t len, uint32_t h)
+{
+    size_t i = h & self->slot_mask;
+    size_t bit = s_filter_bit(h);
+
+    if (!(self->filter[bit / 64] >> (bit % 64) & 1)) {
+        return NULL;
+    }
     for (;;) {
-        uint32_t s = self->slots[i];
+        uint64_t s = self->slots[i];
         const struct s_entry *e;
 
         if (s == 0) {
             return NULL;
         }
-        e = &self->entries[s - 1];
-        if (e->hash == h && e->lang == lang && e->len == len &&
-            memcmp(self->keys + e->off, key, len) == 0) {
-            return e;
+        /* The slot holds the hash: most mismatches are seen without reading the entry. */
+        if ((uint32_t)(s >> 32) == h) {
+            e = &self->entries[(uint32_t)s - 1];
+            if (e->lang == lang && e->len == len &&
+                memcmp(self->keys + e->off, key, len) == 0) {
+                return e;
+            }
         }
         i = (i + 1) & self->slot_mask;
+    }
+}
+
+static const struct s_entry *
+s_find(const cls_sentiment_t *self, int lang, const uint8_t *key, size_t len)
+{
+    return s_find_h(self, lang, key, len, s_hash(lang, key, len));
+}
+
+/* s_hash(lang, w, i) for i = 0..n into hp[0..n]: FNV-1a is a running state, so every prefix
+ * of a word (the stems s_stem_valence tries) gets its hash from one pass. */
+static void
+s_prefix_hashes(int lang, const uint8_t *w, size_t n, uint32_t *hp)
+{
+    uint32_t h = 2166136261u ^ ((uint32_t)lang * 0x9e3779b1u);
+    size_t i;
+
+    hp[0] = h;
+    for (i = 0; i < n; i++) {
+        h ^= w[i];
+        h *= 16777619u;
+        hp[i + 1] = h;
     }
 }
 
@@ -422,7 +551,7 @@ s_rehash(cls_sentiment_t *self, size_t nslots)
         while (self->slots[j] != 0) {
             j = (j + 1) & self->slot_mask;
         }
-        self->slots[j] = (uint32_t)(i + 1);
+        self->slots[j] = (uint64_t)self->entries[i].hash << 32 | (uint32_t)(i + 1);
     }
 }
 
@@ -455,6 +584,7 @@ s_insert(cls_sentiment_t *self, int lang, const uint8_t *key, size_t len)
     e = &self->entries[self->n_entries];
     memset(e, 0, sizeof(*e));
     e->hash = s_hash(lang, key, len);
+    self->filter[s_filter_bit(e->hash) / 64] |= (uint64_t)1 << (s_filter_bit(e->hash) % 64);
     e->off = (uint32_t)self->keys_len;
     e->len = (uint16_t)len;
     e->lang = (uint8_t)lang;
@@ -463,7 +593,7 @@ s_insert(cls_sentiment_t *self, int lang, const uint8_t *key, size_t len)
     while (self->slots[j] != 0) {
         j = (j + 1) & self->slot_mask;
     }
-    self->slots[j] = (uint32_t)(self->n_entries + 1);
+    self->slots[j] = (uint64_t)e->hash << 32 | (uint32_t)(self->n_entries + 1);
     self->n_entries++;
     return e;
 }
@@ -618,7 +748,7 @@ s_load_entry(cls_sentiment_t *self, int lang, enum s_kind kind, const char *key,
             esc_error_set(err, lineno, "key is not valid UTF-8");
             return ESC_ERR;
         }
-        s_tok_add(&t, cp);
+        s_tok_add(self->fold, &t, cp);
     }
     if (t.too_long || t.nb == 0) {
         esc_error_set(err, lineno, "key is empty or longer than %d bytes", S_TOK_MAX);
@@ -712,6 +842,68 @@ s_load_line(cls_sentiment_t *self, char *line, struct esc_error *err, int lineno
     return ESC_ERR;
 }
 
+/* A new node of the ending tries; returns its index, or 0 when there are too many. */
+static uint16_t
+s_end_node(cls_sentiment_t *self, uint8_t byte)
+{
+    struct s_end_node *e;
+
+    if (self->n_ends >= UINT16_MAX) {
+        return 0;
+    }
+    if (self->n_ends == self->cap_ends) {
+        self->cap_ends = self->cap_ends ? self->cap_ends * 2 : 256;
+        self->ends = esc_realloc(self->ends, self->cap_ends * sizeof(*self->ends));
+    }
+    e = &self->ends[self->n_ends];
+    memset(e, 0, sizeof(*e));
+    e->byte = byte;
+    return (uint16_t)self->n_ends++;
+}
+
+/* Builds the ending tries from the loaded entries: node 0 (none), then one root per language,
+ * and every ending's bytes from its last one. */
+static int
+s_ends_build(cls_sentiment_t *self)
+{
+    size_t i;
+    int l;
+
+    for (l = 0; l <= S_NLANG; l++) {
+        s_end_node(self, 0); /* node 0, then the roots 1..S_NLANG */
+    }
+    for (i = 0; i < self->n_entries; i++) {
+        const struct s_entry *e = &self->entries[i];
+        const uint8_t *key = (const uint8_t *)self->keys + e->off;
+        uint16_t node;
+        size_t k;
+
+        if (!(e->flags & S_F_END) || e->lang >= S_NLANG) {
+            continue;
+        }
+        node = (uint16_t)(1 + e->lang);
+        for (k = 1; k <= e->len; k++) {
+            uint8_t b = key[e->len - k];
+            uint16_t c = self->ends[node].child;
+
+            while (c != 0 && self->ends[c].byte != b) {
+                c = self->ends[c].next;
+            }
+            if (c == 0) {
+                c = s_end_node(self, b);
+                if (c == 0) {
+                    return ESC_ERR;
+                }
+                self->ends[c].next = self->ends[node].child;
+                self->ends[node].child = c;
+            }
+            node = c;
+        }
+        self->ends[node].end = (uint32_t)(i + 1);
+    }
+    return ESC_OK;
+}
+
 static void
 s_defaults(struct s_params *p)
 {
@@ -731,16 +923,27 @@ s_defaults(struct s_params *p)
     }
 }
 
+static char s_default_path[PATH_MAX + 64];
+static pthread_once_t s_default_once = PTHREAD_ONCE_INIT;
+
+static void
+s_default_find(void)
+{
+    cls_datafile_find("sentiment.lex", CLS_SENTIMENT_LEXICON, s_default_path,
+                      sizeof(s_default_path));
+}
+
 const char *
 cls_sentiment_default_path(void)
 {
-    return CLS_SENTIMENT_LEXICON;
+    pthread_once(&s_default_once, s_default_find);
+    return s_default_path;
 }
 
 cls_sentiment_t *
 cls_sentiment_new(const char *lexicon_path, struct esc_error *err)
 {
-    const char *path = lexicon_path != NULL ? lexicon_path : CLS_SENTIMENT_LEXICON;
+    const char *path = lexicon_path != NULL ? lexicon_path : cls_sentiment_default_path();
     cls_sentiment_t *self = NULL;
     char line[S_LINE_MAX];
     int lineno = 0;
@@ -758,6 +961,7 @@ cls_sentiment_new(const char *lexicon_path, struct esc_error *err)
     }
     self = esc_calloc(1, sizeof(*self));
     s_defaults(&self->p);
+    s_fold_init(self->fold);
     self->slots = esc_calloc(S_SLOTS_MIN, sizeof(*self->slots));
     self->slot_mask = S_SLOTS_MIN - 1;
     self->emoji = esc_calloc(256, sizeof(*self->emoji));
@@ -790,6 +994,10 @@ cls_sentiment_new(const char *lexicon_path, struct esc_error *err)
             goto fail;
         }
     }
+    if (s_ends_build(self) != ESC_OK) {
+        esc_error_set(err, 0, "too many endings");
+        goto fail;
+    }
     fclose(f);
     esc_log_debug("lexicon loaded path=%s entries=%zu emoji=%zu", path, self->n_entries,
                   self->n_emoji);
@@ -816,6 +1024,7 @@ cls_sentiment_destroy(cls_sentiment_t **self_p)
     esc_free(self->slots);
     esc_free(self->keys);
     esc_free(self->emoji);
+    esc_free(self->ends);
     esc_free(self);
     *self_p = NULL;
 }
@@ -916,21 +1125,33 @@ s_add_valence(struct s_state *st, double val, bool caps, bool elongated)
 }
 
 /* Valence of w as a stem (or a whole word) followed by one of the language's endings; the
- * longest stem wins. */
+ * longest stem wins. The endings w has are found by walking the language's ending trie from
+ * the last byte of w. */
 static bool
-s_stem_valence(const cls_sentiment_t *self, int lang, const uint8_t *w, size_t n, double *val)
+s_stem_valence(const cls_sentiment_t *self, int lang, const uint8_t *w, size_t n,
+               const uint32_t *hp, double *val)
 {
     size_t min_stem = (size_t)self->p.min_stem;
+    uint16_t node = (uint16_t)(1 + lang);
     size_t k;
 
     for (k = 1; k <= self->end_max[lang] && k + min_stem <= n; k++) {
-        const struct s_entry *end = s_find(self, lang, w + n - k, k);
+        uint16_t c = self->ends[node].child;
+        const struct s_entry *end;
         const struct s_entry *stem;
 
-        if (end == NULL || !(end->flags & S_F_END)) {
+        while (c != 0 && self->ends[c].byte != w[n - k]) {
+            c = self->ends[c].next;
+        }
+        if (c == 0) {
+            return false; /* no ending is this long a suffix of w */
+        }
+        node = c;
+        if (self->ends[node].end == 0) {
             continue;
         }
-        stem = s_find(self, lang, w, n - k);
+        end = &self->entries[self->ends[node].end - 1];
+        stem = s_find_h(self, lang, w, n - k, hp[n - k]);
         if (stem == NULL) {
             continue;
         }
@@ -954,15 +1175,21 @@ s_on_word(struct s_state *st, const struct s_tok *t)
     bool caps = t->upper >= 2 && t->lower == 0;
     double val = 0.0;
     bool have = false;
+    uint32_t hb[S_TOK_MAX + 1];
+    uint32_t ha[S_TOK_MAX + 1];
 
     if (t->too_long || t->alpha == 0) {
         st->last = 0.0;
         s_push(st, 0.0f, 0.0f, false);
         return;
     }
-    e = s_find(self, st->lang, t->b, t->nb);
+    s_prefix_hashes(st->lang, t->b, t->nb, hb);
+    if (t->elongated) {
+        s_prefix_hashes(st->lang, t->a, t->na, ha);
+    }
+    e = s_find_h(self, st->lang, t->b, t->nb, hb[t->nb]);
     if (e == NULL && t->elongated) {
-        e = s_find(self, st->lang, t->a, t->na);
+        e = s_find_h(self, st->lang, t->a, t->na, ha[t->na]);
     }
     if (e != NULL) {
         if ((e->flags & S_F_NEGSTOP) && st->nprev > 0 && st->prev[0].neg != 0.0f) {
@@ -1002,9 +1229,9 @@ s_on_word(struct s_state *st, const struct s_tok *t)
         }
     }
     if (!have && self->end_max[st->lang] > 0) {
-        have = s_stem_valence(self, st->lang, t->b, t->nb, &val);
+        have = s_stem_valence(self, st->lang, t->b, t->nb, hb, &val);
         if (!have && t->elongated) {
-            have = s_stem_valence(self, st->lang, t->a, t->na, &val);
+            have = s_stem_valence(self, st->lang, t->a, t->na, ha, &val);
         }
     }
     st->last = 0.0;
@@ -1080,11 +1307,11 @@ s_word(struct s_state *st, size_t i)
         int32_t cp = s_decode(s, len, &j);
 
         if (cp >= 0 && s_is_word_cp(cp)) {
-            s_tok_add(&t, cp);
+            s_tok_add(st->self->fold, &t, cp);
             i = j;
         }
         else if (cp >= 0 && s_is_apostrophe(cp) && t.nb > 0 && s_is_word_cp(s_peek(s, len, j))) {
-            s_tok_add(&t, cp);
+            s_tok_add(st->self->fold, &t, cp);
             i = j;
         }
         else {
@@ -1176,7 +1403,7 @@ s_hashtag(struct s_state *st, size_t i)
             s_on_word(st, &t);
             s_tok_reset(&t);
         }
-        s_tok_add(&t, cps[k]);
+        s_tok_add(st->self->fold, &t, cps[k]);
     }
     if (t.nb > 0) {
         s_on_word(st, &t);

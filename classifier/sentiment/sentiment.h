@@ -25,7 +25,10 @@ struct cls_sentiment_result {
 
 typedef struct cls_sentiment cls_sentiment_t;
 
-/* The lexicon path compiled in at build time (CMake cache variable CLS_SENTIMENT_LEXICON). */
+/* The lexicon used when none is configured: cls_datafile_find("sentiment.lex", <the lexicon
+ * made in the build tree>), i.e. the build tree's for a binary run from the build tree, else
+ * the installed <prefix>/share/escucha/sentiment.lex. Never NULL; borrowed (static, computed
+ * once, thread-safe). */
 const char *cls_sentiment_default_path(void);
 
 /* Loads the lexicon file at lexicon_path, or cls_sentiment_default_path() when it is NULL.

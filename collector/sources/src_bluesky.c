@@ -287,7 +287,10 @@ s_post(const json_t *pv, struct esc_post *post, const char **key, const char **w
         post->url = esc_strdup(url);
     }
     post->likes = col_json_int(pv, "likeCount", 0);
-    post->reposts = col_json_int(pv, "repostCount", 0) + col_json_int(pv, "quoteCount", 0);
+    if (__builtin_add_overflow(col_json_int(pv, "repostCount", 0),
+                               col_json_int(pv, "quoteCount", 0), &post->reposts)) {
+        post->reposts = INT64_MAX; /* absurd counts: saturate rather than overflow */
+    }
     post->replies = col_json_int(pv, "replyCount", 0);
     s_facets(record, post);
     return 0;

@@ -254,7 +254,7 @@ s_skip(struct s_csv *c, int64_t line, const char *reason)
 {
     char q[300];
 
-    c->ins->stats.skipped++;
+    col_source_reject(c->ins, col_reject_class(reason), 1);
     esc_log_warn("skipped bad row source=%s line=%lld reason=%s", c->ins->name, (long long)line,
                  esc_log_quote(q, sizeof(q), reason, 256));
 }
@@ -626,7 +626,7 @@ s_poll(struct col_source *ins, const struct col_emit *em, size_t budget)
                 return ESC_CLOSED;
             }
             if (rc == ESC_INVALID) {
-                ins->stats.skipped++;
+                col_source_reject(ins, COL_REJECT_TOO_LARGE, 1);
                 esc_log_warn("skipped post too large for the bus source=%s", ins->name);
             }
             esc_post_fini(&c->ready[c->rhead]);

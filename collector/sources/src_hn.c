@@ -22,6 +22,8 @@
 #include "escucha/esc_util.h"
 
 #define S_URL_MAX 2048
+#define S_TS_MAX INT64_C(253402300799) /* 9999-12-31T23:59:59Z: later created_at_i is bad */
+#define S_PER_PAGE_MAX 1000            /* Algolia's largest hitsPerPage */
 
 struct src_hn_cfg {
     char base_url[256];    /* https://hn.algolia.com */
@@ -173,6 +175,10 @@ s_hit(const json_t *hit, struct esc_post *post, int64_t *ts, const char **why)
         }
         *ts = post->created_at / 1000;
     }
+    if (*ts > S_TS_MAX) {
+        *why = "hit with created_at_i out of range";
+        return -1;
+    }
     post->created_at = *ts * 1000;
     post->id = esc_strdup(id);
     if (html == NULL) {
@@ -230,6 +236,9 @@ s_page(void *ctx, struct col_api *api, col_req_t *req, struct esc_error *err)
     nb_pages = col_json_int(root, "nbPages", 1);
     nb_hits = col_json_int(root, "nbHits", (int64_t)n);
     per_page = col_json_int(root, "hitsPerPage", h->cfg->hits_per_page);
+    if (per_page < 1 || per_page > S_PER_PAGE_MAX) {
+        per_page = h->cfg->hits_per_page; /* nonsense: what was asked for */
+    }
     for (i = n; i > 0 && rc == ESC_OK; i--) {
         esc_post_init(&post);
         if (s_hit(json_array_get(hits, i - 1), &post, &ts, &why) != 0) {

@@ -28,9 +28,14 @@
 
 #define S_IDLE_MS 50      /* how often poll looks at an empty queue */
 #define S_RETRY_AFTER "1" /* seconds a client waits after 503 */
+#define S_REJECT_LOG_MAX 20 /* rejected posts of one request logged one by one */
 
 /* The TCP port the instance's server is bound to (for tests; 0 when not running). */
 int src_ingest_port(const struct col_source *ins);
+/* What POST /ingest does with a request body, without HTTP and the queue (for the fuzz target
+ * tests/fuzz/fuzz_ingest.c): splits and checks the posts and encodes the 202 answer. Returns the
+ * number of posts accepted, or -1 when the whole body is refused (400). */
+int src_ingest_parse(const char *body, size_t len);
 
 struct src_ingest_cfg {
     char listen[64];      /* "127.0.0.1:8090"; port 0 = any free port */
@@ -51,7 +56,10 @@ struct s_ingest {
     struct esc_post *q;   /* ring of queue_max posts, q[head .. head+n) */
     size_t head;
     size_t n;
-    uint64_t rejected; /* posts refused since the last poll (moved into ins->stats) */
+    uint64_t rejected[COL_REJECT_N]; /* items refused since the last poll, per reason (moved
+                                      * into ins->stats and the metric by poll) */
+    /* Below: only the HTTP thread. */
+    uint64_t requests; /* requests numbered for the log: request=N */
 };
 
 /* Per-request state, kept in MHD's con_cls. */
@@ -59,11 +67,14 @@ struct s_req {
     char *body;
     size_t len;
     int too_big;
+    uint64_t seq;       /* request number, for the log */
+    char client[64];    /* "address:port" of the client, for the log */
 };
 
 static const struct esc_cfg_entry s_cfg_map[] = {
     ESC_CFG_STR("listen", "127.0.0.1:8090", struct src_ingest_cfg, listen,
-                "address of the HTTP endpoint, host:port (IPv4; port 0 = any free port)"),
+                "address of the HTTP endpoint, host:port or [ipv6]:port (port 0 = any free "
+                "port)"),
     ESC_CFG_STR("token_env", "", struct src_ingest_cfg, token_env,
                 "environment variable holding the bearer token clients must send"),
     ESC_CFG_STR("token_file", "", struct src_ingest_cfg, token_file,
@@ -78,42 +89,15 @@ static const struct esc_cfg_entry s_cfg_map[] = {
     ESC_CFG_END,
 };
 
-/* Splits "host:port" into an IPv4 socket address. Returns 0 or -1. */
-static int
-s_parse_listen(const char *listen, struct sockaddr_in *sa)
-{
-    const char *colon = strrchr(listen, ':');
-    char host[64];
-    int64_t port;
-
-    if (colon == NULL || esc_parse_i64(colon + 1, 0, 65535, &port) < 0
-        || (size_t)(colon - listen) >= sizeof(host)) {
-        return -1;
-    }
-    memcpy(host, listen, (size_t)(colon - listen));
-    host[colon - listen] = '\0';
-    memset(sa, 0, sizeof(*sa));
-    sa->sin_family = AF_INET;
-    sa->sin_port = htons((uint16_t)port);
-    if (host[0] == '\0' || strcmp(host, "*") == 0 || strcmp(host, "0.0.0.0") == 0) {
-        sa->sin_addr.s_addr = htonl(INADDR_ANY);
-        return 0;
-    }
-    if (strcmp(host, "localhost") == 0) {
-        sa->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        return 0;
-    }
-    return inet_pton(AF_INET, host, &sa->sin_addr) == 1 ? 0 : -1;
-}
-
 static esc_rc
 s_validate(const void *cfg, const char *path, struct esc_error *err)
 {
     const struct src_ingest_cfg *c = cfg;
-    struct sockaddr_in sa;
+    struct sockaddr_storage sa;
+    socklen_t sa_len;
 
-    if (s_parse_listen(c->listen, &sa) != 0) {
-        esc_error_set(err, 0, "%s.listen: want host:port with an IPv4 host, e.g. "
+    if (esc_parse_listen(c->listen, &sa, &sa_len) != 0) {
+        esc_error_set(err, 0, "%s.listen: want host:port, [ipv6]:port or :port, e.g. "
                       "\"127.0.0.1:8090\"", path);
         return ESC_INVALID;
     }
@@ -189,10 +173,12 @@ s_reply_json(struct MHD_Connection *c, unsigned int status, json_t *obj)
     return rc;
 }
 
+static json_t *s_jtext(const char *text);
+
 static enum MHD_Result
 s_reply_error(struct MHD_Connection *c, unsigned int status, const char *msg)
 {
-    return s_reply_json(c, status, json_pack("{s:s}", "error", msg));
+    return s_reply_json(c, status, json_pack("{s:o}", "error", s_jtext(msg)));
 }
 
 /* Posts parsed from one body, and what was wrong with the others. */
@@ -201,7 +187,37 @@ struct s_batch {
     size_t n;
     size_t cap;
     json_t *rejected; /* array of {"index", "error"} */
+    uint64_t cls[COL_REJECT_N]; /* the rejected ones per reason */
 };
+
+/* A JSON string of text; a parser message cut inside a UTF-8 sequence (or quoting invalid
+ * input) has its non-ASCII bytes replaced by '?' so the answer can always be encoded. */
+static json_t *
+s_jtext(const char *text)
+{
+    char safe[300];
+    json_t *j = json_string(text);
+    size_t i;
+
+    if (j != NULL) {
+        return j;
+    }
+    esc_strlcpy(safe, text, sizeof(safe));
+    for (i = 0; safe[i] != '\0'; i++) {
+        if ((unsigned char)safe[i] >= 0x80) {
+            safe[i] = '?';
+        }
+    }
+    return json_string(safe);
+}
+
+static void
+s_batch_reject(struct s_batch *b, size_t index, const char *text)
+{
+    json_array_append_new(b->rejected, json_pack("{s:I,s:o}", "index", (json_int_t)index,
+                                                 "error", s_jtext(text)));
+    b->cls[col_reject_class(text)]++;
+}
 
 static void
 s_batch_add(struct s_batch *b, size_t index, const char *json, size_t len)
@@ -212,11 +228,10 @@ s_batch_add(struct s_batch *b, size_t index, const char *json, size_t len)
         b->cap = b->cap == 0 ? 8 : b->cap * 2;
         b->posts = esc_realloc(b->posts, b->cap * sizeof(*b->posts));
     }
-    if (esc_post_from_json(json, len, &b->posts[b->n], &err) != ESC_OK) {
+    if (esc_post_from_json(json, len, &b->posts[b->n], &err) != ESC_OK
+        || col_post_check(&b->posts[b->n], &err) != ESC_OK) {
         esc_post_fini(&b->posts[b->n]);
-        json_array_append_new(b->rejected,
-                              json_pack("{s:I,s:s}", "index", (json_int_t)index, "error",
-                                        err.text));
+        s_batch_reject(b, index, err.text);
         return;
     }
     b->n++;
@@ -265,14 +280,14 @@ s_parse_body(const char *body, size_t len, struct s_batch *b, char *msg, size_t 
         snprintf(msg, msgsz, "empty body: send a post, an array of posts or JSON Lines");
         return -1;
     }
-    root = json_loadb(body, len, 0, &jerr);
+    /* NUL allowed here so that one element holding one is refused alone (by
+     * esc_post_from_json, naming the field), not the whole body. */
+    root = json_loadb(body, len, JSON_ALLOW_NUL, &jerr);
     if (root != NULL && json_is_array(root)) {
         json_array_foreach(root, i, el) {
             one = s_dumps(el, JSON_COMPACT | JSON_ENCODE_ANY);
             if (one == NULL) {
-                json_array_append_new(b->rejected, json_pack("{s:I,s:s}", "index",
-                                                             (json_int_t)i, "error",
-                                                             "cannot re-encode element"));
+                s_batch_reject(b, i, "cannot re-encode element");
                 continue;
             }
             s_batch_add(b, i, one, strlen(one));
@@ -339,10 +354,91 @@ s_enqueue(struct s_ingest *g, struct s_batch *b)
             g->n++;
         }
         b->n = 0; /* moved */
-        g->rejected += json_array_size(b->rejected);
+        for (i = 0; i < COL_REJECT_N; i++) {
+            g->rejected[i] += b->cls[i];
+        }
     }
     pthread_mutex_unlock(&g->lock);
     return rc;
+}
+
+/* "address:port" of the client of c into out ("?" when unknown). */
+static void
+s_client(struct MHD_Connection *c, char *out, size_t outsz)
+{
+    const union MHD_ConnectionInfo *info
+        = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    char addr[INET6_ADDRSTRLEN];
+
+    esc_strlcpy(out, "?", outsz);
+    if (info == NULL || info->client_addr == NULL) {
+        return;
+    }
+    if (info->client_addr->sa_family == AF_INET) {
+        const struct sockaddr_in *sa = (const struct sockaddr_in *)(const void *)info->client_addr;
+
+        if (inet_ntop(AF_INET, &sa->sin_addr, addr, sizeof(addr)) != NULL) {
+            snprintf(out, outsz, "%s:%u", addr, (unsigned)ntohs(sa->sin_port));
+        }
+    }
+    else if (info->client_addr->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *sa
+            = (const struct sockaddr_in6 *)(const void *)info->client_addr;
+
+        if (inet_ntop(AF_INET6, &sa->sin6_addr, addr, sizeof(addr)) != NULL) {
+            snprintf(out, outsz, "[%s]:%u", addr, (unsigned)ntohs(sa->sin6_port));
+        }
+    }
+}
+
+/* Counts one refused request (its items as one) under the lock, for poll to move. */
+static void
+s_count_refused(struct s_ingest *g, enum col_reject cls)
+{
+    pthread_mutex_lock(&g->lock);
+    g->rejected[cls]++;
+    pthread_mutex_unlock(&g->lock);
+}
+
+/* msg without the parser's quote of the input (" near '...'"), for the log. */
+static const char *
+s_brief(const char *msg, char *out, size_t outsz)
+{
+    const char *near = strstr(msg, " near '");
+
+    esc_strlcpy(out, msg, outsz);
+    if (near != NULL && (size_t)(near - msg) < outsz) {
+        out[near - msg] = '\0';
+    }
+    return out;
+}
+
+/* One warning per rejected post of an accepted request, at most S_REJECT_LOG_MAX, then one
+ * line with the number left out: where (request number, client, index) and why. The answer
+ * carries the whole list for the client. */
+static void
+s_log_rejected(const struct s_req *req, const struct s_batch *b)
+{
+    char brief[300];
+    char q[320];
+    json_t *el;
+    size_t i;
+
+    json_array_foreach(b->rejected, i, el) {
+        if (i == S_REJECT_LOG_MAX) {
+            esc_log_warn("ingest posts rejected request=%llu client=%s not_listed=%zu (the "
+                         "answer lists every one)", (unsigned long long)req->seq, req->client,
+                         json_array_size(b->rejected) - i);
+            break;
+        }
+        esc_log_warn("ingest post rejected request=%llu client=%s index=%lld reason=%s",
+                     (unsigned long long)req->seq, req->client,
+                     (long long)json_integer_value(json_object_get(el, "index")),
+                     esc_log_quote(q, sizeof(q),
+                                   s_brief(json_string_value(json_object_get(el, "error")),
+                                           brief, sizeof(brief)),
+                                   256));
+    }
 }
 
 static enum MHD_Result
@@ -350,21 +446,35 @@ s_finish(struct s_ingest *g, struct MHD_Connection *c, struct s_req *req)
 {
     struct s_batch b;
     char msg[300];
+    char brief[300];
+    char q[320];
     size_t accepted;
+    size_t i;
+    int counted = 0;
     enum MHD_Result rc;
 
     if (req->too_big) {
-        esc_log_warn("ingest body too large max_body=%lld", (long long)g->cfg->max_body);
+        esc_log_warn("ingest request refused status=413 request=%llu client=%s max_body=%lld",
+                     (unsigned long long)req->seq, req->client, (long long)g->cfg->max_body);
+        s_count_refused(g, COL_REJECT_TOO_LARGE);
         return s_reply_error(c, MHD_HTTP_CONTENT_TOO_LARGE, "request body too large");
     }
     memset(&b, 0, sizeof(b));
     b.rejected = json_array();
     if (s_parse_body(req->body != NULL ? req->body : "", req->len, &b, msg, sizeof(msg)) != 0) {
-        s_batch_fini(&b);
-        esc_log_info("ingest request refused status=400 bytes=%zu", req->len);
+        esc_log_warn("ingest request refused status=400 request=%llu client=%s bytes=%zu "
+                     "reason=%s", (unsigned long long)req->seq, req->client, req->len,
+                     esc_log_quote(q, sizeof(q), s_brief(msg, brief, sizeof(brief)), 256));
         pthread_mutex_lock(&g->lock);
-        g->rejected++;
+        for (i = 0; i < COL_REJECT_N; i++) {
+            g->rejected[i] += b.cls[i];
+            counted += b.cls[i] > 0;
+        }
         pthread_mutex_unlock(&g->lock);
+        if (!counted) {
+            s_count_refused(g, col_reject_class(msg));
+        }
+        s_batch_fini(&b);
         return s_reply_error(c, MHD_HTTP_BAD_REQUEST, msg);
     }
     accepted = b.n;
@@ -376,6 +486,7 @@ s_finish(struct s_ingest *g, struct MHD_Connection *c, struct s_req *req)
                             json_pack("{s:s,s:i}", "error", "queue full, retry later",
                                       "retry_after", 1));
     }
+    s_log_rejected(req, &b);
     esc_log_debug("ingest request accepted=%zu rejected=%zu", accepted,
                   json_array_size(b.rejected));
     rc = s_reply_json(c, MHD_HTTP_ACCEPTED, json_pack("{s:I,s:O}", "accepted",
@@ -383,6 +494,36 @@ s_finish(struct s_ingest *g, struct MHD_Connection *c, struct s_req *req)
                                                       b.rejected));
     s_batch_fini(&b);
     return rc;
+}
+
+int
+src_ingest_parse(const char *body, size_t len)
+{
+    struct s_batch b;
+    char msg[300];
+    json_t *answer;
+    char *text;
+    int accepted;
+
+    memset(&b, 0, sizeof(b));
+    b.rejected = json_array();
+    if (s_parse_body(body, len, &b, msg, sizeof(msg)) != 0) {
+        s_batch_fini(&b);
+        answer = json_pack("{s:o}", "error", s_jtext(msg)); /* as s_reply_error */
+        text = s_dumps(answer, JSON_COMPACT);
+        ESC_ASSERT(text != NULL);
+        json_decref(answer);
+        esc_free(text);
+        return -1;
+    }
+    accepted = (int)b.n;
+    answer = json_pack("{s:I,s:O}", "accepted", (json_int_t)accepted, "rejected", b.rejected);
+    text = s_dumps(answer, JSON_COMPACT);
+    ESC_ASSERT(text != NULL);
+    json_decref(answer);
+    esc_free(text);
+    s_batch_fini(&b);
+    return accepted;
 }
 
 static enum MHD_Result
@@ -393,10 +534,12 @@ s_handle(void *cls, struct MHD_Connection *c, const char *url, const char *metho
     struct s_req *req = *con_cls;
     const char *auth;
     const char *clen;
+    char client[64];
     int64_t n;
 
     (void)version;
     if (req == NULL) {
+        s_client(c, client, sizeof(client));
         if (strcmp(url, "/ingest") != 0) {
             return s_reply_error(c, MHD_HTTP_NOT_FOUND, "not found: POST /ingest");
         }
@@ -405,19 +548,23 @@ s_handle(void *cls, struct MHD_Connection *c, const char *url, const char *metho
         }
         auth = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
         if (auth == NULL || strncmp(auth, "Bearer ", 7) != 0 || !s_token_ok(g, auth + 7)) {
-            esc_log_warn("ingest request refused status=401 reason=%s",
-                         auth == NULL ? "no token" : "wrong token");
+            esc_log_warn("ingest request refused status=401 reason=%s client=%s",
+                         auth == NULL ? "no token" : "wrong token", client);
             return s_reply_error(c, MHD_HTTP_UNAUTHORIZED,
                                  "missing or wrong bearer token (Authorization: Bearer ...)");
         }
         clen = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
         if (clen != NULL && esc_parse_i64(clen, 0, INT64_MAX, &n) == 0
             && n > g->cfg->max_body) {
-            esc_log_warn("ingest body too large bytes=%lld max_body=%lld", (long long)n,
-                         (long long)g->cfg->max_body);
+            esc_log_warn("ingest request refused status=413 request=%llu client=%s bytes=%lld "
+                         "max_body=%lld", (unsigned long long)++g->requests, client,
+                         (long long)n, (long long)g->cfg->max_body);
+            s_count_refused(g, COL_REJECT_TOO_LARGE);
             return s_reply_error(c, MHD_HTTP_CONTENT_TOO_LARGE, "request body too large");
         }
         req = esc_calloc(1, sizeof(*req));
+        req->seq = ++g->requests;
+        esc_strlcpy(req->client, client, sizeof(req->client));
         *con_cls = req;
         return MHD_YES;
     }
@@ -481,7 +628,8 @@ static int
 s_init(struct col_source *ins)
 {
     struct s_ingest *g = esc_calloc(1, sizeof(*g));
-    struct sockaddr_in sa;
+    struct sockaddr_storage sa;
+    socklen_t sa_len;
     const union MHD_DaemonInfo *info;
 
     g->cfg = ins->cfg;
@@ -495,13 +643,14 @@ s_init(struct col_source *ins)
         return -1;
     }
     g->token_len = strlen(g->token);
-    if (s_parse_listen(g->cfg->listen, &sa) != 0) {
+    if (esc_parse_listen(g->cfg->listen, &sa, &sa_len) != 0) {
         esc_log_error("bad listen address source=%s listen=%s", ins->name, g->cfg->listen);
         s_free(g);
         return -1;
     }
-    g->daemon = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG,
-                                 ntohs(sa.sin_port), NULL, NULL, s_handle, g,
+    g->daemon = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG
+                                     | (sa.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0),
+                                 0, NULL, NULL, s_handle, g,
                                  MHD_OPTION_SOCK_ADDR, &sa, MHD_OPTION_CONNECTION_LIMIT,
                                  (unsigned int)g->cfg->max_conns, MHD_OPTION_CONNECTION_TIMEOUT,
                                  (unsigned int)10, MHD_OPTION_NOTIFY_COMPLETED, s_completed, g,
@@ -513,7 +662,7 @@ s_init(struct col_source *ins)
         return -1;
     }
     info = MHD_get_daemon_info(g->daemon, MHD_DAEMON_INFO_BIND_PORT);
-    g->port = info != NULL ? info->port : (int)ntohs(sa.sin_port);
+    g->port = info != NULL ? info->port : 0;
     esc_log_info("ingest listening source=%s listen=%s port=%d", ins->name, g->cfg->listen,
                  g->port);
     ins->ctx = g;
@@ -528,11 +677,17 @@ s_poll(struct col_source *ins, const struct col_emit *em, size_t budget)
     size_t done;
     struct esc_post *post;
     esc_rc rc;
+    uint64_t rejected[COL_REJECT_N];
+    size_t i;
+    char q[100];
 
     pthread_mutex_lock(&g->lock);
-    ins->stats.skipped += g->rejected;
-    g->rejected = 0;
+    memcpy(rejected, g->rejected, sizeof(rejected));
+    memset(g->rejected, 0, sizeof(g->rejected));
     pthread_mutex_unlock(&g->lock);
+    for (i = 0; i < COL_REJECT_N; i++) {
+        col_source_reject(ins, (enum col_reject)i, rejected[i]);
+    }
     for (done = 0; done < budget; done++) {
         /* Only this thread removes from the head, so the head slot stays put unlocked. */
         pthread_mutex_lock(&g->lock);
@@ -546,8 +701,9 @@ s_poll(struct col_source *ins, const struct col_emit *em, size_t budget)
             return ESC_CLOSED; /* still queued; exit logs it as dropped */
         }
         if (rc == ESC_INVALID) {
-            ins->stats.skipped++;
-            esc_log_warn("skipped post too large for the bus source=%s", ins->name);
+            col_source_reject(ins, COL_REJECT_TOO_LARGE, 1);
+            esc_log_warn("skipped post too large for the bus source=%s id=%s", ins->name,
+                         esc_log_quote(q, sizeof(q), post->id != NULL ? post->id : "", 80));
         }
         pthread_mutex_lock(&g->lock);
         esc_post_fini(&g->q[g->head]);

@@ -115,7 +115,7 @@ s_skip(struct col_source *ins, int64_t line, const char *reason)
     char brief[256];
     char q[300];
 
-    ins->stats.skipped++;
+    col_source_reject(ins, col_reject_class(reason), 1);
     if (s_reason_without_input(reason, brief, sizeof(brief))) {
         esc_log_debug("bad line detail source=%s line=%lld reason=%s", ins->name,
                       (long long)line, esc_log_quote(q, sizeof(q), reason, 256));
@@ -289,7 +289,9 @@ s_line(struct col_source *ins, struct s_jsonl *j, const struct col_emit *em, con
     if (s_blank(line, len)) {
         return ESC_OK;
     }
-    if (esc_post_from_json(line, len, &post, &err) != ESC_OK) {
+    if (esc_post_from_json(line, len, &post, &err) != ESC_OK
+        || col_post_check(&post, &err) != ESC_OK) {
+        esc_post_fini(&post);
         s_skip(ins, j->line, err.text);
         return ESC_OK;
     }

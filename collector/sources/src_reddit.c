@@ -24,6 +24,8 @@
 #define S_TAG_TOKEN 1
 #define S_TAG_LIST 2
 #define S_RENEW_EARLY_MS 60000
+#define S_TS_MAX 253402300799.0          /* 9999-12-31T23:59:59Z: a later created_utc is bad */
+#define S_TOKEN_TTL_MAX (366LL * 86400)  /* expires_in (s) above this, or <= 0: taken as 3600 */
 #define S_AUTH_RETRIES 2
 
 struct src_reddit_cfg {
@@ -181,7 +183,8 @@ s_token(struct s_reddit *rd, struct col_api *api, col_req_t *req, struct esc_err
         return ESC_INVALID;
     }
     esc_strlcpy(rd->token, tok, sizeof(rd->token));
-    ttl = col_json_int(root, "expires_in", 3600) * 1000;
+    ttl = col_json_int(root, "expires_in", 3600);
+    ttl = (ttl > 0 && ttl <= S_TOKEN_TTL_MAX ? ttl : 3600) * 1000;
     rd->token_until = esc_mono_ms()
                       + (ttl > 2 * S_RENEW_EARLY_MS ? ttl - S_RENEW_EARLY_MS : ttl / 2);
     json_decref(root);
@@ -203,7 +206,7 @@ s_child(const json_t *child, struct esc_post *post, const char **key, const char
     char buf[512];
     size_t n;
 
-    if (name == NULL || created < 0) {
+    if (name == NULL || !(created >= 0 && created <= S_TS_MAX)) { /* NaN fails too */
         *why = "listing child without name or created_utc";
         return -1;
     }

@@ -202,8 +202,11 @@ s_tweet(const json_t *root, const json_t *t, struct esc_post *post, const char *
     col_set_str(&post->author_name, col_json_str(user, "name"));
     post->followers = col_json_int(user, "public_metrics.followers_count", 0);
     post->likes = col_json_int(t, "public_metrics.like_count", 0);
-    post->reposts = col_json_int(t, "public_metrics.retweet_count", 0)
-                    + col_json_int(t, "public_metrics.quote_count", 0);
+    if (__builtin_add_overflow(col_json_int(t, "public_metrics.retweet_count", 0),
+                               col_json_int(t, "public_metrics.quote_count", 0),
+                               &post->reposts)) {
+        post->reposts = INT64_MAX; /* absurd counts: saturate rather than overflow */
+    }
     post->replies = col_json_int(t, "public_metrics.reply_count", 0);
     json_array_foreach(col_json_get(t, "entities.hashtags"), i, v) {
         if (col_json_str(v, "tag") != NULL) {

@@ -13,6 +13,14 @@ import os
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "escucha.json")
 RATE = "$__rate_interval"
 
+
+def quantiles(metric, by, legend, qs=(0.5, 0.99)):
+    """histogram_quantile targets of one escucha histogram, aggregated by `by` (besides le)."""
+    keep = ", ".join(["le"] + ([by] if by else []))
+    return [("histogram_quantile(%s, sum by (%s) (rate(%s_bucket[%s])))" % (q, keep, metric, RATE),
+             "%s p%d" % (legend, round(q * 100))) for q in qs]
+
+
 # (row title, [panel, ...]); a panel is (type, title, unit, description, [(expr, legend), ...])
 ROWS = [
     ("Pipeline", [
@@ -58,19 +66,29 @@ ROWS = [
            "{{where}}")]),
     ]),
     ("Latency", [
-        ("timeseries", "Processing latency p50 / p99 by service", "s",
-         "Quantiles of every escucha_<service>_*_seconds histogram, per job. Any histogram a "
-         "service exports in seconds shows up here without editing the dashboard.",
-         [("histogram_quantile(0.5, sum by (le, job) "
-           "(rate({__name__=~\"escucha_[a-z]+_.+_seconds_bucket\"}[%s])))" % RATE,
-           "{{job}} p50"),
-          ("histogram_quantile(0.99, sum by (le, job) "
-           "(rate({__name__=~\"escucha_[a-z]+_.+_seconds_bucket\"}[%s])))" % RATE,
-           "{{job}} p99")]),
+        ("timeseries", "Intake to counted in Redis, p50 / p99", "s",
+         "From the collector taking a post in (ingested_at) to the aggregator's flush that put "
+         "it in Redis, over all aggregators. The median follows flush_ms.",
+         quantiles("escucha_aggregator_intake_latency_seconds", None, "intake \u2192 Redis")),
+        ("timeseries", "Intake to classified, p50 / p99", "s",
+         "From the collector's intake to a classifier finishing the post: the queues of the "
+         "broker and the classifiers. Rising while intake to Redis is flat: add classifiers.",
+         quantiles("escucha_classifier_intake_latency_seconds", None,
+                   "intake \u2192 classified")),
         ("timeseries", "Drops by service (should be 0)", "short",
          "Every escucha_<service>_*_dropped_total / *_lost_total counter, per job and hour.",
          [("sum by (job) (increase({__name__=~\"escucha_[a-z]+_.*(dropped|lost)_total\"}[1h]))",
            "{{job}}")]),
+    ]),
+    ("Processing time", [
+        ("timeseries", "Classifier time per post, p50 / p99", "s",
+         "Decode, match, language ID, sentiment and encode of one post, per classifier "
+         "instance.",
+         quantiles("escucha_classifier_process_seconds", "instance", "{{instance}}")),
+        ("timeseries", "Aggregator flush duration, p50 / p99", "s",
+         "One flush of the pending counts to Redis (failed attempts included). Long flushes "
+         "hold the aggregator's loop: watch top_flush_ms and Redis' SLOWLOG.",
+         quantiles("escucha_aggregator_flush_duration_seconds", "instance", "{{instance}}")),
     ]),
     ("Sources", [
         ("timeseries", "Posts per second by source", "ops",
@@ -91,6 +109,10 @@ ROWS = [
            "{{source}} 429s"),
           ("sum by (source) (increase(escucha_collector_duplicates_total[1h]))",
            "{{source}} duplicates")]),
+        ("timeseries", "Fetch duration p99 by source", "s",
+         "Duration of the HTTP requests of each source (failed ones included, not streams).",
+         quantiles("escucha_collector_fetch_duration_seconds", "source", "{{source}}",
+                   qs=(0.99,))),
     ]),
     ("Sinks", [
         ("timeseries", "Alert deliveries per hour", "short",
@@ -110,6 +132,10 @@ ROWS = [
         ("timeseries", "Notifier input paused", "short",
          "Times the notifier's in-memory inbox filled (Redis unreachable) and paused its input.",
          [("sum(increase(escucha_notifier_inbox_full_total[1h]))", "inbox full / h")]),
+        ("timeseries", "Delivery duration p99 by sink", "s",
+         "Duration of each delivery attempt (webhook, Slack, Teams, e-mail), per sink.",
+         quantiles("escucha_notifier_delivery_duration_seconds", "sink", "{{sink}}",
+                   qs=(0.99,))),
     ]),
     ("Redis and alerts", [
         ("timeseries", "Redis round trips", "ops",
@@ -133,6 +159,10 @@ ROWS = [
         ("stat", "Targets up", "short",
          "Scrape targets answering /metrics, per job.",
          [("sum by (job) (up{job=~\"escucha-.*\"})", "{{job}}")]),
+        ("stat", "Healthy (/healthz)", "short",
+         "1 when every process of the job answers /healthz with 200 ok (escucha_healthy); 0: "
+         "a process is degraded, /healthz gives the reason.",
+         [("min by (job) (escucha_healthy)", "{{job}}")]),
     ]),
 ]
 

@@ -28,8 +28,8 @@ import urllib.request
 import deploy_support as ds
 
 BUILD = None
-LIBS = ("libzmq5", "libmsgpackc2", "libhiredis0.14", "libjansson4", "libcurl4", "libutf8proc2",
-        "libsodium23", "libmicrohttpd12")
+LIBS = ("libzmq5", "libmsgpackc2", "libhiredis0.14", "libjansson4", "libyajl2", "libcurl4",
+        "libutf8proc2", "libsodium23", "libmicrohttpd12")
 
 
 def real_install_wanted():

@@ -29,7 +29,7 @@ BUILD = None
 DASHBOARD = os.path.join(ds.TOP, "deploy", "grafana", "escucha.json")
 ALERTS = os.path.join(ds.TOP, "deploy", "prometheus", "alerts.yml")
 PROM_DIR = os.path.join(ds.TOP, "deploy", "prometheus")
-BUILTIN = {"escucha_build_info", "escucha_up_seconds"}   # common/esc_metrics.c adds these
+BUILTIN = {"escucha_build_info", "escucha_up_seconds", "escucha_healthy"}  # esc_metrics.c adds these
 SOURCE_DIRS = ("common", "collector", "broker", "classifier", "aggregator", "notifier", "api")
 
 

@@ -256,11 +256,33 @@ class PipelineTest(unittest.TestCase):
         self.assertGreater(metric("metrics_classifier", "escucha_classifier_out_total"), 0)
         self.assertEqual(metric("metrics_classifier", "escucha_classifier_dropped_total"), 0)
         self.assertEqual(metric("metrics_notifier", "escucha_notifier_dead_total"), 0)
+        # The latency histograms moved with the traffic: classifier1 timed every post it sent
+        # (processing and intake-to-classified), the aggregator every post it counted in Redis
+        # (intake-to-Redis) and its flushes, the notifier the one webhook delivery.
+        out1 = metric("metrics_classifier", "escucha_classifier_out_total")
+        for h in ("escucha_classifier_process_seconds", "escucha_classifier_intake_latency_seconds"):
+            self.assertEqual(metric("metrics_classifier", h + "_count"), out1, h)
+            self.assertEqual(metric("metrics_classifier", h + '_bucket{le="+Inf"}'), out1, h)
+            self.assertGreater(metric("metrics_classifier", h + "_sum"), 0, h)
+        self.assertEqual(metric("metrics_aggregator",
+                                "escucha_aggregator_intake_latency_seconds_count"), good)
+        self.assertGreater(metric("metrics_aggregator",
+                                  "escucha_aggregator_intake_latency_seconds_sum"), 0)
+        self.assertGreater(metric("metrics_aggregator",
+                                  "escucha_aggregator_flush_duration_seconds_count"), 0)
+        sink = 'sink="webhook.gob.0",kind="webhook"'
+        self.assertEqual(metric("metrics_notifier",
+                                "escucha_notifier_delivery_duration_seconds_count{%s}" % sink), 1)
+        self.assertEqual(metric("metrics_notifier",
+                                'escucha_notifier_delivery_duration_seconds_bucket{%s,le="+Inf"}'
+                                % sink), 1)
         for key in ("metrics_broker", "metrics_aggregator", "metrics_notifier",
                     "metrics_classifier"):
             health = urllib.request.urlopen("http://127.0.0.1:%d/healthz" % ports[key],
                                             timeout=5)
             self.assertEqual(health.status, 200)
+            self.assertEqual(health.read().decode(), "ok\n", key)
+            self.assertEqual(metric(key, "escucha_healthy"), 1, key)
 
         # Stop upstream first; every service drains and exits 0.
         for name in ("broker", "classifier1", "classifier2", "aggregator", "notifier"):

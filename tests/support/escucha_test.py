@@ -14,6 +14,16 @@ import subprocess
 import tempfile
 import threading
 import time
+import urllib.request
+
+
+# ESC_TEST_VALGRIND=1 runs every service under valgrind's memcheck (scripts/valgrind.sh): an
+# error or a leak makes the service exit 99, which the tests' exit status checks catch. Each
+# process writes its report to $ESC_TEST_VALGRIND_DIR (default: the test's workdir) as
+# <name>.<pid>.vg. Everything is about 20 times slower, so timeouts are multiplied by SLOW.
+VALGRIND = os.environ.get("ESC_TEST_VALGRIND", "") not in ("", "0")
+SLOW = 20 if VALGRIND else 1
+VALGRIND_SUPP = os.path.join(os.path.dirname(os.path.abspath(__file__)), "valgrind.supp")
 
 
 def free_port():
@@ -79,30 +89,52 @@ class Resp:
 
 
 class Redis:
-    """A private redis-server on a unix socket in a temp dir (no TCP, no persistence)."""
+    """A private redis-server on a unix socket in a temp dir (no TCP). No persistence unless
+    `args` says otherwise (e.g. ["--appendonly", "yes", "--appendfsync", "always"]: later
+    options win); `data_dir` (default workdir) holds its files, so start() after kill() restarts
+    it on the same data."""
 
-    def __init__(self, workdir):
-        self.dir = workdir
+    def __init__(self, workdir, args=None, data_dir=None):
+        self.dir = data_dir or workdir
         self.sock = os.path.join(workdir, "redis.sock")
+        self.log = os.path.join(workdir, "redis.log")
+        self.args = list(args or [])
+        self.proc = None
+        self.start()
+
+    def start(self):
         exe = shutil.which("redis-server") or "/usr/bin/redis-server"
         self.proc = subprocess.Popen(
             [exe, "--port", "0", "--unixsocket", self.sock, "--save", "", "--appendonly", "no",
-             "--dir", workdir, "--daemonize", "no", "--loglevel", "warning"],
-            stdout=subprocess.DEVNULL, stderr=open(os.path.join(workdir, "redis.log"), "w"))
-        deadline = time.time() + 10
+             "--dir", self.dir, "--daemonize", "no", "--loglevel", "warning"] + self.args,
+            stdout=subprocess.DEVNULL, stderr=open(self.log, "a"))
+        deadline = time.time() + 30
         while time.time() < deadline:
             try:
                 if Resp(self.sock).cmd("PING") == "PONG":
                     return
-            except OSError:
-                time.sleep(0.05)
+            except (OSError, RuntimeError):
+                time.sleep(0.05)  # not listening yet, or still loading its data (-LOADING)
         raise RuntimeError("redis-server did not start")
 
     def client(self):
         return Resp(self.sock)
 
+    def pause(self):
+        """SIGSTOP: the socket stays open but nothing is answered (a hung server)."""
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def resume(self):
+        self.proc.send_signal(signal.SIGCONT)
+
+    def kill(self):
+        """SIGKILL: a crash; only what the persistence settings wrote survives."""
+        self.proc.kill()
+        self.proc.wait(10)
+
     def stop(self):
         if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGCONT)
             self.proc.terminate()
             self.proc.wait(10)
 
@@ -163,19 +195,42 @@ class Services:
     def exe(self, service):
         return os.path.join(self.bindir, service, "escucha-" + service)
 
+    def command(self, name, service, args):
+        cmd = [self.exe(service)] + list(args)
+        if not VALGRIND:
+            return cmd
+        vg_dir = os.environ.get("ESC_TEST_VALGRIND_DIR") or self.workdir
+        return ["valgrind", "--tool=memcheck", "--error-exitcode=99", "--leak-check=full",
+                "--num-callers=30", "--suppressions=" + VALGRIND_SUPP,
+                "--log-file=" + os.path.join(vg_dir, "%s.%%p.vg" % name)] + cmd
+
     def start(self, name, service, *args):
         log = open(os.path.join(self.workdir, name + ".log"), "w")
-        self.procs[name] = subprocess.Popen([self.exe(service)] + list(args), stdout=log,
-                                            stderr=subprocess.STDOUT, env=self.env)
+        self.procs[name] = _Proc(self.command(name, service, args), stdout=log,
+                                 stderr=subprocess.STDOUT, env=self.env)
+        if VALGRIND:
+            # Starting takes seconds under valgrind: wait until the service has bound its
+            # sockets, so a peer started next does not keep reconnecting to a free port (a
+            # reconnect can take that very port as its own source port).
+            p = self.procs[name]
+            wait_for(lambda: p.poll() is not None or " started " in self.log(name), 3,
+                     "%s to start" % name)
         return self.procs[name]
 
     def run(self, service, *args, timeout=60):
-        return subprocess.run([self.exe(service)] + list(args), capture_output=True, text=True,
-                              env=self.env, timeout=timeout)
+        return subprocess.run(self.command(service + "-run", service, args), capture_output=True,
+                              text=True, env=self.env, timeout=timeout * SLOW)
 
     def log(self, name):
         with open(os.path.join(self.workdir, name + ".log")) as f:
             return f.read()
+
+    def pause(self, name):
+        """SIGSTOP: the process holds its sockets but does nothing (a hung service)."""
+        self.procs[name].send_signal(signal.SIGSTOP)
+
+    def resume(self, name):
+        self.procs[name].send_signal(signal.SIGCONT)
 
     def stop(self, name, timeout=15):
         """SIGTERM, then wait; returns the exit status (None if it had to be killed)."""
@@ -183,7 +238,7 @@ class Services:
         if p.poll() is None:
             p.send_signal(signal.SIGTERM)
         try:
-            return p.wait(timeout)
+            return p.wait(timeout)  # scaled by _Proc
         except subprocess.TimeoutExpired:
             p.kill()
             p.wait()
@@ -196,7 +251,27 @@ class Services:
                 p.wait()
 
 
+def metrics(port):
+    """The /metrics of a service as {"name{labels}": value}."""
+    with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port, timeout=5) as r:
+        text = r.read().decode()
+    out = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, value = line.rsplit(" ", 1)
+            out[name] = float(value)
+    return out
+
+
+class _Proc(subprocess.Popen):
+    """A service process whose wait() timeouts are multiplied by SLOW."""
+
+    def wait(self, timeout=None):
+        return super().wait(None if timeout is None else timeout * SLOW)
+
+
 def wait_for(pred, timeout, what):
+    timeout *= SLOW
     deadline = time.time() + timeout
     while time.time() < deadline:
         v = pred()

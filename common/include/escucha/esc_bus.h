@@ -15,6 +15,8 @@ typedef struct esc_bus esc_bus_t;
 enum esc_bus_kind {
     ESC_BUS_PUSH,
     ESC_BUS_PULL,
+    ESC_BUS_PUB, /* acknowledgements (docs/delivery.md): a send never blocks, drops at the HWM */
+    ESC_BUS_SUB, /* receives nothing until subscribed: ZMQ_SUBSCRIBE on esc_bus_zsock */
 };
 
 #define ESC_BUS_DONTWAIT 1

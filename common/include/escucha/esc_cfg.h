@@ -63,8 +63,11 @@ struct esc_cfg_bus {
     char classify[256];  /* broker output: broker binds PUSH, classifiers connect PULL */
     char aggregate[256]; /* aggregator binds PULL, classifiers connect PUSH */
     char notify[256];    /* notifier binds PULL, aggregators connect PUSH */
+    char ack[256];       /* acknowledgements in: broker binds PULL, aggregators connect PUSH;
+                            "" = off (docs/delivery.md) */
+    char ack_pub[256];   /* acknowledgements out: broker binds PUB, collectors connect SUB */
     int64_t hwm;         /* ZeroMQ high-water mark, messages per socket */
-    char curve_endpoints[64];          /* "collect,classify,aggregate,notify", "all" or "" */
+    char curve_endpoints[64];          /* "collect,classify,aggregate,notify,ack", "all", "" */
     char curve_server_secret_file[256]; /* binders: file with the servers' secret key */
     char curve_server_public[41];      /* connecters: the servers' public key (Z85) */
     char curve_client_secret_file[256]; /* connecters: file with this process's secret key */

@@ -45,6 +45,9 @@ struct esc_post {
     size_t n_hashtags;
     char **mentions;       /* without '@' */
     size_t n_mentions;
+    char *ack_ref;         /* "<collector id>:<seq>" from a collector with a journal, carried to
+                              the aggregator, which acknowledges it once the post is counted
+                              (docs/delivery.md); NULL when none */
     /* Set by the classifier (type "classified" only). */
     char **topics;         /* matched topic keys "team/topic" */
     size_t n_topics;
@@ -94,6 +97,24 @@ char *esc_post_encode(const struct esc_post *p, int classified, size_t *len);
  * Returns ESC_OK or ESC_INVALID with err filled. */
 esc_rc esc_post_decode(const void *buf, size_t len, struct esc_post *out,
                        enum esc_msg_type *type_out, struct esc_error *err);
+
+/* Reusable memory for esc_post_decode_into, for a loop that decodes one post after another
+ * (the classifier): the strings and lists of the decoded post live in it, so decoding
+ * allocates nothing once it has grown to the largest message seen. */
+struct esc_post_buf {
+    char *data;  /* strings and lists; owned */
+    size_t cap;
+    void *objs;  /* the unpacked message; owned */
+    size_t objs_cap;
+};
+void esc_post_buf_init(struct esc_post_buf *b);
+void esc_post_buf_fini(struct esc_post_buf *b); /* NULL-safe */
+/* As esc_post_decode, but every string and list of out is borrowed from b: out must NOT be
+ * esc_post_fini'd, and is valid until the next esc_post_decode_into with b or
+ * esc_post_buf_fini(b). On failure out is left empty. */
+esc_rc esc_post_decode_into(const void *buf, size_t len, struct esc_post *out,
+                            enum esc_msg_type *type_out, struct esc_post_buf *b,
+                            struct esc_error *err);
 
 char *esc_alert_encode(const struct esc_alert *a, size_t *len);
 esc_rc esc_alert_decode(const void *buf, size_t len, struct esc_alert *out,

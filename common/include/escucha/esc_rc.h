@@ -23,7 +23,8 @@ struct esc_error {
     int column;       /* 1-based column, 0 when not applicable */
 };
 
-/* Fills err (when non-NULL) with a printf-style text and a line; source is kept as set. */
+/* Fills err (when non-NULL) with a printf-style text and a line (column 0: set it after when
+ * known); source is kept as set. */
 void esc_error_set(struct esc_error *err, int line, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 

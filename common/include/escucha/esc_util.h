@@ -5,6 +5,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <sys/socket.h>
+
 #define ESC_ASSERT(expr)                                                                           \
     do {                                                                                           \
         if (!(expr)) {                                                                             \
@@ -19,6 +21,12 @@ void esc_assert_fail(const char *expr, const char *file, int line) __attribute__
 size_t esc_strlcpy(char *dst, const char *src, size_t dstsz);
 /* Parses a whole base-10 integer in [min,max]; returns 0 and sets *out, or -1. */
 int esc_parse_i64(const char *s, int64_t min, int64_t max, int64_t *out);
+
+/* Parses a listen address: "host:port" with an IPv4 address, "[IPv6]:port", "localhost:port"
+ * (127.0.0.1), ":port", "*:port" or "0.0.0.0:port" (every IPv4 address), "[::]:port" (every
+ * address, IPv6 and IPv4). Port 0..65535 (0 = any free port). Fills *out (its ss_family says
+ * which) and *len. Returns 0, or -1 when listen is not one of these. */
+int esc_parse_listen(const char *listen, struct sockaddr_storage *out, socklen_t *len);
 
 /* Wall clock and monotonic clock in milliseconds. */
 int64_t esc_now_ms(void);

@@ -1,0 +1,29 @@
+#define ESC_LOG_MODULE "fuzz"
+/* libFuzzer target: the X API v2 recent search parser (data, includes.users,
+ * note_tweet, entities, meta.newest_id and next_token paging).
+ * Runs through the real source plugin and the shared HTTP driver on an offline net
+ * (fuzz_col.h): the input is one or more HTTP answers separated by FUZZ_COL_SEP.
+ * FUZZ_DICT: json */
+#include <stddef.h>
+#include <stdint.h>
+
+#include "fuzz_col.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static struct fuzz_col s_fc = {
+    .source_json = "{\"name\":\"x\",\"type\":\"x\",\"base_url\":\"https://x.example\","
+                   "\"query\":\"rust\","
+                   "\"bearer_env\":\"ESC_FUZZ_SECRET\",\"max_results\":10,"
+                   "\"page_delay_ms\":0}",
+    .routes = NULL,
+    .content_type = "application/json; charset=utf-8",
+    .chunk = 0,
+};
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    fuzz_col_run(&s_fc, data, size);
+    return 0;
+}
