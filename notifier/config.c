@@ -56,6 +56,12 @@ const struct esc_cfg_entry ntf_cfg_map[] = {
                 "for that hook again"),
     ESC_CFG_INT("dead_max", "10000", 1, 1000000, struct ntf_cfg, dead_max,
                 "entries kept in the dead-letter list <prefix>:ntf:{q}:dead"),
+    ESC_CFG_INT("catchup_ms", "30000", 0, 86400000, struct ntf_cfg, catchup_ms,
+                "at start-up and then this often, alerts of the last catchup_window_s found in "
+                "the teams' lists <prefix>:alerts:{<team>} are queued when they are not yet "
+                "(an alert lost on its way from the aggregator); 0 = off"),
+    ESC_CFG_INT("catchup_window_s", "86400", 60, 31536000, struct ntf_cfg, catchup_window_s,
+                "the catch-up takes alerts raised this recently; at most dedupe_ttl_s"),
     ESC_CFG_STR("alert_email_teams", "", struct ntf_cfg, alert_email_teams,
                 "comma-separated team ids whose alerts are also e-mailed to the team's "
                 "recipients (over smtp_url, or as .eml files in the outbox)"),
@@ -234,6 +240,13 @@ ntf_cfg_load(const struct esc_cfg *cfg, struct ntf_cfg *out, struct esc_error *e
                 return ESC_INVALID;
             }
         }
+    }
+    if (out->catchup_ms > 0 && out->catchup_window_s > out->dedupe_ttl_s) {
+        /* an older alert's marker may be gone: the catch-up would deliver it again */
+        esc_error_set(err, 0, "notifier.catchup_window_s: %lld is longer than dedupe_ttl_s "
+                              "(%lld)", (long long)out->catchup_window_s,
+                      (long long)out->dedupe_ttl_s);
+        return ESC_INVALID;
     }
     if (s_check_alert_email(cfg, out, err) != ESC_OK) {
         return ESC_INVALID;

@@ -11,6 +11,11 @@
  * cooldown per receiver and topic keeps a flapping spike from paging people again and again.
  * While Redis is unreachable, arriving alerts wait in a bounded in-memory inbox (the bus is
  * not read once it is full: ZeroMQ's high-water mark pushes back on the aggregators).
+ * Catch-up (issue #9): at start-up and every catchup_ms the newest entries of each configured
+ * team's alert history <prefix>:alerts:{<team>} (written by the aggregator's flush) that were
+ * raised within catchup_window_s go to the same inbox, so an alert lost on its way (notifier
+ * killed while it sat in the socket or the inbox) is still queued; the queue's marker makes this
+ * idempotent, and alerts already handled by this process are skipped in memory.
  * Every 30 s the loop also calls the digest scheduler (ntf_digest_tick, digest.h), which sends
  * the teams' scheduled digests that are due. Shutdown (STYLE §8): input stays open until no
  * alert arrived for drain_quiet_ms, then the inbox is written to Redis, running transfers
@@ -33,6 +38,7 @@
 #include "escucha/esc_msg.h"
 #include "escucha/esc_sig.h"
 #include "escucha/esc_util.h"
+#include "catchup.h"
 #include "digest.h"
 #include "ntf.h"
 #include "queue.h"
@@ -46,6 +52,7 @@
 #define S_CURL_FDS_MAX 64
 #define S_DIGEST_TICK_MS 30000    /* how often the digest scheduler looks for due digests */
 #define S_DEPTH_EVERY_MS 1000     /* how often the queue depth gauge is read from Redis */
+#define S_CATCHUP_RETRY_MS 1000   /* next catch-up when Redis failed or the inbox was full */
 
 /* A decoded alert waiting to be written to the queue (Redis unreachable, or just arrived). */
 struct s_inbox_item {
@@ -56,6 +63,9 @@ struct s_inbox_item {
     char topic_key[200];              /* "team/topic" */
     const struct esc_cfg_team *team;  /* borrowed */
     size_t next_sink;                 /* sinks before this one are done */
+    int catchup;                      /* read from the team's list, not from the bus */
+    int added;                        /* deliveries queued for it */
+    int failed;                       /* a push got an error reply: not remembered as handled */
 };
 
 enum s_flight_state {
@@ -96,6 +106,9 @@ struct s_stats {
     uint64_t dead;        /* deliveries given up after retry_max attempts */
     uint64_t lost_claims; /* outcomes not recorded because the claim had expired */
     uint64_t inbox_full;  /* times the inbox bound paused the input */
+    uint64_t catchup_queued; /* catch-up: alerts of a team's list queued (they had been lost) */
+    uint64_t catchup_known;  /* catch-up: alerts of a team's list that were queued already */
+    uint64_t catchup_bad;    /* catch-up: malformed or foreign list entries skipped */
 };
 
 /* Prometheus counters mirroring s_stats (docs/notifier.md, "Metrics"). */
@@ -103,27 +116,34 @@ static const struct {
     const char *name;
     const char *help;
     size_t off;
+    const char *labels;   /* NULL = none */
 } s_metric_defs[] = {
     { "escucha_notifier_alerts_total", "Alerts received from the bus.",
-      offsetof(struct s_stats, alerts) },
+      offsetof(struct s_stats, alerts), NULL },
     { "escucha_notifier_invalid_total", "Bus messages skipped as invalid.",
-      offsetof(struct s_stats, invalid) },
+      offsetof(struct s_stats, invalid), NULL },
     { "escucha_notifier_enqueued_total", "Deliveries queued in Redis.",
-      offsetof(struct s_stats, enqueued) },
+      offsetof(struct s_stats, enqueued), NULL },
     { "escucha_notifier_duplicate_total", "Deliveries not queued: already queued once.",
-      offsetof(struct s_stats, duplicate) },
+      offsetof(struct s_stats, duplicate), NULL },
     { "escucha_notifier_cooldown_total", "Deliveries held back by the cooldown.",
-      offsetof(struct s_stats, cooldown) },
+      offsetof(struct s_stats, cooldown), NULL },
     { "escucha_notifier_delivered_total", "Deliveries accepted by their receiver.",
-      offsetof(struct s_stats, delivered) },
+      offsetof(struct s_stats, delivered), NULL },
     { "escucha_notifier_retried_total", "Delivery attempts that failed and were rescheduled.",
-      offsetof(struct s_stats, retried) },
+      offsetof(struct s_stats, retried), NULL },
     { "escucha_notifier_rejected_total", "Deliveries refused by the receiver (dead-lettered).",
-      offsetof(struct s_stats, rejected) },
+      offsetof(struct s_stats, rejected), NULL },
     { "escucha_notifier_dead_total", "Deliveries dead-lettered after retry_max attempts.",
-      offsetof(struct s_stats, dead) },
+      offsetof(struct s_stats, dead), NULL },
     { "escucha_notifier_inbox_full_total", "Times the in-memory inbox paused the input.",
-      offsetof(struct s_stats, inbox_full) },
+      offsetof(struct s_stats, inbox_full), NULL },
+    { "escucha_notifier_catchup_total", "Entries of the teams' alert lists handled by the "
+      "catch-up, by outcome.", offsetof(struct s_stats, catchup_queued), "outcome=\"queued\"" },
+    { "escucha_notifier_catchup_total", "Entries of the teams' alert lists handled by the "
+      "catch-up, by outcome.", offsetof(struct s_stats, catchup_known), "outcome=\"known\"" },
+    { "escucha_notifier_catchup_total", "Entries of the teams' alert lists handled by the "
+      "catch-up, by outcome.", offsetof(struct s_stats, catchup_bad), "outcome=\"bad\"" },
 };
 
 struct s_ntf {
@@ -136,6 +156,8 @@ struct s_ntf {
     ntf_xfer_t *xfer;
     ntf_digester_t *digester;     /* scheduled digests (digest.c) */
     int64_t next_digest_ms;       /* monotonic: next ntf_digest_tick */
+    int64_t next_catchup_ms;      /* monotonic: next catch-up from the teams' alert lists */
+    ntf_seen_t *seen;             /* alerts queued (or known queued) and bad entries seen */
     char owner[96];               /* instance id in claims */
     struct ntf_sink *sinks;       /* owned */
     size_t n_sinks;
@@ -305,15 +327,44 @@ s_inbox_pop(struct s_ntf *self)
     self->n_inbox--;
 }
 
+/* Appends alert a (valid, of team `team`, kind spike or ended) to the inbox, from where it is
+ * queued for each of the team's receivers. catchup: it was read from the team's list. */
+static void
+s_inbox_add(struct s_ntf *self, const struct esc_alert *a, const struct esc_cfg_team *team,
+            int catchup)
+{
+    struct s_inbox_item *it;
+    char qtopic[96];
+    char qid[160];
+
+    if (self->n_inbox == self->cap_inbox) {
+        self->cap_inbox = self->cap_inbox == 0 ? 16 : self->cap_inbox * 2;
+        self->inbox = esc_realloc(self->inbox, self->cap_inbox * sizeof(*self->inbox));
+    }
+    it = &self->inbox[self->n_inbox++];
+    memset(it, 0, sizeof(*it));
+    it->msg = esc_alert_encode(a, &it->msg_len);
+    it->id = esc_strdup(a->id);
+    it->kind = esc_strdup(a->kind != NULL ? a->kind : "spike");
+    snprintf(it->topic_key, sizeof(it->topic_key), "%s/%s", a->team, a->topic);
+    it->team = team;
+    it->catchup = catchup;
+    if (catchup) {
+        esc_log_debug("alert from the team's list team=%s alert=%s", team->id,
+                      esc_log_quote(qid, sizeof(qid), a->id, 120));
+        return;
+    }
+    esc_log_info("alert received team=%s topic=%s kind=%s alert=%s observed=%lld", team->id,
+                 esc_log_quote(qtopic, sizeof(qtopic), a->topic, 64), it->kind,
+                 esc_log_quote(qid, sizeof(qid), a->id, 120), (long long)a->observed);
+}
+
 static void
 s_on_message(struct s_ntf *self, const void *buf, size_t len)
 {
     const struct esc_cfg_team *team;
-    struct s_inbox_item *it;
     struct esc_alert a;
     struct esc_error err;
-    char qtopic[96];
-    char qid[160];
 
     if (esc_msg_peek_type(buf, len) != ESC_MSG_ALERT) {
         s_skip(self, "not an alert message", len);
@@ -337,20 +388,7 @@ s_on_message(struct s_ntf *self, const void *buf, size_t len)
         return;
     }
     self->st.alerts++;
-    if (self->n_inbox == self->cap_inbox) {
-        self->cap_inbox = self->cap_inbox == 0 ? 16 : self->cap_inbox * 2;
-        self->inbox = esc_realloc(self->inbox, self->cap_inbox * sizeof(*self->inbox));
-    }
-    it = &self->inbox[self->n_inbox++];
-    memset(it, 0, sizeof(*it));
-    it->msg = esc_alert_encode(&a, &it->msg_len);
-    it->id = esc_strdup(a.id);
-    it->kind = esc_strdup(a.kind != NULL ? a.kind : "spike");
-    snprintf(it->topic_key, sizeof(it->topic_key), "%s/%s", a.team, a.topic);
-    it->team = team;
-    esc_log_info("alert received team=%s topic=%s kind=%s alert=%s observed=%lld", team->id,
-                 esc_log_quote(qtopic, sizeof(qtopic), a.topic, 64), it->kind,
-                 esc_log_quote(qid, sizeof(qid), a.id, 120), (long long)a.observed);
+    s_inbox_add(self, &a, team, 0);
     esc_alert_fini(&a);
 }
 
@@ -429,14 +467,22 @@ s_flush_inbox(struct s_ntf *self)
             if (rc != ESC_OK) {
                 esc_log_error("alert not queued sink=%s alert=%s reason=redis error", sink->name,
                               qid);
+                it->failed = 1;
                 continue;
             }
             switch (res) {
             case NTF_PUSH_ADDED:
                 self->st.enqueued++;
+                it->added++;
                 esc_log_debug("queued alert=%s sink=%s", qid, sink->name);
                 break;
             case NTF_PUSH_DUPLICATE:
+                if (it->catchup) {
+                    /* the normal case of a catch-up: counted as known below */
+                    esc_log_debug("alert from the team's list already queued alert=%s sink=%s",
+                                  qid, sink->name);
+                    break;
+                }
                 self->st.duplicate++;
                 esc_log_info("alert already queued once, not again alert=%s sink=%s", qid,
                              sink->name);
@@ -449,8 +495,112 @@ s_flush_inbox(struct s_ntf *self)
                 break;
             }
         }
+        if (!it->failed) {
+            ntf_seen_add(self->seen, it->id); /* the catch-up need not look at it again */
+        }
+        if (it->catchup && it->added > 0) {
+            self->st.catchup_queued++;
+            esc_log_info("alert recovered from the team's list, queued alert=%s deliveries=%d",
+                         qid, it->added);
+        }
+        else if (it->catchup) {
+            self->st.catchup_known++;
+        }
         s_inbox_pop(self);
         self->next_claim_ms = 0; /* something may be due now */
+    }
+}
+
+/* ---- catch-up from the teams' alert lists ----------------------------------------------- */
+
+/* Hands the alerts of team's list raised since since_ms, oldest first, to the inbox, unless
+ * this process has handled them already. Returns ESC_OK, ESC_RETRY (Redis unreachable, or the
+ * inbox is full: try again soon) or ESC_ERR (error reply, logged). */
+static esc_rc
+s_catchup_team(struct s_ntf *self, const struct esc_cfg_team *team, int64_t since_ms)
+{
+    struct esc_kv_val r;
+    struct esc_alert a;
+    struct esc_error err;
+    char key[256];
+    char bad[32];
+    char qerr[200];
+    size_t i;
+    esc_rc rc;
+
+    snprintf(key, sizeof(key), "%s:alerts:{%s}", self->cfg->redis.prefix, team->id);
+    rc = esc_kv_cmd(self->kv, &r, "LRANGE %s 0 %d", key, NTF_CATCHUP_SCAN - 1);
+    if (rc != ESC_OK) {
+        return rc == ESC_RETRY ? ESC_RETRY : ESC_ERR;
+    }
+    if (r.type != ESC_KV_ARRAY) {
+        esc_log_error("cannot read alert list key=%s err=%s", key,
+                      esc_log_quote(qerr, sizeof(qerr), r.type == ESC_KV_ERROR && r.str != NULL
+                                                            ? r.str
+                                                            : "not a list",
+                                    150));
+        esc_kv_val_fini(&r);
+        return ESC_ERR;
+    }
+    rc = ESC_OK;
+    for (i = r.n; i > 0; i--) {
+        const struct esc_kv_val *v = &r.elem[i - 1];
+        enum ntf_catchup_entry e;
+
+        if (self->n_inbox >= (size_t)self->ncfg->inbox_max) {
+            rc = ESC_RETRY;
+            break;
+        }
+        memset(&err, 0, sizeof(err));
+        if (v->type != ESC_KV_STR) {
+            e = NTF_CATCHUP_BAD;
+            esc_alert_init(&a);
+            esc_strlcpy(err.text, "not a string", sizeof(err.text));
+            ntf_catchup_bad_key("", 0, bad);
+        }
+        else {
+            e = ntf_catchup_parse(v->str, v->len, team->id, since_ms, &a, &err);
+            ntf_catchup_bad_key(v->str, v->len, bad);
+        }
+        if (e == NTF_CATCHUP_BAD && !ntf_seen_has(self->seen, bad)) {
+            /* logged and counted once per process; it stays in the list until trimmed */
+            ntf_seen_add(self->seen, bad);
+            self->st.catchup_bad++;
+            esc_log_warn("skipped malformed alert list entry key=%s index=%zu reason=%s", key,
+                         i - 1, esc_log_quote(qerr, sizeof(qerr), err.text, 150));
+        }
+        else if (e == NTF_CATCHUP_ALERT && !ntf_seen_has(self->seen, a.id)) {
+            s_inbox_add(self, &a, team, 1);
+        }
+        esc_alert_fini(&a);
+    }
+    esc_kv_val_fini(&r);
+    return rc;
+}
+
+/* Runs the catch-up over every team of this notifier's config when it is due. */
+static void
+s_catchup(struct s_ntf *self)
+{
+    int64_t now = esc_mono_ms();
+    int64_t since = esc_now_ms() - self->ncfg->catchup_window_s * 1000;
+    size_t t;
+
+    if (self->ncfg->catchup_ms <= 0 || self->drain.draining || now < self->next_catchup_ms
+        || now < self->redis_retry_ms) {
+        return;
+    }
+    self->next_catchup_ms = now + self->ncfg->catchup_ms;
+    for (t = 0; t < self->cfg->n_teams; t++) {
+        esc_rc rc = s_catchup_team(self, &self->cfg->teams[t], since);
+
+        if (rc == ESC_RETRY) {
+            /* Redis unreachable (the queue's operations report it) or the inbox full */
+            esc_log_debug("catch-up postponed team=%s inbox=%zu", self->cfg->teams[t].id,
+                          self->n_inbox);
+            self->next_catchup_ms = now + S_CATCHUP_RETRY_MS;
+            return;
+        }
     }
 }
 
@@ -845,6 +995,9 @@ s_poll_timeout(const struct s_ntf *self)
     if (!self->drain.draining && self->next_digest_ms - now < t) {
         t = self->next_digest_ms - now;
     }
+    if (!self->drain.draining && self->ncfg->catchup_ms > 0 && self->next_catchup_ms - now < t) {
+        t = self->next_catchup_ms - now;
+    }
     if (self->drain.draining) {
         if (self->drain.deadline_ms - now < t) {
             t = self->drain.deadline_ms - now;
@@ -936,6 +1089,7 @@ s_run(struct s_ntf *self)
         }
         ntf_xfer_run(self->xfer, s_on_done, self);
         s_flush_outcomes(self);
+        s_catchup(self);
         s_flush_inbox(self);
         s_claim(self);
         if (!self->drain.draining && esc_mono_ms() >= self->next_digest_ms) {
@@ -1078,8 +1232,10 @@ ntf_daemon_main(const struct esc_cfg *cfg, const struct ntf_cfg *ncfg, int sig_f
         return NTF_EXIT_USAGE;
     }
     s_owner_id(self.owner, sizeof(self.owner));
+    self.seen = ntf_seen_new(NTF_CATCHUP_SEEN_MAX);
     for (size_t m = 0; m < ESC_ARRAY_LEN(s_metric_defs); m++) {
-        self.metrics[m] = esc_metrics_counter(s_metric_defs[m].name, s_metric_defs[m].help, NULL);
+        self.metrics[m] = esc_metrics_counter(s_metric_defs[m].name, s_metric_defs[m].help,
+                                              s_metric_defs[m].labels);
     }
     s_sink_metrics(&self);
     self.m_queue_depth = esc_metrics_gauge("escucha_notifier_queue_depth",
@@ -1088,6 +1244,7 @@ ntf_daemon_main(const struct esc_cfg *cfg, const struct ntf_cfg *ncfg, int sig_f
     if (esc_metrics_start("notifier", ncfg->metrics_listen) < 0) {
         esc_metrics_shutdown();
         ESC_FREE(self.m_deliver_s);
+        ntf_seen_destroy(&self.seen);
         ntf_digester_destroy(&self.digester);
         esc_kv_destroy(&self.kv);
         s_sinks_exit(&self);
@@ -1146,17 +1303,19 @@ ntf_daemon_main(const struct esc_cfg *cfg, const struct ntf_cfg *ncfg, int sig_f
     ntf_xfer_destroy(&self.xfer);
     esc_bus_destroy(&self.in, 0);
     ntf_queue_destroy(&self.queue);
+    ntf_seen_destroy(&self.seen);
     esc_kv_destroy(&self.kv);
     s_sinks_exit(&self);
     esc_metrics_shutdown();
     ESC_FREE(self.m_deliver_s);
     esc_log_info("stopped alerts=%llu delivered=%llu retried=%llu dead=%llu rejected=%llu "
-                 "invalid=%llu enqueued=%llu duplicate=%llu cooldown=%llu queued=%lld "
-                 "undelivered=%zu",
+                 "invalid=%llu enqueued=%llu duplicate=%llu cooldown=%llu recovered=%llu "
+                 "queued=%lld undelivered=%zu",
                  (unsigned long long)self.st.alerts, (unsigned long long)self.st.delivered,
                  (unsigned long long)self.st.retried, (unsigned long long)self.st.dead,
                  (unsigned long long)self.st.rejected, (unsigned long long)self.st.invalid,
                  (unsigned long long)self.st.enqueued, (unsigned long long)self.st.duplicate,
-                 (unsigned long long)self.st.cooldown, (long long)queued, lost);
+                 (unsigned long long)self.st.cooldown, (unsigned long long)self.st.catchup_queued,
+                 (long long)queued, lost);
     return code;
 }

@@ -37,6 +37,8 @@ struct ntf_cfg {
     int64_t inbox_max;            /* alerts held in memory while Redis is unreachable */
     int64_t dedupe_ttl_s;         /* how long "this alert was queued for this hook" is kept */
     int64_t dead_max;             /* entries kept in the dead-letter list */
+    int64_t catchup_ms;           /* period of the alert catch-up from the teams' lists, 0 = off */
+    int64_t catchup_window_s;     /* the catch-up takes alerts raised this recently */
     char alert_email_teams[512];  /* comma-separated team ids whose alerts are also e-mailed */
     bool alert_email_ended;       /* e-mail "ended" alerts too */
     int64_t alert_email_cooldown_min; /* cooldown of the alert e-mail per topic, 0 = off */

@@ -9,6 +9,8 @@ stopped for a while mid-stream:
   the collector wait (backpressure), exact totals afterwards.
 - the webhook receiver down for 2 minutes while an alert fires, and the SMTP server down while a
   scheduled digest is due: each delivered exactly once when it is back.
+- the notifier hung, then killed with an alert in its socket buffer: the restarted notifier
+  delivers it from the team's alert list, exactly once (also after a further restart).
 
 Each test is its own ctest entry (tests/CMakeLists.txt), so they run in parallel.
 
@@ -442,6 +444,98 @@ class ReceiversDownTest(OutageBase):
         for p in (smtp, hook):
             p.terminate()
             p.wait(10)
+
+
+class NotifierKilledTest(OutageBase):
+    """The notifier hung (SIGSTOP) while the aggregator raises an alert, so the alert sits in
+    its socket buffer, then killed (SIGKILL): the alert's bus copy is lost. The restarted
+    notifier finds it in the team's list <prefix>:alerts:{gob} (catch-up) and delivers it
+    exactly once; a further restart delivers nothing again."""
+
+    def start_sink(self, *args):
+        p = subprocess.Popen([sys.executable, os.path.join(HERE, "..", "support",
+                                                           "webhook_sink.py")] + list(args),
+                             stdout=subprocess.PIPE, text=True)
+        self.helpers.append(p)
+        p.stdout.readline()  # the port: ready
+        return p
+
+    def test_notifier_killed_with_alert_in_socket_delivered_once(self):
+        hook_port = et.free_port()
+        hook_log = os.path.join(self.work, "hook.jsonl")
+        self.cfg["teams"][0]["webhooks"] = [{"url": "http://127.0.0.1:%d/hooks/gob" % hook_port,
+                                             "secret_env": "OUTAGE_HOOK_SECRET"}]
+        self.cfg["notifier"].update({"retry_base_ms": 200, "webhook_timeout_ms": 1000,
+                                     "catchup_ms": 1000,
+                                     "digest": {"default": {"enabled": False}}})
+        self.cfg["aggregator"].update({"spike": {
+            "window_min": 10, "baseline_min": 600, "factor": 4.0, "min_count": 20,
+            "cooldown_min": 180, "lateness_s": 60}})
+        self.cfg["bus"]["hwm"] = 1000
+        del self.cfg["collector"]["metrics_listen"]  # two collectors at once
+        paths, _, good = tp.build_inputs(self.work)
+        cfg = self.config_file()
+        s = self.svc
+        hook = self.start_sink("--out", hook_log, "--port", str(hook_port))
+        s.start("notifier", "notifier", "--config", cfg)
+        et.wait_for(lambda: " started " in s.log("notifier"), 10, "the notifier to start")
+        s.pause("notifier")  # bound and connected to, but reads nothing
+        self.start_core(cfg)
+        for name in ("a", "b", "burst"):
+            self.cfg["sources"][0]["name"] = "replay-" + name
+            c = s.start("collector_" + name, "collector", "--config",
+                        self.config_file(name + ".json", paths[name]), "--once")
+            if name == "b":
+                for n in ("a", "b"):
+                    self.assertEqual(s.procs["collector_" + n].wait(60), 0)
+        self.assertEqual(c.wait(60), 0)
+        r = self.redis.client()
+        et.wait_for(lambda: int(r.cmd("GET", "esc:agg:processed") or 0) >= good, 60,
+                    "the posts to be counted")
+
+        def spikes():
+            return [a for a in (json.loads(x) for x in r.cmd("LRANGE", "esc:alerts:{gob}", 0, -1))
+                    if a["kind"] == "spike"]
+        et.wait_for(spikes, 30, "the aggregator's flush to write the alert to the team's list")
+        alert_id = spikes()[0]["id"]
+        self.assertNotIn("alert not accepted by the notify socket", s.log("aggregator"))
+        # killed with the alert in its socket buffer: the bus copy is gone
+        s.procs["notifier"].kill()
+        s.procs["notifier"].wait(10)
+        self.assertNotIn("alert received", s.log("notifier"))
+        self.assertFalse(os.path.exists(hook_log) and os.path.getsize(hook_log) > 0)
+
+        ntf = self.ports["metrics_notifier"]
+        s.start("notifier2", "notifier", "--config", cfg)
+        et.wait_for(lambda: os.path.exists(hook_log) and os.path.getsize(hook_log) > 0, 20,
+                    "the restarted notifier to deliver the alert from the team's list")
+        m = metrics(ntf)
+        self.assertEqual(m.get('escucha_notifier_catchup_total{outcome="queued"}'), 1)
+        self.assertEqual(m.get("escucha_notifier_alerts_total"), 0)  # not from the bus
+        time.sleep(2.5)  # two more catch-ups: a second delivery would show up now
+        self.assertEqual(s.stop("notifier2"), 0, s.log("notifier2")[-3000:])
+
+        # another restart: the alert is in the list and known, nothing is delivered again
+        s.start("notifier3", "notifier", "--config", cfg)
+        et.wait_for(lambda: metrics(ntf).get('escucha_notifier_catchup_total{outcome="known"}',
+                                             0) >= 1, 20, "the catch-up to find the alert known")
+        time.sleep(2.5)
+        with open(hook_log) as f:
+            reqs = [json.loads(x) for x in f]
+        self.assertEqual(len(reqs), 1, [q["body"][:200] for q in reqs])
+        body = json.loads(reqs[0]["body"])
+        self.assertEqual((body["id"], body["team"], body["kind"]), (alert_id, "gob", "spike"))
+        self.assertTrue(et.verify_signature(SECRET, {
+            "X-Escucha-Timestamp": reqs[0]["headers"]["x-escucha-timestamp"],
+            "X-Escucha-Signature": reqs[0]["headers"]["x-escucha-signature"]},
+            base64.b64decode(reqs[0]["body_b64"])))
+        m = metrics(ntf)
+        self.assertEqual(m.get('escucha_notifier_catchup_total{outcome="queued"}'), 0)
+        self.assertEqual(m.get("escucha_notifier_delivered_total"), 0)
+        self.assertEqual(r.cmd("HGET", "esc:ntf:{q}:stats", "delivered"), "1")
+        self.stop_all(("broker", "classifier", "aggregator", "notifier3"))
+        hook.terminate()
+        hook.wait(10)
 
 
 if __name__ == "__main__":
