@@ -7,7 +7,7 @@
 #
 # Options: --build-dir DIR (default build-bench), --data-dir DIR (corpus, topics and the parts
 # of each run; default out/bench), --out FILE (default bench/results/<date>-<host>.json),
-# --only LIST (comma-separated: codec,classifier,aggregator,e2e), --skip-build.
+# --only LIST (comma-separated: codec,collector,classifier,aggregator,e2e), --skip-build.
 #
 # Builds the services and benchmarks (Release) first, generates the corpus and topic files when
 # they are missing (cached under the data dir), then runs: the codec and classifier
@@ -21,7 +21,7 @@ BUILD=$ROOT/build-bench
 DATA=$ROOT/out/bench
 MODE=quick
 OUT=
-ONLY=codec,classifier,aggregator,e2e
+ONLY=codec,collector,classifier,aggregator,e2e
 SKIP_BUILD=0
 
 while [ $# -gt 0 ]; do
@@ -87,6 +87,7 @@ if [ "$SKIP_BUILD" = 0 ]; then
     fi
     targets="escucha-collector escucha-broker escucha-classifier escucha-aggregator"
     targets="$targets escucha-notifier bench_gen_corpus bench_codec bench_classifier bench_probe"
+    targets="$targets bench_sink"
     if grep -q bench_aggregator "$BUILD/Makefile" "$BUILD/build.ninja" 2>/dev/null; then
         targets="$targets bench_aggregator"
     fi
@@ -118,6 +119,13 @@ if want codec; then
     log "codec micro-benchmark"
     timeout 600 "$BUILD/bench/codec/bench_codec" --corpus "$SHARD0" --posts "$MICRO_POSTS" \
         --min-cpu "$MIN_CPU" --repeat "$REPEAT" >"$PARTS/codec.json"
+fi
+if want collector; then
+    # 200,000 posts in both modes: with fewer, the process's start-up weighs on the figure
+    log "collector benchmark (the escucha-collector binary, jsonl -> bus)"
+    timeout 900 "$PY" "$ROOT/bench/collector/run_collector.py" --bin-dir "$BUILD" \
+        --corpus "$SHARD0" --posts 200000 --repeat "$REPEAT" \
+        --out "$PARTS/collector.json" || log "collector benchmark failed (exit $?)"
 fi
 if want classifier; then
     first=1

@@ -52,6 +52,9 @@ def collect(parts, mode):
         if r:
             res["micro"]["classifier"][name] = r
             res.setdefault("machine", r.get("machine"))
+    col = load(os.path.join(parts, "collector.json"))
+    if col:
+        res["micro"]["collector"] = col
     agg = load(os.path.join(parts, "aggregator.json"))
     if agg:
         res["micro"]["aggregator"] = agg
@@ -97,6 +100,14 @@ def show(res):
                    % (c["posts"], c["json_bytes_mean"], c["msgpack_bytes_mean"]))
         for s in c["stages"]:
             out.append("  %-40s %12s" % (s["stage"], fmt(s["posts_per_s_cpu"])))
+    col = res["micro"].get("collector")
+    if col:
+        b = col["best"]
+        out.append("")
+        out.append("collector binary, jsonl -> bus (bench/collector): %s posts per CPU second, "
+                   "%s posts/s wall, max RSS %d kB" % (fmt(b["posts_per_cpu_s"]),
+                                                      fmt(b["posts_per_wall_s"]),
+                                                      b["max_rss_kb"]))
     cls = res["micro"].get("classifier") or {}
     if cls:
         out.append("")
