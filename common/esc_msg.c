@@ -591,24 +591,6 @@ s_mp_skip(const uint8_t *p, size_t len, uint64_t count, size_t *used)
  * Decoding
  */
 
-static void
-s_err(struct esc_error *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void
-s_err(struct esc_error *err, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (err == NULL) {
-        return;
-    }
-    va_start(ap, fmt);
-    vsnprintf(err->text, sizeof(err->text), fmt, ap);
-    va_end(ap);
-    err->line = 0;
-    err->column = 0;
-}
-
 static const char *
 s_obj_type_name(const msgpack_object *o)
 {
@@ -653,28 +635,28 @@ s_check_frame(const void *buf, size_t len, struct esc_error *err)
     int rc;
 
     if (len > ESC_MSG_MAX) {
-        s_err(err, "message too large (%zu > %d)", len, ESC_MSG_MAX);
+        esc_error_set(err, 0, "message too large (%zu > %d)", len, ESC_MSG_MAX);
         return ESC_INVALID;
     }
     if (len == 0 || buf == NULL) {
-        s_err(err, "empty message");
+        esc_error_set(err, 0, "empty message");
         return ESC_INVALID;
     }
     if (!((b[0] >= 0x80 && b[0] <= 0x8f) || b[0] == 0xde || b[0] == 0xdf)) {
-        s_err(err, "not a map");
+        esc_error_set(err, 0, "not a map");
         return ESC_INVALID;
     }
     rc = s_mp_skip(b, len, 1, &used);
     if (rc == S_MP_TRUNC) {
-        s_err(err, "truncated message");
+        esc_error_set(err, 0, "truncated message");
         return ESC_INVALID;
     }
     if (rc == S_MP_BAD) {
-        s_err(err, "malformed message");
+        esc_error_set(err, 0, "malformed message");
         return ESC_INVALID;
     }
     if (used != len) {
-        s_err(err, "trailing bytes after message");
+        esc_error_set(err, 0, "trailing bytes after message");
         return ESC_INVALID;
     }
     return ESC_OK;
@@ -694,18 +676,18 @@ s_unpack(const void *buf, size_t len, msgpack_unpacked *upk, struct esc_error *e
     case MSGPACK_UNPACK_SUCCESS:
         break;
     case MSGPACK_UNPACK_CONTINUE:
-        s_err(err, "truncated message");
+        esc_error_set(err, 0, "truncated message");
         return ESC_INVALID;
     case MSGPACK_UNPACK_NOMEM_ERROR:
         /* After the scan, this means nesting beyond msgpack-c's fixed stack (32 levels). */
-        s_err(err, "message nested too deep");
+        esc_error_set(err, 0, "message nested too deep");
         return ESC_INVALID;
     default:
-        s_err(err, "malformed message");
+        esc_error_set(err, 0, "malformed message");
         return ESC_INVALID;
     }
     if (off != len || upk->data.type != MSGPACK_OBJECT_MAP) {
-        s_err(err, "malformed message");
+        esc_error_set(err, 0, "malformed message");
         return ESC_INVALID;
     }
     return ESC_OK;
@@ -742,48 +724,48 @@ s_check_header(const msgpack_object_map *m, enum esc_msg_type *type, struct esc_
         const msgpack_object *key = &m->ptr[i].key;
 
         if (key->type != MSGPACK_OBJECT_STR) {
-            s_err(err, "map key %" PRIu32 ": expected string, got %s", i, s_obj_type_name(key));
+            esc_error_set(err, 0, "map key %" PRIu32 ": expected string, got %s", i, s_obj_type_name(key));
             return ESC_INVALID;
         }
         if (s_str_eq(key, "v", 1)) {
             if (v != NULL) {
-                s_err(err, "duplicate key 'v'");
+                esc_error_set(err, 0, "duplicate key 'v'");
                 return ESC_INVALID;
             }
             v = &m->ptr[i].val;
         }
         else if (s_str_eq(key, "type", 4)) {
             if (t != NULL) {
-                s_err(err, "duplicate key 'type'");
+                esc_error_set(err, 0, "duplicate key 'type'");
                 return ESC_INVALID;
             }
             t = &m->ptr[i].val;
         }
     }
     if (v == NULL) {
-        s_err(err, "missing required key 'v'");
+        esc_error_set(err, 0, "missing required key 'v'");
         return ESC_INVALID;
     }
     if (v->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
         if (v->via.u64 != ESC_MSG_VERSION) {
-            s_err(err, "unsupported schema version %" PRIu64, v->via.u64);
+            esc_error_set(err, 0, "unsupported schema version %" PRIu64, v->via.u64);
             return ESC_INVALID;
         }
     }
     else if (v->type == MSGPACK_OBJECT_NEGATIVE_INTEGER) {
-        s_err(err, "unsupported schema version %" PRId64, v->via.i64);
+        esc_error_set(err, 0, "unsupported schema version %" PRId64, v->via.i64);
         return ESC_INVALID;
     }
     else {
-        s_err(err, "key 'v': expected int, got %s", s_obj_type_name(v));
+        esc_error_set(err, 0, "key 'v': expected int, got %s", s_obj_type_name(v));
         return ESC_INVALID;
     }
     if (t == NULL) {
-        s_err(err, "missing required key 'type'");
+        esc_error_set(err, 0, "missing required key 'type'");
         return ESC_INVALID;
     }
     if (t->type != MSGPACK_OBJECT_STR) {
-        s_err(err, "key 'type': expected string, got %s", s_obj_type_name(t));
+        esc_error_set(err, 0, "key 'type': expected string, got %s", s_obj_type_name(t));
         return ESC_INVALID;
     }
     for (k = ESC_MSG_POST; k <= ESC_MSG_ALERT; k++) {
@@ -792,7 +774,7 @@ s_check_header(const msgpack_object_map *m, enum esc_msg_type *type, struct esc_
             return ESC_OK;
         }
     }
-    s_err(err, "key 'type': unknown message type '%s'", s_printable(&t->via.str, buf, sizeof(buf)));
+    esc_error_set(err, 0, "key 'type': unknown message type '%s'", s_printable(&t->via.str, buf, sizeof(buf)));
     return ESC_INVALID;
 }
 
@@ -853,16 +835,16 @@ s_decode_str(struct s_dst *d, const struct s_field *f, const msgpack_object *val
     char *s;
 
     if (val->type != MSGPACK_OBJECT_STR) {
-        s_err(err, "key '%s': expected string, got %s", f->key, s_obj_type_name(val));
+        esc_error_set(err, 0, "key '%s': expected string, got %s", f->key, s_obj_type_name(val));
         return ESC_INVALID;
     }
     s = s_copy_str(d, val, f->max, &what, &bad_len);
     if (s == NULL) {
         if (bad_len > 0) {
-            s_err(err, "key '%s': too long (%zu > %zu bytes)", f->key, bad_len, f->max);
+            esc_error_set(err, 0, "key '%s': too long (%zu > %zu bytes)", f->key, bad_len, f->max);
         }
         else {
-            s_err(err, "key '%s': %s", f->key, what);
+            esc_error_set(err, 0, "key '%s': %s", f->key, what);
         }
         return ESC_INVALID;
     }
@@ -876,7 +858,7 @@ s_decode_int(const struct s_field *f, const msgpack_object *val, void *obj,
 {
     if (val->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
         if (val->via.u64 > (uint64_t)INT64_MAX) {
-            s_err(err, "key '%s': integer out of range", f->key);
+            esc_error_set(err, 0, "key '%s': integer out of range", f->key);
             return ESC_INVALID;
         }
         *s_int_at(obj, f->off) = (int64_t)val->via.u64;
@@ -886,7 +868,7 @@ s_decode_int(const struct s_field *f, const msgpack_object *val, void *obj,
         *s_int_at(obj, f->off) = val->via.i64;
         return ESC_OK;
     }
-    s_err(err, "key '%s': expected int, got %s", f->key, s_obj_type_name(val));
+    esc_error_set(err, 0, "key '%s': expected int, got %s", f->key, s_obj_type_name(val));
     return ESC_INVALID;
 }
 
@@ -908,11 +890,11 @@ s_decode_num(const struct s_field *f, const msgpack_object *val, void *obj,
         d = (double)val->via.i64;
         break;
     default:
-        s_err(err, "key '%s': expected number, got %s", f->key, s_obj_type_name(val));
+        esc_error_set(err, 0, "key '%s': expected number, got %s", f->key, s_obj_type_name(val));
         return ESC_INVALID;
     }
     if (isnan(d)) {
-        s_err(err, "key '%s': not a number (NaN)", f->key);
+        esc_error_set(err, 0, "key '%s': not a number (NaN)", f->key);
         return ESC_INVALID;
     }
     *s_num_at(obj, f->off) = d;
@@ -929,12 +911,12 @@ s_decode_list(struct s_dst *d, const struct s_field *f, const msgpack_object *va
     uint32_t i;
 
     if (val->type != MSGPACK_OBJECT_ARRAY) {
-        s_err(err, "key '%s': expected array, got %s", f->key, s_obj_type_name(val));
+        esc_error_set(err, 0, "key '%s': expected array, got %s", f->key, s_obj_type_name(val));
         return ESC_INVALID;
     }
     a = &val->via.array;
     if (a->size > ESC_POST_LIST_MAX) {
-        s_err(err, "key '%s': too many elements (%" PRIu32 " > %d)", f->key, a->size,
+        esc_error_set(err, 0, "key '%s': too many elements (%" PRIu32 " > %d)", f->key, a->size,
               ESC_POST_LIST_MAX);
         return ESC_INVALID;
     }
@@ -955,18 +937,18 @@ s_decode_list(struct s_dst *d, const struct s_field *f, const msgpack_object *va
         char *s;
 
         if (e->type != MSGPACK_OBJECT_STR) {
-            s_err(err, "key '%s' element %" PRIu32 ": expected string, got %s", f->key, i,
+            esc_error_set(err, 0, "key '%s' element %" PRIu32 ": expected string, got %s", f->key, i,
                   s_obj_type_name(e));
             return ESC_INVALID;
         }
         s = s_copy_str(d, e, f->max, &what, &bad_len);
         if (s == NULL) {
             if (bad_len > 0) {
-                s_err(err, "key '%s' element %" PRIu32 ": too long (%zu > %zu bytes)", f->key, i,
+                esc_error_set(err, 0, "key '%s' element %" PRIu32 ": too long (%zu > %zu bytes)", f->key, i,
                       bad_len, f->max);
             }
             else {
-                s_err(err, "key '%s' element %" PRIu32 ": %s", f->key, i, what);
+                esc_error_set(err, 0, "key '%s' element %" PRIu32 ": %s", f->key, i, what);
             }
             return ESC_INVALID;
         }
@@ -1006,7 +988,7 @@ s_decode_fields(struct s_dst *d, const msgpack_object_map *m, const struct s_fie
         }
         next = j + 1;
         if ((seen & ((uint64_t)1 << j)) != 0) {
-            s_err(err, "duplicate key '%s'", fields[j].key);
+            esc_error_set(err, 0, "duplicate key '%s'", fields[j].key);
             return ESC_INVALID;
         }
         seen |= (uint64_t)1 << j;
@@ -1030,7 +1012,7 @@ s_decode_fields(struct s_dst *d, const msgpack_object_map *m, const struct s_fie
     }
     for (j = 0; j < n_fields; j++) {
         if ((fields[j].required & S_BIT(t)) != 0 && (seen & ((uint64_t)1 << j)) == 0) {
-            s_err(err, "missing required key '%s'", fields[j].key);
+            esc_error_set(err, 0, "missing required key '%s'", fields[j].key);
             return ESC_INVALID;
         }
     }
@@ -1077,7 +1059,7 @@ esc_post_decode(const void *buf, size_t len, struct esc_post *out, enum esc_msg_
         *type_out = type;
     }
     if (type != ESC_MSG_POST && type != ESC_MSG_CLASSIFIED) {
-        s_err(err, "expected a post or classified message, got '%s'", s_type_names[type]);
+        esc_error_set(err, 0, "expected a post or classified message, got '%s'", s_type_names[type]);
         rc = ESC_INVALID;
         goto out;
     }
@@ -1327,7 +1309,7 @@ s_unpack_shallow(const uint8_t *b, size_t len, struct esc_post_buf *pb, msgpack_
     top->via.map.ptr = kv;
     return ESC_OK;
 deep:
-    s_err(err, "message nested too deep");
+    esc_error_set(err, 0, "message nested too deep");
     return ESC_INVALID;
 }
 
@@ -1365,7 +1347,7 @@ esc_post_decode_into(const void *buf, size_t len, struct esc_post *out,
         *type_out = type;
     }
     if (type != ESC_MSG_POST && type != ESC_MSG_CLASSIFIED) {
-        s_err(err, "expected a post or classified message, got '%s'", s_type_names[type]);
+        esc_error_set(err, 0, "expected a post or classified message, got '%s'", s_type_names[type]);
         return ESC_INVALID;
     }
     need = s_arena_need(&obj.via.map);
@@ -1402,7 +1384,7 @@ esc_alert_decode(const void *buf, size_t len, struct esc_alert *out, struct esc_
         goto out;
     }
     if (type != ESC_MSG_ALERT) {
-        s_err(err, "expected an alert message, got '%s'", s_type_names[type]);
+        esc_error_set(err, 0, "expected an alert message, got '%s'", s_type_names[type]);
         rc = ESC_INVALID;
         goto out;
     }
