@@ -23,7 +23,8 @@ struct col_source;
 
 /* How a plugin hands a post to its host. fn stamps and sends the post, which stays borrowed
  * (the plugin fini's it afterwards). fn returns:
- *   ESC_OK      taken (sent on the bus); keep going (the next call may say ESC_CLOSED)
+ *   ESC_OK      taken (sent on the bus; with a journal, appended to it first, see
+ *               col_source.journaled); keep going (the next call may say ESC_CLOSED)
  *   ESC_INVALID rejected (e.g. too large once encoded); the plugin counts it as skipped
  *   ESC_CLOSED  not taken: the host is stopping (or could not send it); the plugin must stop
  *               reading and return from poll, and must not consider this post sent */
@@ -75,6 +76,8 @@ struct col_source {
     int done;        /* set by the plugin: nothing more will come */
     int failed;      /* set by the host: init or poll failed for good */
     int started;     /* set by the host: init succeeded, so exit is due */
+    int journaled;   /* set by the host before init: emit's ESC_OK means the post is in the
+                      * delivery journal (collector.journal_dir), not only handed to the bus */
     struct esc_log_every clamp_log; /* rate limit of the host's clamp warning (edge.c) */
 };
 

@@ -281,6 +281,7 @@ col_new(const struct esc_cfg *cfg, const struct col_cfg *ccfg, esc_bus_t *out, i
         ins->cfg = esc_calloc(1, ins->plugin->cfg_size);
         ins->net = self->net;
         ins->state = self->state;
+        ins->journaled = self->dlv != NULL;
         /* col_sources_check passed on this very config, so this cannot fail. */
         ESC_ASSERT(s_source_apply(cfg, i, ins->plugin, ins->cfg, &err) == ESC_OK);
         if (ins->plugin->init(ins) != 0) {

@@ -4,18 +4,22 @@
  * body of one post in the project's JSON shape, a JSON array of posts, or JSON Lines. Each post
  * is checked with esc_post_from_json; the answer is 202 {"accepted": n, "rejected": [{"index",
  * "error"}]}, or 400/401/404/405/413 with {"error": "..."}.
- * Threading: the server runs on libmicrohttpd's own thread and only parses and appends accepted
- * posts to a mutex-protected bounded queue; the collector loop drains that queue in poll and
- * emits the posts like any other source. A request whose posts do not all fit in the queue is
- * refused as a whole with 503 and Retry-After, so nothing is dropped silently and the client can
- * send the same request again. */
+ * Threading: libmicrohttpd runs one thread per connection; a request only parses and appends
+ * accepted posts to a mutex-protected bounded queue; the collector loop drains that queue in
+ * poll and emits the posts like any other source. A request whose posts do not all fit in the
+ * queue is refused as a whole with 503 and Retry-After, so nothing is dropped silently and the
+ * client can send the same request again. With a delivery journal (ins->journaled) the request
+ * then waits until the loop has journaled every one of its posts, and answers 202 only then, or
+ * 503 after accept_timeout_ms or when the collector stops (docs/delivery.md). */
 #include <arpa/inet.h>
+#include <errno.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
+#include <time.h>
 
 #include <jansson.h>
 
@@ -44,6 +48,14 @@ struct src_ingest_cfg {
     int64_t max_body;     /* request body limit, bytes */
     int64_t queue_max;    /* posts waiting for the collector loop */
     int64_t max_conns;    /* concurrent connections */
+    int64_t accept_timeout_ms; /* with a journal: longest wait for a request's posts */
+};
+
+/* Why a request's posts were not all journaled (s_wait). */
+enum s_wait_rc {
+    S_WAIT_OK,      /* every post was taken off the queue */
+    S_WAIT_TIMEOUT, /* accept_timeout_ms passed first */
+    S_WAIT_CLOSED,  /* the collector is stopping */
 };
 
 struct s_ingest {
@@ -58,8 +70,14 @@ struct s_ingest {
     size_t n;
     uint64_t rejected[COL_REJECT_N]; /* items refused since the last poll, per reason (moved
                                       * into ins->stats and the metric by poll) */
-    /* Below: only the HTTP thread. */
     uint64_t requests; /* requests numbered for the log: request=N */
+    uint64_t queued;   /* posts ever queued: a request's ticket is this after its last one */
+    uint64_t settled;  /* posts ever taken off the queue by poll (emitted, or refused by the
+                        * host as too large); the queue is FIFO, so settled >= ticket means
+                        * every post of that request is done */
+    int closed;        /* emit said the host is stopping, or exit began: waits end with 503 */
+    pthread_cond_t settled_cv; /* broadcast when settled or closed change (CLOCK_MONOTONIC) */
+    int wait;          /* ins->journaled: answer 202 only once the posts are journaled */
 };
 
 /* Per-request state, kept in MHD's con_cls. */
@@ -85,7 +103,12 @@ static const struct esc_cfg_entry s_cfg_map[] = {
     ESC_CFG_INT("queue_max", "10000", 1, 1000000, struct src_ingest_cfg, queue_max,
                 "posts waiting to be sent on the bus; when full, requests get 503 + Retry-After"),
     ESC_CFG_INT("max_conns", "64", 1, 10000, struct src_ingest_cfg, max_conns,
-                "concurrent HTTP connections"),
+                "concurrent HTTP connections (one thread each)"),
+    ESC_CFG_INT("accept_timeout_ms", "10000", 100, 600000, struct src_ingest_cfg,
+                accept_timeout_ms,
+                "with collector.journal_dir: how long a request waits for all its posts to be "
+                "journaled before it gets 503 + Retry-After (202 means journaled); unused "
+                "without a journal (202 means queued)"),
     ESC_CFG_END,
 };
 
@@ -336,9 +359,10 @@ s_parse_body(const char *body, size_t len, struct s_batch *b, char *msg, size_t 
     return 0;
 }
 
-/* Moves every post of b into the queue, or none when they do not all fit. Returns 0 or -1. */
+/* Moves every post of b into the queue, or none when they do not all fit. Returns 0 with
+ * *ticket set to the sequence number of the last post queued, or -1. */
 static int
-s_enqueue(struct s_ingest *g, struct s_batch *b)
+s_enqueue(struct s_ingest *g, struct s_batch *b, uint64_t *ticket)
 {
     size_t cap = (size_t)g->cfg->queue_max;
     size_t i;
@@ -353,10 +377,40 @@ s_enqueue(struct s_ingest *g, struct s_batch *b)
             g->q[(g->head + g->n) % cap] = b->posts[i];
             g->n++;
         }
+        g->queued += b->n;
+        *ticket = g->queued;
         b->n = 0; /* moved */
         for (i = 0; i < COL_REJECT_N; i++) {
             g->rejected[i] += b->cls[i];
         }
+    }
+    pthread_mutex_unlock(&g->lock);
+    return rc;
+}
+
+/* Waits until poll has taken every post up to ticket off the queue, the wait ran out
+ * (accept_timeout_ms) or the collector is stopping. Connection thread. */
+static enum s_wait_rc
+s_wait(struct s_ingest *g, uint64_t ticket)
+{
+    struct timespec deadline;
+    enum s_wait_rc rc = S_WAIT_OK;
+    int64_t ms = g->cfg->accept_timeout_ms;
+    int err = 0;
+
+    clock_gettime(CLOCK_MONOTONIC, &deadline);
+    deadline.tv_sec += (time_t)(ms / 1000);
+    deadline.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (deadline.tv_nsec >= 1000000000L) {
+        deadline.tv_sec++;
+        deadline.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&g->lock);
+    while (g->settled < ticket && !g->closed && err != ETIMEDOUT) {
+        err = pthread_cond_timedwait(&g->settled_cv, &g->lock, &deadline);
+    }
+    if (g->settled < ticket) {
+        rc = g->closed ? S_WAIT_CLOSED : S_WAIT_TIMEOUT;
     }
     pthread_mutex_unlock(&g->lock);
     return rc;
@@ -451,6 +505,8 @@ s_finish(struct s_ingest *g, struct MHD_Connection *c, struct s_req *req)
     size_t accepted;
     size_t i;
     int counted = 0;
+    uint64_t ticket = 0;
+    enum s_wait_rc waited;
     enum MHD_Result rc;
 
     if (req->too_big) {
@@ -478,7 +534,20 @@ s_finish(struct s_ingest *g, struct MHD_Connection *c, struct s_req *req)
         return s_reply_error(c, MHD_HTTP_BAD_REQUEST, msg);
     }
     accepted = b.n;
-    if (s_enqueue(g, &b) != 0) {
+    if (g->wait && accepted > 0) {
+        pthread_mutex_lock(&g->lock);
+        waited = g->closed ? S_WAIT_CLOSED : S_WAIT_OK;
+        pthread_mutex_unlock(&g->lock);
+        if (waited == S_WAIT_CLOSED) {
+            s_batch_fini(&b);
+            esc_log_warn("ingest request refused status=503 request=%llu client=%s posts=%zu "
+                         "reason=stopping", (unsigned long long)req->seq, req->client, accepted);
+            return s_reply_json(c, MHD_HTTP_SERVICE_UNAVAILABLE,
+                                json_pack("{s:s,s:i}", "error",
+                                          "collector stopping, retry later", "retry_after", 1));
+        }
+    }
+    if (s_enqueue(g, &b, &ticket) != 0) {
         s_batch_fini(&b);
         esc_log_warn("ingest queue full, answering 503 posts=%zu queue_max=%lld", accepted,
                      (long long)g->cfg->queue_max);
@@ -487,6 +556,26 @@ s_finish(struct s_ingest *g, struct MHD_Connection *c, struct s_req *req)
                                       "retry_after", 1));
     }
     s_log_rejected(req, &b);
+    if (g->wait && accepted > 0) {
+        /* 202 promises the posts are in the journal: wait until the loop put them there. A
+         * 503 here leaves them queued (they may still be counted); a retry is counted once,
+         * as the aggregator dedupes by platform, id and created_at. */
+        waited = s_wait(g, ticket);
+        if (waited != S_WAIT_OK) {
+            s_batch_fini(&b);
+            esc_log_warn("ingest request not journaled in time, answering 503 request=%llu "
+                         "client=%s posts=%zu reason=%s accept_timeout_ms=%lld",
+                         (unsigned long long)req->seq, req->client, accepted,
+                         waited == S_WAIT_CLOSED ? "stopping" : "timeout",
+                         (long long)g->cfg->accept_timeout_ms);
+            return s_reply_json(c, MHD_HTTP_SERVICE_UNAVAILABLE,
+                                json_pack("{s:s,s:i}", "error",
+                                          waited == S_WAIT_CLOSED
+                                              ? "collector stopping, retry later"
+                                              : "posts not journaled in time, retry later",
+                                          "retry_after", 1));
+        }
+    }
     esc_log_debug("ingest request accepted=%zu rejected=%zu", accepted,
                   json_array_size(b.rejected));
     rc = s_reply_json(c, MHD_HTTP_ACCEPTED, json_pack("{s:I,s:O}", "accepted",
@@ -535,6 +624,7 @@ s_handle(void *cls, struct MHD_Connection *c, const char *url, const char *metho
     const char *auth;
     const char *clen;
     char client[64];
+    uint64_t seq;
     int64_t n;
 
     (void)version;
@@ -554,16 +644,19 @@ s_handle(void *cls, struct MHD_Connection *c, const char *url, const char *metho
                                  "missing or wrong bearer token (Authorization: Bearer ...)");
         }
         clen = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+        pthread_mutex_lock(&g->lock);
+        seq = ++g->requests;
+        pthread_mutex_unlock(&g->lock);
         if (clen != NULL && esc_parse_i64(clen, 0, INT64_MAX, &n) == 0
             && n > g->cfg->max_body) {
             esc_log_warn("ingest request refused status=413 request=%llu client=%s bytes=%lld "
-                         "max_body=%lld", (unsigned long long)++g->requests, client,
+                         "max_body=%lld", (unsigned long long)seq, client,
                          (long long)n, (long long)g->cfg->max_body);
             s_count_refused(g, COL_REJECT_TOO_LARGE);
             return s_reply_error(c, MHD_HTTP_CONTENT_TOO_LARGE, "request body too large");
         }
         req = esc_calloc(1, sizeof(*req));
-        req->seq = ++g->requests;
+        req->seq = seq;
         esc_strlcpy(req->client, client, sizeof(req->client));
         *con_cls = req;
         return MHD_YES;
@@ -620,6 +713,7 @@ s_free(struct s_ingest *g)
     }
     esc_free(g->token);
     esc_free(g->q);
+    pthread_cond_destroy(&g->settled_cv);
     pthread_mutex_destroy(&g->lock);
     esc_free(g);
 }
@@ -631,9 +725,15 @@ s_init(struct col_source *ins)
     struct sockaddr_storage sa;
     socklen_t sa_len;
     const union MHD_DaemonInfo *info;
+    pthread_condattr_t ca;
 
     g->cfg = ins->cfg;
+    g->wait = ins->journaled;
     pthread_mutex_init(&g->lock, NULL);
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&g->settled_cv, &ca);
+    pthread_condattr_destroy(&ca);
     g->q = esc_calloc((size_t)g->cfg->queue_max, sizeof(*g->q));
     g->token = esc_secret_load(g->cfg->token_env, g->cfg->token_file, "ingest token");
     if (g->token == NULL || g->token[0] == '\0') {
@@ -648,7 +748,9 @@ s_init(struct col_source *ins)
         s_free(g);
         return -1;
     }
-    g->daemon = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG
+    /* A thread per connection: a request waiting for the journal blocks no other one. */
+    g->daemon = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION
+                                     | MHD_USE_ERROR_LOG
                                      | (sa.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0),
                                  0, NULL, NULL, s_handle, g,
                                  MHD_OPTION_SOCK_ADDR, &sa, MHD_OPTION_CONNECTION_LIMIT,
@@ -663,8 +765,8 @@ s_init(struct col_source *ins)
     }
     info = MHD_get_daemon_info(g->daemon, MHD_DAEMON_INFO_BIND_PORT);
     g->port = info != NULL ? info->port : 0;
-    esc_log_info("ingest listening source=%s listen=%s port=%d", ins->name, g->cfg->listen,
-                 g->port);
+    esc_log_info("ingest listening source=%s listen=%s port=%d accepted_means=%s", ins->name,
+                 g->cfg->listen, g->port, g->wait ? "journaled" : "queued");
     ins->ctx = g;
     return 0;
 }
@@ -698,7 +800,12 @@ s_poll(struct col_source *ins, const struct col_emit *em, size_t budget)
         }
         rc = em->fn(em->arg, ins, post);
         if (rc == ESC_CLOSED) {
-            return ESC_CLOSED; /* still queued; exit logs it as dropped */
+            /* still queued; exit logs it as dropped; waiting requests get 503 */
+            pthread_mutex_lock(&g->lock);
+            g->closed = 1;
+            pthread_cond_broadcast(&g->settled_cv);
+            pthread_mutex_unlock(&g->lock);
+            return ESC_CLOSED;
         }
         if (rc == ESC_INVALID) {
             col_source_reject(ins, COL_REJECT_TOO_LARGE, 1);
@@ -709,6 +816,8 @@ s_poll(struct col_source *ins, const struct col_emit *em, size_t budget)
         esc_post_fini(&g->q[g->head]);
         g->head = (g->head + 1) % cap;
         g->n--;
+        g->settled++;
+        pthread_cond_broadcast(&g->settled_cv);
         pthread_mutex_unlock(&g->lock);
     }
     if (done == 0) {
@@ -726,6 +835,12 @@ s_exit(struct col_source *ins)
     if (g == NULL) {
         return;
     }
+    /* Waiting requests answer 503 at once, so stopping the daemon (which joins the connection
+     * threads) does not wait for their timeout. */
+    pthread_mutex_lock(&g->lock);
+    g->closed = 1;
+    pthread_cond_broadcast(&g->settled_cv);
+    pthread_mutex_unlock(&g->lock);
     if (g->daemon != NULL) {
         MHD_stop_daemon(g->daemon);
         g->daemon = NULL;

@@ -4,8 +4,11 @@
  * poll with a capturing emit callback (no bus). Covers a good post (non-ASCII text intact), an
  * array with one bad element (partial accept, error per index), JSON Lines, no/wrong token
  * (401, token never logged), an oversized body (413), malformed JSON (400), a full queue (503 +
- * Retry-After, nothing queued), wrong method/path and config validation. */
+ * Retry-After, nothing queued), wrong method/path and config validation. With a journal
+ * (ins.journaled): 202 only once poll emitted every post of the request (a poller thread), 503
+ * after accept_timeout_ms when nothing polls, and 503 at once once emit said the host stops. */
 #include <fcntl.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -42,6 +46,10 @@ struct fixture {
     char *texts[CAP_MAX];
     size_t n;
     struct col_emit em;
+    int refuse;             /* s_capture answers ESC_CLOSED (the host is stopping) */
+    int poller_delay_ms;    /* s_poller: wait this long before the first poll */
+    volatile int poller_stop;
+    pthread_mutex_t cap_lock; /* guards n against the poller thread */
 };
 
 /* One HTTP exchange. */
@@ -57,12 +65,46 @@ s_capture(void *arg, struct col_source *ins, struct esc_post *post)
 {
     struct fixture *fx = arg;
 
+    if (fx->refuse) {
+        return ESC_CLOSED;
+    }
     assert_true(fx->n < CAP_MAX);
+    pthread_mutex_lock(&fx->cap_lock);
     fx->ids[fx->n] = esc_strdup(post->id);
     fx->texts[fx->n] = esc_strdup(post->text);
     fx->n++;
+    pthread_mutex_unlock(&fx->cap_lock);
     ins->stats.posts++;
     return ESC_OK;
+}
+
+/* Posts emitted so far (the poller thread may be adding). */
+static size_t
+s_emitted(struct fixture *fx)
+{
+    size_t n;
+
+    pthread_mutex_lock(&fx->cap_lock);
+    n = fx->n;
+    pthread_mutex_unlock(&fx->cap_lock);
+    return n;
+}
+
+/* The collector loop in a thread: waits poller_delay_ms, then polls every 10 ms until
+ * poller_stop is set. */
+static void *
+s_poller(void *arg)
+{
+    struct fixture *fx = arg;
+    int64_t start = esc_mono_ms();
+
+    while (!fx->poller_stop) {
+        if (esc_mono_ms() - start >= fx->poller_delay_ms) {
+            src_ingest_plugin.poll(&fx->ins, &fx->em, 4);
+        }
+        usleep(10 * 1000);
+    }
+    return NULL;
 }
 
 static void *
@@ -97,6 +139,7 @@ s_setup(void **state)
     setenv("COL_INGEST_TEST_TOKEN", TOKEN, 1);
     fx->em.fn = s_capture;
     fx->em.arg = fx;
+    pthread_mutex_init(&fx->cap_lock, NULL);
     *state = fx;
     return 0;
 }
@@ -119,6 +162,7 @@ s_teardown(void **state)
         esc_free(fx->texts[i]);
     }
     unlink(fx->log);
+    pthread_mutex_destroy(&fx->cap_lock);
     esc_free(fx->ins.cfg);
     esc_free(fx);
     return 0;
@@ -414,6 +458,79 @@ test_src_ingest_full_queue_is_503_with_retry_after(void **state)
     assert_string_equal(fx->ids[3], "q2");
 }
 
+static const char s_two[] =
+    "[{\"id\":\"j1\",\"platform\":\"x\",\"text\":\"a\",\"created_at\":1763301780000},"
+    "{\"id\":\"j2\",\"platform\":\"x\",\"text\":\"b\",\"created_at\":1763301780000}]";
+
+static void
+test_src_ingest_journaled_answers_202_after_emit(void **state)
+{
+    struct fixture *fx = *state;
+    struct resp r;
+    pthread_t th;
+    int64_t t0;
+
+    fx->ins.journaled = 1;
+    s_start(fx);
+    fx->poller_delay_ms = 300;
+    assert_int_equal(pthread_create(&th, NULL, s_poller, fx), 0);
+    t0 = esc_mono_ms();
+    s_post(fx, TOKEN, s_two, &r);
+    assert_int_equal(r.status, 202);
+    assert_string_equal(r.body, "{\"accepted\":2,\"rejected\":[]}");
+    /* The answer came only after the loop emitted (journaled) both posts. */
+    assert_int_equal(s_emitted(fx), 2);
+    assert_true(esc_mono_ms() - t0 >= 250);
+    fx->poller_stop = 1;
+    assert_int_equal(pthread_join(th, NULL), 0);
+    assert_string_equal(fx->ids[0], "j1");
+    assert_string_equal(fx->ids[1], "j2");
+    /* A body with no valid post has nothing to wait for. */
+    t0 = esc_mono_ms();
+    s_post(fx, TOKEN, "[{\"id\":\"j3\"}, 7]", &r);
+    assert_int_equal(r.status, 202);
+    assert_non_null(strstr(r.body, "\"accepted\":0"));
+    assert_true(esc_mono_ms() - t0 < 2000);
+}
+
+static void
+test_src_ingest_journaled_not_emitted_is_503(void **state)
+{
+    struct fixture *fx = *state;
+    struct resp r;
+    int64_t t0;
+    char *log;
+
+    fx->ins.journaled = 1;
+    *(int64_t *)s_field(fx, "accept_timeout_ms") = 300;
+    s_start(fx);
+    /* Nothing polls (the loop waits on a full journal): 503 after the timeout, not 202. */
+    s_log_capture(fx);
+    t0 = esc_mono_ms();
+    s_post(fx, TOKEN, s_two, &r);
+    assert_int_equal(r.status, 503);
+    assert_true(esc_mono_ms() - t0 >= 290);
+    assert_string_equal(r.retry_after, "1");
+    assert_string_equal(r.body, "{\"error\":\"posts not journaled in time, retry later\","
+                                "\"retry_after\":1}");
+    /* emit says the host is stopping: the posts stay queued, later requests get 503 at once. */
+    fx->refuse = 1;
+    assert_int_equal(src_ingest_plugin.poll(&fx->ins, &fx->em, 4), ESC_CLOSED);
+    fx->refuse = 0;
+    t0 = esc_mono_ms();
+    s_post(fx, TOKEN, s_two, &r);
+    assert_int_equal(r.status, 503);
+    assert_true(esc_mono_ms() - t0 < 250);
+    assert_non_null(strstr(r.body, "collector stopping"));
+    log = s_log_take(fx);
+    assert_non_null(strstr(log, "ingest request not journaled in time, answering 503 request=1 "));
+    assert_non_null(strstr(log, "reason=timeout accept_timeout_ms=300"));
+    assert_non_null(strstr(log, "ingest request refused status=503 request=2 "));
+    assert_null(strstr(log, TOKEN));
+    esc_free(log);
+    assert_int_equal(s_drain(fx), 2);
+}
+
 static void
 test_src_ingest_wrong_method_or_path(void **state)
 {
@@ -470,6 +587,10 @@ main(void)
                                         s_teardown),
         cmocka_unit_test_setup_teardown(test_src_ingest_full_queue_is_503_with_retry_after,
                                         s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_src_ingest_journaled_answers_202_after_emit,
+                                        s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_src_ingest_journaled_not_emitted_is_503, s_setup,
+                                        s_teardown),
         cmocka_unit_test_setup_teardown(test_src_ingest_wrong_method_or_path, s_setup,
                                         s_teardown),
         cmocka_unit_test_setup_teardown(test_src_ingest_validate_and_missing_token, s_setup,

@@ -7,6 +7,10 @@ rejected posts named for a single post, an array and JSON Lines), that exactly t
 posts are counted in Redis, that every service exits 0 on SIGTERM and that the token never
 reaches a log.
 
+With a delivery journal (collector.journal_dir) a 202 means the posts are journaled: a collector
+killed with SIGKILL right after the 202 (the aggregator hung, so nothing was acknowledged) sends
+them again from its journal when restarted, and each is counted exactly once.
+
 usage: test_ingest.py BINDIR   (BINDIR is the cmake build directory)"""
 
 import http.client
@@ -34,8 +38,8 @@ def post(i, text="Café y congreso en Lima 🗳️", **extra):
     return p
 
 
-def config(redis_sock, ports):
-    return {
+def config(redis_sock, ports, journal_dir=None):
+    cfg = {
         "deployment": "e2e-ingest",
         "redis": {"unix_socket": redis_sock, "prefix": "esc"},
         "bus": {k: "tcp://127.0.0.1:%d" % p for k, p in ports.items()},
@@ -53,6 +57,9 @@ def config(redis_sock, ports):
         "collector": {"grace_ms": 2000},
         "aggregator": {"flush_ms": 200},
     }
+    if journal_dir is not None:
+        cfg["collector"].update({"journal_dir": journal_dir, "redelivery_ms": 2000})
+    return cfg
 
 
 class IngestTest(unittest.TestCase):
@@ -187,6 +194,45 @@ class IngestTest(unittest.TestCase):
         self.assertIn("stopped sent=%d" % accepted, log)
         self.assertRegex(log, r"ingest request refused status=401 .*reason=no token")
         self.assertRegex(log, r"ingest request refused status=401 .*reason=wrong token")
+        for name in s.procs:
+            self.assertNotIn(TOKEN, s.log(name), name)
+
+
+    def test_ingest_journaled_202_survives_sigkill(self):
+        ports = {k: et.free_port()
+                 for k in ("collect", "classify", "aggregate", "notify", "ack", "ack_pub")}
+        cfg = os.path.join(self.work, "escucha.json")
+        et.write_json(cfg, config(self.redis.sock, ports, os.path.join(self.work, "journal")))
+        s = self.svc
+        s.start("aggregator", "aggregator", "--config", cfg)
+        s.start("classifier", "classifier", "--config", cfg)
+        s.start("broker", "broker", "--config", cfg)
+        s.start("collector", "collector", "--config", cfg)
+        m = et.wait_for(lambda: re.search(r"ingest listening source=empuje \S+ port=(\d+) "
+                                          r"accepted_means=journaled", s.log("collector")), 20,
+                        "the ingest endpoint")
+        self.port = int(m.group(1))
+        # Hung aggregator: nothing is acknowledged, so only the journal can bring the posts back.
+        s.pause("aggregator")
+        n = QUEUE_MAX
+        status, _, body = self.request(json.dumps([post(200 + i) for i in range(n)]))
+        self.assertEqual((status, body), (202, {"accepted": n, "rejected": []}))
+        s.procs["collector"].kill()  # SIGKILL right after the 202
+        s.procs["collector"].wait()
+        s.start("collector2", "collector", "--config", cfg)
+        s.resume("aggregator")
+        col = et.wait_for(lambda: re.search(r"journal opened .* unacked=(\d+)",
+                                            s.log("collector2")), 20, "the journal to be read")
+        self.assertEqual(int(col.group(1)), n, s.log("collector2"))
+        r = self.redis.client()
+        et.wait_for(lambda: int(r.hgetall("esc:t:{t/cafe}").get("posts", 0)) >= n, 30,
+                    "the %d posts to be counted" % n)
+        # The copies sent before the kill (if they left the process) and the journal's: once.
+        time.sleep(2)
+        self.assertEqual(int(r.hgetall("esc:t:{t/cafe}").get("posts", 0)), n)
+        self.assertRegex(s.log("collector2"), r"posts sent again.* count=%d unacked=" % n)
+        for name in ("collector2", "broker", "classifier", "aggregator"):
+            self.assertEqual(s.stop(name), 0, "%s exit status\n%s" % (name, s.log(name)))
         for name in s.procs:
             self.assertNotIn(TOKEN, s.log(name), name)
 
