@@ -248,7 +248,7 @@ class BadInputTest(unittest.TestCase):
         if not self._outcome.result.errors and not self._outcome.result.failures:
             shutil.rmtree(self.work, ignore_errors=True)
         else:
-            print("bad input: logs kept in", self.work, file=sys.stderr)
+            et.dump_logs(self.work, "bad input")
 
     def start_pipeline(self, cfg):
         s = self.svc

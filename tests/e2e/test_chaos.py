@@ -120,7 +120,7 @@ class ChaosTest(unittest.TestCase):
         if not self._outcome.result.errors and not self._outcome.result.failures:
             shutil.rmtree(self.work, ignore_errors=True)
         else:
-            print("chaos: logs kept in", self.work, file=sys.stderr)
+            et.dump_logs(self.work, "chaos")
 
     def start(self, name, service, *args):
         """Starts (or restarts) a service; each run gets its own log file name."""

@@ -91,7 +91,7 @@ class ConnectorsTest(unittest.TestCase):
         if not self._outcome.result.errors and not self._outcome.result.failures:
             shutil.rmtree(self.work, ignore_errors=True)
         else:
-            print("e2e: logs kept in", self.work, file=sys.stderr)
+            et.dump_logs(self.work, "e2e")
 
     def test_connectors_end_to_end(self):
         ports = {k: et.free_port() for k in ("collect", "classify", "aggregate", "notify")}

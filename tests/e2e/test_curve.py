@@ -31,7 +31,7 @@ class CurveTest(unittest.TestCase):
         if not self._outcome.result.errors and not self._outcome.result.failures:
             shutil.rmtree(self.work, ignore_errors=True)
         else:
-            print("curve: logs kept in", self.work, file=sys.stderr)
+            et.dump_logs(self.work, "curve")
 
     def keygen(self, name):
         path = os.path.join(self.work, name + ".key")

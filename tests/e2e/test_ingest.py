@@ -75,7 +75,7 @@ class IngestTest(unittest.TestCase):
         if not self._outcome.result.errors and not self._outcome.result.failures:
             shutil.rmtree(self.work, ignore_errors=True)
         else:
-            print("e2e: logs kept in", self.work, file=sys.stderr)
+            et.dump_logs(self.work, "e2e")
 
     def request(self, body, token=TOKEN, method="POST", path="/ingest", chunked=False,
                 auth=None):

@@ -147,7 +147,7 @@ class OutageBase(unittest.TestCase):
         if not self._outcome.result.errors and not self._outcome.result.failures:
             shutil.rmtree(self.work, ignore_errors=True)
         else:
-            print("outages: logs kept in", self.work, file=sys.stderr)
+            et.dump_logs(self.work, "outages")
 
     def config_file(self, name="escucha.json", source=None):
         cfg = json.loads(json.dumps(self.cfg))

@@ -136,7 +136,7 @@ class PipelineTest(unittest.TestCase):
         if not self._outcome.result.errors and not self._outcome.result.failures:
             shutil.rmtree(self.work, ignore_errors=True)
         else:
-            print("e2e: logs kept in", self.work, file=sys.stderr)
+            et.dump_logs(self.work, "e2e")
 
     def test_pipeline_end_to_end(self):
         paths, expected, good = build_inputs(self.work)

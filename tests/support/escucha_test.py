@@ -26,10 +26,57 @@ SLOW = 20 if VALGRIND else 1
 VALGRIND_SUPP = os.path.join(os.path.dirname(os.path.abspath(__file__)), "valgrind.supp")
 
 
+def dump_logs(work, label, lines=25):
+    """After a failure: says where the logs are kept and prints the end of each one, since a CI
+    machine keeps nothing but the output."""
+    import sys
+    print("%s: logs kept in %s" % (label, work), file=sys.stderr)
+    for path in sorted(os.listdir(work)):
+        full = os.path.join(work, path)
+        if not path.endswith(".log") or not os.path.isfile(full):
+            continue
+        with open(full, errors="replace") as f:
+            tail = f.readlines()[-lines:]
+        print("---- %s (last %d lines)" % (path, len(tail)), file=sys.stderr)
+        sys.stderr.write("".join(tail))
+
+
+def _port_span():
+    """Ports [lo, hi) below the kernel's ephemeral range, so no outgoing connection (the tests
+    poll metrics endpoints all the time) can take a port between free_port() and its bind."""
+    hi = 32768
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            hi = min(hi, int(f.read().split()[0]))
+    except (OSError, ValueError, IndexError):
+        pass
+    return max(1024, hi - 12000), hi
+
+
+_PORTS = {"given": set(), "next": None}
+
+
 def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A TCP port on 127.0.0.1 nothing listens on. Never the same twice in one process (bind(0)
+    can hand a just-closed port out again), and each process starts at its own offset so two
+    tests running at once (ctest -j2) rarely even try the same one."""
+    lo, hi = _port_span()
+    span = hi - lo
+    if _PORTS["next"] is None:
+        _PORTS["next"] = (os.getpid() * 613) % span
+    for _ in range(span):
+        port = lo + _PORTS["next"] % span
+        _PORTS["next"] += 1
+        if port in _PORTS["given"]:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _PORTS["given"].add(port)
+        return port
+    raise RuntimeError("no free port in %d-%d" % (lo, hi))
 
 
 class Resp:
