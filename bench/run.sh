@@ -104,6 +104,18 @@ if [ ! -f "$CORPUS/corpus.meta.json" ]; then
         --seed "$SEED" --bin "$BUILD/bench/corpus/bench_gen_corpus" --out-dir "$CORPUS"
 fi
 cp "$CORPUS/corpus.meta.json" "$PARTS/corpus.meta.json"
+# The same posts with event times of a live firehose: the event-time clock advances by 150,000
+# posts per second (the target rate), so a flush sees the minute buckets of a live
+# stream. The corpus above spreads its posts over 7 days: replayed at full speed it is a
+# backfill (a year of history imported), where every flush touches many buckets per topic.
+FIRE_DAYS=$(awk -v n="$LINES" 'BEGIN { printf "%.9f", n / 150000 / 86400 }')
+FIRE=$DATA/corpus-$LINES-s$SHARDS-$SEED-fire
+if [ ! -f "$FIRE/corpus.meta.json" ]; then
+    log "generating the firehose corpus: $LINES posts over $FIRE_DAYS days -> $FIRE"
+    timeout 1800 "$PY" "$ROOT/bench/corpus/gen_corpus.py" --lines "$LINES" --shards "$SHARDS" \
+        --seed "$SEED" --days "$FIRE_DAYS" --bin "$BUILD/bench/corpus/bench_gen_corpus" \
+        --out-dir "$FIRE"
+fi
 for spec in 10:mixed 1000:mixed 10000:mixed 1000:keywords 1000:query; do
     n=${spec%%:*}
     m=${spec#*:}
@@ -172,7 +184,8 @@ e2e() {
     case " $* " in *" --hwm "*) hwm_opt= ;; esac
     # shellcheck disable=SC2086
     timeout $((WINDOW * 3 + WARMUP + 900)) "$PY" "$ROOT/bench/e2e/run_e2e.py" \
-        --bin-dir "$BUILD" --corpus-dir "$CORPUS" --window "$WINDOW" --warmup "$WARMUP" \
+        --bin-dir "$BUILD" --corpus-dir "${E2E_CORPUS:-$FIRE}" --window "$WINDOW" \
+        --warmup "$WARMUP" \
         $hwm_opt --label "$name" --out "$PARTS/e2e-$name.json" "$@" ||
         log "e2e $name: exit $? (checks failed or run aborted; see above)"
 }
@@ -184,6 +197,9 @@ if want e2e; then
     # shellcheck disable=SC2086
     e2e max-1000 --topics "$T1000" $perf_opt
     e2e max-1000-2cls --topics "$T1000" --classifiers 2 --collectors 2
+    E2E_CORPUS=$CORPUS
+    e2e max-1000-backfill --topics "$T1000"
+    E2E_CORPUS=
     e2e rate-10k-flush100 --topics "$T1000" --rate 10000 --flush-ms 100
     e2e slow-1cls --topics "$T1000" --slow-classifier
     if [ "$MODE" = full ]; then
