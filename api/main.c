@@ -29,6 +29,7 @@
 
 #define S_PROG "escucha-api"
 #define S_TOKEN_MIN 16
+#define S_HEALTH_MS 5000 /* how often the metrics port's /healthz is refreshed (Redis PING) */
 
 static void
 s_usage(FILE *f)
@@ -99,6 +100,7 @@ s_serve(const struct esc_cfg *cfg, const struct api_cfg *ac, int sig_fd)
     api_hub_t *hub;
     api_live_sub_t *sub;
     api_srv_t *srv;
+    int64_t next_ping_ms = 0;
     int status = 0;
 
     memset(&drain, 0, sizeof(drain));
@@ -125,9 +127,16 @@ s_serve(const struct esc_cfg *cfg, const struct api_cfg *ac, int sig_fd)
                  strncmp(ac->listen, ":", 1) == 0 ? "0.0.0.0" : "127.0.0.1", api_srv_port(srv),
                  cfg->n_teams, ac->n_tokens, ac->web_root[0] != '\0' ? ac->web_root : "(none)",
                  ac->validator[0] != '\0' ? ac->validator : "(none)");
-    esc_metrics_set_health(true, NULL);
+    esc_metrics_set_health(api_srv_ping(srv), "redis unreachable");
     while (!drain.draining) {
         struct pollfd p = { sig_fd, POLLIN, 0 };
+        int64_t now = esc_mono_ms();
+
+        if (now >= next_ping_ms) {
+            /* the metrics port's /healthz says what the API's own /healthz says */
+            esc_metrics_set_health(api_srv_ping(srv), "redis unreachable");
+            next_ping_ms = now + S_HEALTH_MS;
+        }
 
         if (poll(&p, 1, 1000) > 0) {
             esc_sig_handle(sig_fd, &drain, ac->grace_ms);

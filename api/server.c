@@ -1838,14 +1838,8 @@ s_route_feed(struct s_ctx *x)
 static enum MHD_Result
 s_healthz(struct s_ctx *x)
 {
-    struct esc_kv_val v;
-    int ok;
+    int ok = api_srv_ping(x->srv);
 
-    memset(&v, 0, sizeof(v));
-    s_lock(x->srv);
-    ok = esc_kv_cmd(x->srv->kv, &v, "PING") == ESC_OK;
-    s_unlock(x->srv);
-    esc_kv_val_fini(&v);
     x->is_get = 0;
     return s_send(x, ok ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE, "application/json",
                   ok ? "{\"ok\":true}" : "{\"ok\":false,\"reason\":\"redis unreachable\"}",
@@ -2032,6 +2026,20 @@ int
 api_srv_port(const api_srv_t *self)
 {
     return self->port;
+}
+
+int
+api_srv_ping(api_srv_t *self)
+{
+    struct esc_kv_val v;
+    int ok;
+
+    memset(&v, 0, sizeof(v));
+    s_lock(self);
+    ok = esc_kv_cmd(self->kv, &v, "PING") == ESC_OK;
+    s_unlock(self);
+    esc_kv_val_fini(&v);
+    return ok;
 }
 
 int

@@ -23,6 +23,9 @@ api_srv_t *api_srv_new(const struct esc_cfg *cfg, const struct api_cfg *ac,
 /* The TCP port actually bound. */
 int api_srv_port(const api_srv_t *self);
 
+/* 1 when Redis answers a PING on the server's connection, else 0. Thread-safe. */
+int api_srv_ping(api_srv_t *self);
+
 /* Open live streams right now. */
 int api_srv_streams(const api_srv_t *self);
 

@@ -21,7 +21,9 @@ import sys
 import tempfile
 import time
 import unittest
+import urllib.error
 import urllib.parse
+import urllib.request
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tests",
                                 "support"))
@@ -789,6 +791,8 @@ class LimitsTest(unittest.TestCase):
                     "rate_per_s": 0.5, "cors_origin": "https://dash.example.org",
                     "tokens": [token_entry("gob-editor"), token_entry("gob-viewer")]},
         }
+        cls.metrics_port = et.free_port()
+        cfg["api"]["metrics_listen"] = "127.0.0.1:%d" % cls.metrics_port
         cls.api = Api(cls.dir, cfg, "api-limits")
 
     @classmethod
@@ -848,8 +852,21 @@ class LimitsTest(unittest.TestCase):
         s, h, _ = self.api.req("GET", "/healthz", headers={"Origin": "https://other.example"})
         self.assertNotIn("access-control-allow-origin", h)
 
+    def metrics_healthz(self):
+        try:
+            with urllib.request.urlopen("http://127.0.0.1:%d/healthz" % self.metrics_port,
+                                        timeout=5) as r:
+                return r.status, r.read().decode()
+        except urllib.error.HTTPError as e:
+            return e.code, e.read().decode()
+
     def test_zz_redis_down_is_503(self):
+        self.assertEqual(self.metrics_healthz()[0], 200)
         self.redis.stop()
+        # the metrics port's /healthz follows within its refresh period (5 s)
+        et.wait_for(lambda: self.metrics_healthz()[0] == 503, 15,
+                    "the metrics /healthz to report Redis down")
+        self.assertIn("redis unreachable", self.metrics_healthz()[1])
         s, h, body = self.api.req("GET", "/api/v1/teams/gob/topics", "gob-editor")
         if s == 429:
             time.sleep(2.5)
