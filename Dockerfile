@@ -16,7 +16,8 @@ RUN apt-get update && apt-get install -y --no-install-recommends \
         libsodium23 libmicrohttpd12 libcairo2 libfontconfig1 fonts-dejavu-core libxml2 libcsv3 \
         ca-certificates tzdata \
     && rm -rf /var/lib/apt/lists/* \
-    && useradd --system --home /var/lib/escucha escucha
+    && useradd --system --home-dir /var/lib/escucha escucha \
+    && install -d -o escucha -g escucha /var/lib/escucha /var/lib/escucha/journal
 COPY --from=build /opt/escucha /opt/escucha
 COPY examples /etc/escucha/examples
 ENV PATH=/opt/escucha/bin:$PATH

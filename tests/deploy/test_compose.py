@@ -62,7 +62,8 @@ class ComposeTest(unittest.TestCase):
 
     def test_compose_topology(self):
         services = self.doc["services"]
-        binds = {"broker": ("ESC_BUS_COLLECT", "ESC_BUS_CLASSIFY"),
+        binds = {"broker": ("ESC_BUS_COLLECT", "ESC_BUS_CLASSIFY", "ESC_BUS_ACK",
+                            "ESC_BUS_ACK_PUB"),
                  "aggregator": ("ESC_BUS_AGGREGATE",), "notifier": ("ESC_BUS_NOTIFY",)}
         for name, keys in binds.items():
             for k in keys:
@@ -70,6 +71,18 @@ class ComposeTest(unittest.TestCase):
         env = services["classifier"]["environment"]
         self.assertEqual(env["ESC_BUS_CLASSIFY"], "tcp://broker:5551")
         self.assertEqual(env["ESC_BUS_AGGREGATE"], "tcp://aggregator:5552")
+
+    def test_compose_collector_journals_on_its_own_volume(self):
+        svc = self.doc["services"]["collector"]
+        env = svc["environment"]
+        journal = env["ESC_COLLECTOR_JOURNAL_DIR"]
+        self.assertEqual(env["ESC_BUS_ACK_PUB"], "tcp://broker:5555")
+        self.assertEqual(self.doc["services"]["aggregator"]["environment"]["ESC_BUS_ACK"],
+                         "tcp://broker:5554")
+        # an anonymous volume: one per container, so scaled collectors never share a journal
+        self.assertIn(journal, svc["volumes"])
+        with open(os.path.join(TOP, "Dockerfile")) as f:
+            self.assertIn(journal, f.read())  # created in the image, owned by its user
 
     def test_dockerfile_builds_every_service(self):
         with open(os.path.join(TOP, "Dockerfile")) as f:

@@ -29,7 +29,7 @@ import deploy_support as ds
 
 BUILD = None
 K8S = os.path.join(ds.TOP, "deploy", "k8s")
-BINDS = {"broker": ("collect", "classify"), "aggregator": ("aggregate",), "notifier": ("notify",)}
+BINDS = {"broker": ("collect", "classify", "ack", "ack_pub"), "aggregator": ("aggregate",), "notifier": ("notify",)}
 
 
 def load_all():
@@ -193,7 +193,7 @@ class K8sTest(unittest.TestCase):
             ports = {p["name"]: p["port"] for p in svc["spec"]["ports"]}
             self.assertTrue(svc["spec"]["publishNotReadyAddresses"])
             for key in keys:
-                port = ports[key]
+                port = ports[key.replace("_", "-")]  # a port name has no "_"
                 self.assertEqual(env["ESC_BUS_" + key.upper()], "tcp://*:%d" % port)
                 self.assertEqual(bus[key], "tcp://%s:%d" % (name, port))
                 self.assertEqual(d["spec"]["strategy"]["type"], "Recreate")
