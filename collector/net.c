@@ -708,6 +708,18 @@ col_url_escape(const char *s)
     return out;
 }
 
+void
+col_url_add_param(char *url, size_t sz, const char *key, const char *value)
+{
+    char *e = col_url_escape(value);
+    size_t used = strlen(url);
+
+    if (used < sz) {
+        snprintf(url + used, sz - used, "%s%s=%s", strchr(url, '?') != NULL ? "&" : "?", key, e);
+    }
+    esc_free(e);
+}
+
 /* Query parameters whose values are credentials. */
 static int
 s_secret_param(const char *name, size_t n)

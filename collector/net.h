@@ -116,6 +116,9 @@ void col_req_fake_answer(col_req_t *req, long status, const char *headers, size_
 
 /* Percent-encodes s for a URL query value. Caller owns the result. */
 char *col_url_escape(const char *s);
+/* Appends "?key=value" (or "&key=value" once url has a query) to the NUL-terminated url of
+ * capacity sz, value percent-encoded; cut short (still terminated) when it does not fit. */
+void col_url_add_param(char *url, size_t sz, const char *key, const char *value);
 /* Finds the target of the link with relation `rel` in a Link header value
  * (`<https://a/b?x=1>; rel="next", <...>; rel="prev"`). Returns 0 with the URL in out, or -1
  * when there is none (or it does not fit). */

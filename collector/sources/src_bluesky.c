@@ -99,16 +99,6 @@ s_load(void *ctx, struct col_api *api, const char *cursor)
 }
 
 static void
-s_param(char *url, size_t sz, const char *key, const char *value)
-{
-    char *e = col_url_escape(value);
-    size_t used = strlen(url);
-
-    snprintf(url + used, sz - used, "%s%s=%s", strchr(url, '?') != NULL ? "&" : "?", key, e);
-    esc_free(e);
-}
-
-static void
 s_bearer(col_req_t *req, const char *jwt)
 {
     char auth[S_JWT_MAX + 16];
@@ -151,22 +141,22 @@ s_next(void *ctx, struct col_api *api, col_req_t **out)
         return ESC_OK;
     }
     snprintf(url, sizeof(url), "%s/xrpc/app.bsky.feed.searchPosts", c->service);
-    s_param(url, sizeof(url), "q", c->query);
-    s_param(url, sizeof(url), "sort", "latest");
+    col_url_add_param(url, sizeof(url), "q", c->query);
+    col_url_add_param(url, sizeof(url), "sort", "latest");
     snprintf(num, sizeof(num), "%lld", (long long)c->limit);
-    s_param(url, sizeof(url), "limit", num);
+    col_url_add_param(url, sizeof(url), "limit", num);
     if (c->lang[0] != '\0') {
-        s_param(url, sizeof(url), "lang", c->lang);
+        col_url_add_param(url, sizeof(url), "lang", c->lang);
     }
     bound = col_sweep_bound(&b->sweep, api);
     if (bound > 0) {
         char iso[40];
 
         esc_time_fmt_iso8601(bound, iso, sizeof(iso));
-        s_param(url, sizeof(url), "since", iso);
+        col_url_add_param(url, sizeof(url), "since", iso);
     }
     if (b->cursor[0] != '\0') {
-        s_param(url, sizeof(url), "cursor", b->cursor);
+        col_url_add_param(url, sizeof(url), "cursor", b->cursor);
     }
     *out = col_api_req(api, url);
     s_bearer(*out, b->access);

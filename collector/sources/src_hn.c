@@ -109,16 +109,6 @@ s_load(void *ctx, struct col_api *api, const char *cursor)
 }
 
 /* Appends "&key=escaped(value)". */
-static void
-s_param(char *url, size_t sz, const char *key, const char *value)
-{
-    char *e = col_url_escape(value);
-    size_t used = strlen(url);
-
-    snprintf(url + used, sz - used, "%s%s=%s", strchr(url, '?') != NULL ? "&" : "?", key, e);
-    esc_free(e);
-}
-
 static esc_rc
 s_next(void *ctx, struct col_api *api, col_req_t **out)
 {
@@ -128,15 +118,15 @@ s_next(void *ctx, struct col_api *api, col_req_t **out)
 
     snprintf(url, sizeof(url), "%s/api/v1/search_by_date", h->cfg->base_url);
     if (h->cfg->query[0] != '\0') {
-        s_param(url, sizeof(url), "query", h->cfg->query);
+        col_url_add_param(url, sizeof(url), "query", h->cfg->query);
     }
     if (h->cfg->tags[0] != '\0') {
-        s_param(url, sizeof(url), "tags", h->cfg->tags);
+        col_url_add_param(url, sizeof(url), "tags", h->cfg->tags);
     }
     snprintf(num, sizeof(num), "%lld", (long long)h->cfg->hits_per_page);
-    s_param(url, sizeof(url), "hitsPerPage", num);
+    col_url_add_param(url, sizeof(url), "hitsPerPage", num);
     snprintf(num, sizeof(num), "%lld", (long long)h->page);
-    s_param(url, sizeof(url), "page", num);
+    col_url_add_param(url, sizeof(url), "page", num);
     if (h->lo >= 0) {
         if (h->hi > 0) {
             snprintf(num, sizeof(num), "created_at_i>=%lld,created_at_i<=%lld",
@@ -145,7 +135,7 @@ s_next(void *ctx, struct col_api *api, col_req_t **out)
         else {
             snprintf(num, sizeof(num), "created_at_i>=%lld", (long long)h->lo);
         }
-        s_param(url, sizeof(url), "numericFilters", num);
+        col_url_add_param(url, sizeof(url), "numericFilters", num);
     }
     *out = col_api_req(api, url);
     return ESC_OK;

@@ -78,16 +78,6 @@ s_load(void *ctx, struct col_api *api, const char *cursor)
     return col_sweep_load(&l->sweep, cursor);
 }
 
-static void
-s_param(char *url, size_t sz, const char *key, const char *value)
-{
-    char *e = col_url_escape(value);
-    size_t used = strlen(url);
-
-    snprintf(url + used, sz - used, "%s%s=%s", strchr(url, '?') != NULL ? "&" : "?", key, e);
-    esc_free(e);
-}
-
 static esc_rc
 s_next(void *ctx, struct col_api *api, col_req_t **out)
 {
@@ -98,22 +88,22 @@ s_next(void *ctx, struct col_api *api, col_req_t **out)
 
     if (c->query[0] != '\0') {
         snprintf(url, sizeof(url), "%s/api/v3/search", c->instance);
-        s_param(url, sizeof(url), "q", c->query);
-        s_param(url, sizeof(url), "type_", "Posts");
-        s_param(url, sizeof(url), "listing_type", c->listing_type);
+        col_url_add_param(url, sizeof(url), "q", c->query);
+        col_url_add_param(url, sizeof(url), "type_", "Posts");
+        col_url_add_param(url, sizeof(url), "listing_type", c->listing_type);
     }
     else {
         snprintf(url, sizeof(url), "%s/api/v3/post/list", c->instance);
-        s_param(url, sizeof(url), "type_", c->listing_type);
+        col_url_add_param(url, sizeof(url), "type_", c->listing_type);
     }
     if (c->community[0] != '\0') {
-        s_param(url, sizeof(url), "community_name", c->community);
+        col_url_add_param(url, sizeof(url), "community_name", c->community);
     }
-    s_param(url, sizeof(url), "sort", "New");
+    col_url_add_param(url, sizeof(url), "sort", "New");
     snprintf(num, sizeof(num), "%lld", (long long)c->limit);
-    s_param(url, sizeof(url), "limit", num);
+    col_url_add_param(url, sizeof(url), "limit", num);
     snprintf(num, sizeof(num), "%lld", (long long)l->page);
-    s_param(url, sizeof(url), "page", num);
+    col_url_add_param(url, sizeof(url), "page", num);
     *out = col_api_req(api, url);
     return ESC_OK;
 }

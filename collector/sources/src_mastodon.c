@@ -153,16 +153,6 @@ s_load(void *ctx, struct col_api *api, const char *cursor)
 
 /* Appends "&key=escaped(value)" to url. */
 static void
-s_param(char *url, size_t sz, const char *key, const char *value)
-{
-    char *e = col_url_escape(value);
-    size_t used = strlen(url);
-
-    snprintf(url + used, sz - used, "%s%s=%s", strchr(url, '?') != NULL ? "&" : "?", key, e);
-    esc_free(e);
-}
-
-static void
 s_build_url(struct s_masto *m, struct col_api *api, char *url, size_t sz)
 {
     const struct src_mastodon_cfg *c = m->cfg;
@@ -188,7 +178,7 @@ s_build_url(struct s_masto *m, struct col_api *api, char *url, size_t sz)
                 first = 0;
                 continue;
             }
-            s_param(url, sz, "any[]", tag);
+            col_url_add_param(url, sz, "any[]", tag);
         }
     }
     else {
@@ -196,16 +186,16 @@ s_build_url(struct s_masto *m, struct col_api *api, char *url, size_t sz)
 
         snprintf(url + used, sz - used, "/api/v1/timelines/public");
         if (strcmp(c->timeline, "local") == 0) {
-            s_param(url, sz, "local", "true");
+            col_url_add_param(url, sz, "local", "true");
         }
     }
-    s_param(url, sz, "limit", limit);
+    col_url_add_param(url, sz, "limit", limit);
     if (m->min_id[0] != '\0') {
-        s_param(url, sz, "min_id", m->min_id);
+        col_url_add_param(url, sz, "min_id", m->min_id);
     }
     else if (api->since_ms > 0) {
         snprintf(min_id, sizeof(min_id), "%llu", (unsigned long long)api->since_ms << 16);
-        s_param(url, sz, "min_id", min_id);
+        col_url_add_param(url, sz, "min_id", min_id);
     }
 }
 
@@ -228,7 +218,7 @@ s_stream_url(struct s_masto *m, char *url, size_t sz)
     used = strlen(url);
     if (strcmp(c->timeline, "tag") == 0) {
         snprintf(url + used, sz - used, "/api/v1/streaming/hashtag");
-        s_param(url, sz, "tag", c->tag);
+        col_url_add_param(url, sz, "tag", c->tag);
     }
     else if (strcmp(c->timeline, "local") == 0) {
         snprintf(url + used, sz - used, "/api/v1/streaming/public/local");

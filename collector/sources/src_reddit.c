@@ -105,16 +105,6 @@ s_load(void *ctx, struct col_api *api, const char *cursor)
     return col_sweep_load(&rd->sweep, cursor);
 }
 
-static void
-s_param(char *url, size_t sz, const char *key, const char *value)
-{
-    char *e = col_url_escape(value);
-    size_t used = strlen(url);
-
-    snprintf(url + used, sz - used, "%s%s=%s", strchr(url, '?') != NULL ? "&" : "?", key, e);
-    esc_free(e);
-}
-
 static esc_rc
 s_next(void *ctx, struct col_api *api, col_req_t **out)
 {
@@ -134,24 +124,24 @@ s_next(void *ctx, struct col_api *api, col_req_t **out)
     }
     if (c->query[0] != '\0' && c->subreddit[0] != '\0') {
         snprintf(url, sizeof(url), "%s/r/%s/search", c->api_url, c->subreddit);
-        s_param(url, sizeof(url), "q", c->query);
-        s_param(url, sizeof(url), "restrict_sr", "1");
-        s_param(url, sizeof(url), "sort", "new");
+        col_url_add_param(url, sizeof(url), "q", c->query);
+        col_url_add_param(url, sizeof(url), "restrict_sr", "1");
+        col_url_add_param(url, sizeof(url), "sort", "new");
     }
     else if (c->query[0] != '\0') {
         snprintf(url, sizeof(url), "%s/search", c->api_url);
-        s_param(url, sizeof(url), "q", c->query);
-        s_param(url, sizeof(url), "sort", "new");
-        s_param(url, sizeof(url), "type", "link");
+        col_url_add_param(url, sizeof(url), "q", c->query);
+        col_url_add_param(url, sizeof(url), "sort", "new");
+        col_url_add_param(url, sizeof(url), "type", "link");
     }
     else {
         snprintf(url, sizeof(url), "%s/r/%s/new", c->api_url, c->subreddit);
     }
     snprintf(limit, sizeof(limit), "%lld", (long long)c->limit);
-    s_param(url, sizeof(url), "limit", limit);
-    s_param(url, sizeof(url), "raw_json", "1");
+    col_url_add_param(url, sizeof(url), "limit", limit);
+    col_url_add_param(url, sizeof(url), "raw_json", "1");
     if (rd->after[0] != '\0') {
-        s_param(url, sizeof(url), "after", rd->after);
+        col_url_add_param(url, sizeof(url), "after", rd->after);
     }
     *out = col_api_req(api, url);
     snprintf(auth, sizeof(auth), "bearer %s", rd->token);

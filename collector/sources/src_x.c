@@ -94,16 +94,6 @@ s_load(void *ctx, struct col_api *api, const char *cursor)
     return 0;
 }
 
-static void
-s_param(char *url, size_t sz, const char *key, const char *value)
-{
-    char *e = col_url_escape(value);
-    size_t used = strlen(url);
-
-    snprintf(url + used, sz - used, "%s%s=%s", strchr(url, '?') != NULL ? "&" : "?", key, e);
-    esc_free(e);
-}
-
 static esc_rc
 s_next(void *ctx, struct col_api *api, col_req_t **out)
 {
@@ -113,15 +103,15 @@ s_next(void *ctx, struct col_api *api, col_req_t **out)
     char num[16];
 
     snprintf(url, sizeof(url), "%s/2/tweets/search/recent", x->cfg->base_url);
-    s_param(url, sizeof(url), "query", x->cfg->query);
+    col_url_add_param(url, sizeof(url), "query", x->cfg->query);
     snprintf(num, sizeof(num), "%lld", (long long)x->cfg->max_results);
-    s_param(url, sizeof(url), "max_results", num);
-    s_param(url, sizeof(url), "tweet.fields",
+    col_url_add_param(url, sizeof(url), "max_results", num);
+    col_url_add_param(url, sizeof(url), "tweet.fields",
             "created_at,lang,public_metrics,entities,author_id,conversation_id,note_tweet");
-    s_param(url, sizeof(url), "expansions", "author_id");
-    s_param(url, sizeof(url), "user.fields", "username,name,public_metrics");
+    col_url_add_param(url, sizeof(url), "expansions", "author_id");
+    col_url_add_param(url, sizeof(url), "user.fields", "username,name,public_metrics");
     if (x->since_id[0] != '\0') {
-        s_param(url, sizeof(url), "since_id", x->since_id);
+        col_url_add_param(url, sizeof(url), "since_id", x->since_id);
     }
     else if (api->since_ms > 0) {
         int64_t from = api->since_ms;
@@ -131,10 +121,10 @@ s_next(void *ctx, struct col_api *api, col_req_t **out)
             from = esc_now_ms() - S_WINDOW_MS;
         }
         esc_time_fmt_iso8601(from, iso, sizeof(iso));
-        s_param(url, sizeof(url), "start_time", iso);
+        col_url_add_param(url, sizeof(url), "start_time", iso);
     }
     if (x->next_token[0] != '\0') {
-        s_param(url, sizeof(url), "next_token", x->next_token);
+        col_url_add_param(url, sizeof(url), "next_token", x->next_token);
     }
     *out = col_api_req(api, url);
     snprintf(auth, sizeof(auth), "Bearer %s", x->bearer);

@@ -114,16 +114,6 @@ s_load(void *ctx, struct col_api *api, const char *cursor)
     return col_sweep_load(&y->sweep, cursor);
 }
 
-static void
-s_param(char *url, size_t sz, const char *key, const char *value)
-{
-    char *e = col_url_escape(value);
-    size_t used = strlen(url);
-
-    snprintf(url + used, sz - used, "%s%s=%s", strchr(url, '?') != NULL ? "&" : "?", key, e);
-    esc_free(e);
-}
-
 static esc_rc
 s_next(void *ctx, struct col_api *api, col_req_t **out)
 {
@@ -136,38 +126,38 @@ s_next(void *ctx, struct col_api *api, col_req_t **out)
     snprintf(num, sizeof(num), "%lld", (long long)c->max_results);
     if (y->comments) {
         snprintf(url, sizeof(url), "%s/youtube/v3/commentThreads", c->base_url);
-        s_param(url, sizeof(url), "part", "snippet");
-        s_param(url, sizeof(url), "order", "time");
-        s_param(url, sizeof(url), "textFormat", "html");
-        s_param(url, sizeof(url), "maxResults", num);
+        col_url_add_param(url, sizeof(url), "part", "snippet");
+        col_url_add_param(url, sizeof(url), "order", "time");
+        col_url_add_param(url, sizeof(url), "textFormat", "html");
+        col_url_add_param(url, sizeof(url), "maxResults", num);
         if (c->video_id[0] != '\0') {
-            s_param(url, sizeof(url), "videoId", c->video_id);
+            col_url_add_param(url, sizeof(url), "videoId", c->video_id);
         }
         else {
-            s_param(url, sizeof(url), "allThreadsRelatedToChannelId", c->channel_id);
+            col_url_add_param(url, sizeof(url), "allThreadsRelatedToChannelId", c->channel_id);
         }
         if (c->query[0] != '\0') {
-            s_param(url, sizeof(url), "searchTerms", c->query);
+            col_url_add_param(url, sizeof(url), "searchTerms", c->query);
         }
     }
     else {
         snprintf(url, sizeof(url), "%s/youtube/v3/search", c->base_url);
-        s_param(url, sizeof(url), "part", "snippet");
-        s_param(url, sizeof(url), "type", "video");
-        s_param(url, sizeof(url), "order", "date");
-        s_param(url, sizeof(url), "q", c->query);
-        s_param(url, sizeof(url), "maxResults", num);
+        col_url_add_param(url, sizeof(url), "part", "snippet");
+        col_url_add_param(url, sizeof(url), "type", "video");
+        col_url_add_param(url, sizeof(url), "order", "date");
+        col_url_add_param(url, sizeof(url), "q", c->query);
+        col_url_add_param(url, sizeof(url), "maxResults", num);
         if (bound > 0) {
             char iso[40];
 
             esc_time_fmt_iso8601(bound, iso, sizeof(iso));
-            s_param(url, sizeof(url), "publishedAfter", iso);
+            col_url_add_param(url, sizeof(url), "publishedAfter", iso);
         }
     }
     if (y->page_token[0] != '\0') {
-        s_param(url, sizeof(url), "pageToken", y->page_token);
+        col_url_add_param(url, sizeof(url), "pageToken", y->page_token);
     }
-    s_param(url, sizeof(url), "key", y->key);
+    col_url_add_param(url, sizeof(url), "key", y->key);
     *out = col_api_req(api, url);
     return ESC_OK;
 }
