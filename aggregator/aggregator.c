@@ -496,21 +496,62 @@ s_on_message(agg_t *self, const void *buf, size_t len)
     esc_post_fini(&p);
 }
 
-/* Takes at most budget frames without blocking; stops early when the counters are full. */
+/* Takes about budget messages without blocking: whole frames, each a single message or a batch
+ * of them (esc_batch), until budget messages were handled or the counters are full (a frame is
+ * always handled whole, so the limit may be passed by one batch). n_in counts messages. */
 static void
 s_on_input(agg_t *self, int budget)
 {
+    struct esc_batch_iter it;
+    struct esc_error err;
     const void *buf;
+    const void *msg;
     size_t len;
-    int i;
+    size_t mlen;
+    uint64_t invalid;
+    int n = 0;
+    char q[300];
+    esc_rc rc;
 
-    for (i = 0; i < budget; i++) {
+    while (n < budget) {
         if (esc_bus_recv(self->in, &buf, &len, ESC_BUS_DONTWAIT) != ESC_OK) {
             break;
         }
-        self->n_in++;
         self->last_in_ms = esc_mono_ms();
-        s_on_message(self, buf, len);
+        memset(&err, 0, sizeof(err));
+        if (esc_batch_open(&it, buf, len, &err) != ESC_OK) {
+            n++;
+            self->n_in++;
+            self->n_invalid++;
+            esc_log_every(&self->invalid_every, AGG_WARN_EVERY_MS,
+                          "invalid batch skipped bytes=%zu reason=%s invalid=%llu", len,
+                          esc_log_quote(q, sizeof(q), err.text, 200),
+                          (unsigned long long)self->n_invalid);
+            continue;
+        }
+        for (;;) {
+            rc = esc_batch_next(&it, &msg, &mlen, &err);
+            if (rc == ESC_CLOSED) {
+                break;
+            }
+            n++;
+            self->n_in++;
+            if (rc != ESC_OK) {
+                self->n_invalid++;
+                esc_log_every(&self->invalid_every, AGG_WARN_EVERY_MS,
+                              "invalid message in a batch skipped reason=%s invalid=%llu",
+                              esc_log_quote(q, sizeof(q), err.text, 200),
+                              (unsigned long long)self->n_invalid);
+                continue;
+            }
+            invalid = self->n_invalid;
+            s_on_message(self, msg, mlen);
+            if (it.batch && self->n_invalid != invalid) {
+                /* s_on_message logged what was wrong; this says where */
+                esc_log_debug("invalid message in a batch index=%zu count=%zu", it.index,
+                              it.count);
+            }
+        }
         if (agg_counters_full(self->counters)) {
             break;
         }

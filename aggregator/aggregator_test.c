@@ -496,11 +496,108 @@ test_aggregator_check_config(void **state)
     esc_free(out);
 }
 
+/* Adds one classified post to batch b (topics NULL-terminated). */
+static void
+s_batch_post(struct esc_batch *b, int id, int64_t created_at, const char *const *topics)
+{
+    struct esc_post p;
+    char idbuf[32];
+    char *buf;
+    size_t len = 0;
+    size_t i;
+
+    esc_post_init(&p);
+    snprintf(idbuf, sizeof(idbuf), "b%d", id);
+    p.id = esc_strdup(idbuf);
+    p.platform = esc_strdup("mastodon");
+    p.text = esc_strdup("sesión del congreso");
+    p.created_at = created_at;
+    p.ingested_at = created_at;
+    p.language = esc_strdup("es");
+    for (i = 0; topics != NULL && topics[i] != NULL; i++) {
+        esc_strlist_push(&p.topics, &p.n_topics, topics[i]);
+    }
+    buf = esc_post_encode(&p, 1, &len);
+    esc_batch_add(b, buf, len);
+    esc_free(buf);
+    esc_post_fini(&p);
+}
+
+/* Batches from the classifiers: every post in them is counted, a bad element is skipped with
+ * the others still counted, a malformed batch is skipped whole, single frames still work. */
+static void
+test_aggregator_counts_batches(void **state)
+{
+    struct fix *f = *state;
+    static const char *const congreso[] = { "gob/congreso", NULL };
+    static const uint8_t no_msgs[] = { 0x82, 0xa1, 'v', 0x01, 0xa4, 't', 'y', 'p', 'e',
+                                       0xa5, 'b', 'a', 't', 'c', 'h' };
+    const char *args[] = { "--config", f->cfg_path, NULL };
+    int64_t t0 = (esc_now_ms() / 86400000 - 1) * 86400000;
+    struct esc_batch b;
+    const void *frame;
+    size_t len;
+    char redis[400];
+    char want[64];
+    char *log;
+    int i;
+    int k;
+
+    s_redis_json(f, redis, sizeof(redis));
+    s_write_config(f, redis, "");
+    f->pid = s_spawn(f, args);
+    f->push = esc_bus_new(ESC_BUS_PUSH, f->agg_ep, false, 10000);
+    assert_non_null(f->push);
+
+    /* first, so its warning is not the one rate-limited */
+    assert_int_equal(esc_bus_send(f->push, no_msgs, sizeof(no_msgs), 0), ESC_OK);
+    esc_batch_init(&b);
+    for (i = 0; i < 40; i++) {
+        s_batch_post(&b, i, t0 + i * 1000, congreso);
+        if (i == 20) {
+            esc_batch_add(&b, "\x93garbage", 8); /* an element that is no message */
+        }
+    }
+    frame = esc_batch_frame(&b, &len);
+    assert_int_equal(esc_bus_send(f->push, frame, len, 0), ESC_OK);
+    esc_batch_reset(&b);
+    for (i = 40; i < 50; i++) {
+        s_batch_post(&b, i, t0 + i * 1000, congreso);
+    }
+    frame = esc_batch_frame(&b, &len);
+    assert_int_equal(esc_bus_send(f->push, frame, len, 0), ESC_OK);
+    esc_batch_fini(&b);
+    s_send_post(f, 50, t0 + 50 * 1000, "sesión del congreso", congreso); /* a single frame */
+
+    if (s_wait_processed(f, 51, 15000) != 0) {
+        s_dump_log(f);
+        fail_msg("processed never reached 51");
+    }
+    assert_int_equal(s_get_int(f, "HGET %s %s", "esc:t:{gob/congreso}", "posts"), 51);
+
+    kill(f->pid, SIGTERM);
+    k = s_wait_exit(f->pid, 10000);
+    f->pid = 0;
+    log = s_read_file(f, "err.log");
+    if (k != 0) {
+        fprintf(stderr, "%s", log);
+    }
+    assert_int_equal(k, 0);
+    /* in counts messages: 51 posts, the bad element and the malformed batch */
+    snprintf(want, sizeof(want), "stopped in=53 flushed=51 invalid=2 ");
+    if (strstr(log, want) == NULL || strstr(log, "batch: missing required key 'msgs'") == NULL) {
+        fprintf(stderr, "%s", log);
+        fail_msg("summary '%s' or the malformed batch's reason missing", want);
+    }
+    esc_free(log);
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_aggregator_counts_and_alerts, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_aggregator_counts_batches, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_aggregator_redis_down_exit_1, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_aggregator_check_config, s_setup, s_teardown),
     };

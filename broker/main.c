@@ -2,7 +2,8 @@
 /* escucha-broker: the stage between collectors and classifiers. It binds bus.collect (PULL,
  * every collector connects) and bus.classify (PUSH, every classifier connects) and forwards
  * frames one by one, so N collectors and M classifiers on any hosts meet at one well-known
- * address and ZeroMQ load-balances posts over the classifiers. It never decodes a post. When no
+ * address and ZeroMQ load-balances posts over the classifiers. It never decodes a post (of a
+ * batch frame it reads the header, to count the posts in it). When no
  * classifier can take more (all high-water marks reached) it stops reading its intake, and the
  * collectors' sends block in turn: backpressure instead of loss. With bus.ack and bus.ack_pub set
  * it also carries the aggregators' acknowledgements back to the collectors (docs/delivery.md):
@@ -23,6 +24,7 @@
 #include "escucha/esc_log.h"
 #include "escucha/esc_mem.h"
 #include "escucha/esc_metrics.h"
+#include "escucha/esc_msg.h"
 #include "escucha/esc_sig.h"
 #include "escucha/esc_util.h"
 
@@ -77,10 +79,24 @@ s_usage(FILE *f)
 }
 
 /* Moves at most `budget` frames from in to out without blocking. Returns frames moved. */
+/* Posts in a frame, for the counters: the count a batch frame announces (esc_batch_open reads
+ * its header only), else 1. */
+static uint64_t
+s_posts_in(const void *buf, size_t len)
+{
+    struct esc_batch_iter it;
+
+    if (esc_batch_open(&it, buf, len, NULL) == ESC_OK && it.batch && !it.broken) {
+        return it.count;
+    }
+    return 1;
+}
+
 static int
 s_forward(struct brk *b, int budget)
 {
     int moved = 0;
+    uint64_t posts = 0;
     const void *buf;
     size_t len;
 
@@ -99,12 +115,13 @@ s_forward(struct brk *b, int budget)
             esc_log_error("forward failed frames_lost=1");
             break;
         }
-        b->forwarded++;
+        posts += s_posts_in(buf, len);
         moved++;
     }
     if (moved > 0) {
+        b->forwarded += posts;
         b->last_in_ms = esc_mono_ms();
-        esc_metric_add(b->m_forwarded, (uint64_t)moved);
+        esc_metric_add(b->m_forwarded, posts);
     }
     return moved;
 }

@@ -1219,26 +1219,91 @@ s_send(cls_t *self, const char *buf, size_t len)
     }
 }
 
-/* Handles at most `budget` messages that are already queued. Timing costs one extra clock
- * read per post: the monotonic read before cls_process (which also gives last_in_ms) and one
- * after; the wall clock is read once per batch and carried forward on the monotonic one. */
+/* Sends the classified posts of one input frame as one frame (a batch of one is the plain
+ * message), so a batch from the collector stays a batch to the aggregator. */
+static void
+s_send_out(cls_t *self, struct esc_batch *out)
+{
+    const void *frame;
+    size_t len;
+    size_t n = out->n;
+    esc_rc rc;
+
+    frame = esc_batch_frame(out, &len);
+    if (frame == NULL) {
+        return;
+    }
+    rc = s_send(self, frame, len);
+    esc_batch_reset(out);
+    if (rc == ESC_OK) {
+        self->stats.out += n;
+        return;
+    }
+    self->stats.dropped += n;
+    if (rc != ESC_CLOSED) {
+        self->fatal = true;
+    }
+}
+
+/* Classifies one message of a received frame and adds the result to out. */
+static void
+s_on_post(cls_t *self, const struct esc_batch_iter *it, const void *buf, size_t len,
+          struct esc_batch *out, double t_batch, int64_t wall_batch)
+{
+    char *enc;
+    size_t enc_len = 0;
+    double t0;
+    double t1;
+    double lat;
+
+    t0 = esc_metrics_clock();
+    self->last_in_ms = (int64_t)(t0 * 1000.0);
+    self->post_ingested_at = 0;
+    enc = cls_process(self, buf, len, &enc_len);
+    if (enc == NULL) {
+        if (it->batch) {
+            /* cls_process logged what was wrong; this says where */
+            esc_log_debug("invalid message in a batch index=%zu count=%zu", it->index,
+                          it->count);
+        }
+        return;
+    }
+    t1 = esc_metrics_clock();
+    esc_metric_observe(self->m_process, t1 - t0);
+    if (self->post_ingested_at > 0) {
+        /* clocks of two hosts: a post "from the future" counts as 0 s */
+        lat = (double)(wall_batch - self->post_ingested_at) / 1000.0 + (t1 - t_batch);
+        esc_metric_observe(self->m_latency, lat > 0 ? lat : 0);
+    }
+    if (esc_batch_full(out, enc_len)) {
+        s_send_out(self, out);
+    }
+    esc_batch_add(out, enc, enc_len);
+    esc_free(enc);
+}
+
+/* Handles at most about `budget` messages that are already queued (a frame, possibly a batch of
+ * posts, is always handled whole). Timing costs one extra clock read per post: the monotonic
+ * read before cls_process (which also gives last_in_ms) and one after; the wall clock is read
+ * once per call and carried forward on the monotonic one. */
 static void
 s_on_input(cls_t *self, int budget)
 {
+    struct esc_batch out;
+    struct esc_batch_iter it;
+    struct esc_error err;
     const void *buf;
+    const void *msg;
     size_t len;
-    int n;
+    size_t mlen;
+    int n = 0;
     double t_batch = esc_metrics_clock();
     int64_t wall_batch = esc_now_ms();
+    esc_rc rc;
 
-    for (n = 0; n < budget; n++) {
-        esc_rc rc = esc_bus_recv(self->in, &buf, &len, ESC_BUS_DONTWAIT);
-        char *enc;
-        size_t enc_len = 0;
-        double t0;
-        double t1;
-        double lat;
-
+    esc_batch_init(&out);
+    while (n < budget && !self->fatal) {
+        rc = esc_bus_recv(self->in, &buf, &len, ESC_BUS_DONTWAIT);
         if (rc == ESC_RETRY) {
             break;
         }
@@ -1246,32 +1311,29 @@ s_on_input(cls_t *self, int budget)
             self->fatal = true;
             break;
         }
-        t0 = esc_metrics_clock();
-        self->last_in_ms = (int64_t)(t0 * 1000.0);
-        self->post_ingested_at = 0;
-        enc = cls_process(self, buf, len, &enc_len);
-        if (enc == NULL) {
+        if (esc_batch_open(&it, buf, len, &err) != ESC_OK) {
+            self->stats.in++;
+            self->last_in_ms = esc_mono_ms();
+            s_invalid(self, err.text);
+            n++;
             continue;
         }
-        t1 = esc_metrics_clock();
-        esc_metric_observe(self->m_process, t1 - t0);
-        if (self->post_ingested_at > 0) {
-            /* clocks of two hosts: a post "from the future" counts as 0 s */
-            lat = (double)(wall_batch - self->post_ingested_at) / 1000.0 + (t1 - t_batch);
-            esc_metric_observe(self->m_latency, lat > 0 ? lat : 0);
+        for (;;) {
+            rc = esc_batch_next(&it, &msg, &mlen, &err);
+            if (rc == ESC_CLOSED) {
+                break;
+            }
+            n++;
+            if (rc != ESC_OK) {
+                self->stats.in++;
+                s_invalid(self, err.text); /* names the index */
+                continue;
+            }
+            s_on_post(self, &it, msg, mlen, &out, t_batch, wall_batch);
         }
-        rc = s_send(self, enc, enc_len);
-        esc_free(enc);
-        if (rc == ESC_OK) {
-            self->stats.out++;
-            continue;
-        }
-        self->stats.dropped++;
-        if (rc != ESC_CLOSED) {
-            self->fatal = true;
-            break;
-        }
+        s_send_out(self, &out);
     }
+    esc_batch_fini(&out);
 }
 
 /* Milliseconds zmq_poll may sleep. */

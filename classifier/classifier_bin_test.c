@@ -321,6 +321,101 @@ test_cls_bin_classifies_reloads_and_drains(void **state)
     esc_free(log);
 }
 
+/* Adds post id with text to batch b (encoded as a collector does). */
+static void
+s_batch_post(struct esc_batch *b, const char *id, const char *text)
+{
+    struct esc_post p;
+    char *buf;
+    size_t len;
+
+    esc_post_init(&p);
+    p.id = esc_strdup(id);
+    p.platform = esc_strdup("jsonl");
+    p.text = esc_strdup(text);
+    p.created_at = 1763300000000;
+    p.ingested_at = esc_now_ms();
+    buf = esc_post_encode(&p, 0, &len);
+    esc_post_fini(&p);
+    esc_batch_add(b, buf, len);
+    esc_free(buf);
+}
+
+static void
+test_cls_bin_batch_in_batch_out(void **state)
+{
+    static const uint8_t bad_version[] = { 0x83, 0xa1, 'v', 0x02, 0xa4, 't', 'y', 'p', 'e',
+                                           0xa5, 'b', 'a', 't', 'c', 'h', 0xa4, 'm', 's', 'g',
+                                           's', 0x90 };
+    struct env *e = *state;
+    const char *args[] = { "--config", e->cfg, NULL };
+    struct esc_batch b;
+    struct esc_batch_iter it;
+    struct esc_error err;
+    struct esc_post p;
+    const void *frame;
+    const void *msg;
+    size_t len;
+    size_t mlen;
+    char *log;
+    pid_t pid;
+
+    s_write_cfg(e->cfg, esc_bus_endpoint(e->push), esc_bus_endpoint(e->pull), "",
+                "\"drain_quiet_ms\": 200, \"grace_ms\": 5000", 1000);
+    pid = s_spawn(e, args, NULL);
+    /* a malformed batch is skipped whole (logged first: invalid input is logged once a second) */
+    assert_int_equal(esc_bus_send(e->push, bad_version, sizeof(bad_version), 0), ESC_OK);
+
+    /* a batch of four, the second no post: three classified posts come out, in one batch */
+    esc_batch_init(&b);
+    s_batch_post(&b, "b1", "El Congreso y la ANEMIA infantil");
+    esc_batch_add(&b, "\x93not a post", 11);
+    s_batch_post(&b, "b2", "nada que ver");
+    s_batch_post(&b, "b3", "elecciones");
+    frame = esc_batch_frame(&b, &len);
+    assert_int_equal(esc_bus_send(e->push, frame, len, 0), ESC_OK);
+    assert_int_equal(esc_bus_recv(e->pull, &frame, &len, 0), ESC_OK);
+    assert_int_equal(esc_batch_open(&it, frame, len, &err), ESC_OK);
+    assert_true(it.batch);
+    assert_int_equal(it.count, 3);
+    assert_int_equal(esc_batch_next(&it, &msg, &mlen, &err), ESC_OK);
+    assert_int_equal(esc_post_decode(msg, mlen, &p, NULL, &err), ESC_OK);
+    assert_string_equal(p.id, "b1");
+    assert_int_equal(p.n_topics, 2);
+    esc_post_fini(&p);
+    assert_int_equal(esc_batch_next(&it, &msg, &mlen, &err), ESC_OK);
+    assert_int_equal(esc_post_decode(msg, mlen, &p, NULL, &err), ESC_OK);
+    assert_string_equal(p.id, "b2");
+    assert_int_equal(p.n_topics, 0);
+    esc_post_fini(&p);
+    assert_int_equal(esc_batch_next(&it, &msg, &mlen, &err), ESC_OK);
+    assert_int_equal(esc_post_decode(msg, mlen, &p, NULL, &err), ESC_OK);
+    assert_string_equal(p.id, "b3");
+    assert_string_equal(p.topics[0], "gob/elecciones");
+    esc_post_fini(&p);
+    assert_int_equal(esc_batch_next(&it, &msg, &mlen, &err), ESC_CLOSED);
+
+    /* a single post comes out alone */
+    s_send_post(e, "s1", "elecciones", NULL);
+    s_expect(e, "s1", "gob/elecciones", NULL);
+
+    /* a batch of one element that is no post: nothing comes out */
+    esc_batch_reset(&b);
+    esc_batch_add(&b, "x", 1);
+    s_batch_post(&b, "b4", "congreso");
+    frame = esc_batch_frame(&b, &len);
+    assert_int_equal(esc_bus_send(e->push, frame, len, 0), ESC_OK);
+    s_expect(e, "b4", "gob/congreso", NULL); /* the only result: sent as the plain message */
+    esc_batch_fini(&b);
+
+    assert_int_equal(kill(pid, SIGTERM), 0);
+    assert_int_equal(s_wait(pid, 10000), 0);
+    log = s_slurp(e->err);
+    assert_non_null(strstr(log, "reason=\"batch: unsupported schema version 2\""));
+    assert_non_null(strstr(log, "stopped in=8 out=5 invalid=3 dropped=0"));
+    esc_free(log);
+}
+
 static void
 test_cls_bin_exit_1_when_posts_dropped(void **state)
 {
@@ -685,6 +780,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_cls_bin_classifies_reloads_and_drains, s_setup,
                                         s_teardown),
+        cmocka_unit_test_setup_teardown(test_cls_bin_batch_in_batch_out, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_cls_bin_exit_1_when_posts_dropped, s_setup,
                                         s_teardown),
         cmocka_unit_test_setup_teardown(test_cls_bin_check_config, s_setup, s_teardown),

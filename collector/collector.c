@@ -2,7 +2,9 @@
 /* The collector's host: builds one instance per entry of the config's "sources" array, polls
  * each in bounded batches from a single loop thread, stamps every post it is handed with the
  * instance name (`source`) and the time it was accepted (`ingested_at`), encodes it as a "post"
- * message and pushes it to the broker. Nothing is dropped silently: when the bus is full (high-
+ * message and pushes it to the broker, several per frame (an esc_batch of up to ESC_BATCH_MSGS
+ * posts, sent once full, S_BATCH_MS after its first post, and whenever the loop is about to
+ * sleep, so a lone post never waits). Nothing is dropped silently: when the bus is full (high-
  * water mark) the loop waits for room (backpressure) while still reading the signalfd, and a
  * post that cannot be sent before the grace period ends is counted. The first SIGTERM/SIGINT
  * (or, with exit_when_done, the last source finishing) stops intake; main then closes the bus
@@ -36,6 +38,7 @@
 #define S_BUSY_SLICE_MS 100 /* longest single wait for room on a full bus */
 #define S_DELIVERY_TICK_MS 100 /* with a journal: longest sleep between two delivery ticks */
 #define S_ACKS_LOG_MS 10000    /* --once with a journal: progress line while acks are due */
+#define S_BATCH_MS 5           /* longest a post waits in the batch while sources keep emitting */
 
 const struct esc_cfg_entry col_cfg_map[] = {
     ESC_CFG_INT("grace_ms", "5000", 10, 3600000, struct col_cfg, grace_ms,
@@ -88,6 +91,9 @@ struct col {
     size_t n_sources;
     uint64_t sent;   /* posts handed to the bus */
     uint64_t unsent; /* posts encoded but given up on */
+    struct esc_batch batch;                /* encoded posts not sent yet */
+    size_t batch_src[ESC_BATCH_MSGS];      /* index of the source of each of them */
+    int64_t batch_t0;                      /* when its first post came (monotonic ms) */
     int bus_failed;  /* the bus returned a hard error */
     int idle_logged; /* "all sources done" was logged */
     struct esc_log_every busy_log;
@@ -248,12 +254,14 @@ col_new(const struct esc_cfg *cfg, const struct col_cfg *ccfg, esc_bus_t *out, i
     self->ccfg = ccfg;
     self->out = out;
     self->sig_fd = sig_fd;
+    esc_batch_init(&self->batch);
     if (ccfg->journal_dir[0] != '\0') {
         memset(&err, 0, sizeof(err));
         self->dlv = col_delivery_new(cfg, ccfg, out, &err);
         if (self->dlv == NULL) {
             esc_log_error("cannot use the delivery journal dir=%s reason=\"%s\"",
                           ccfg->journal_dir, err.text);
+            esc_batch_fini(&self->batch);
             esc_free(self);
             return NULL;
         }
@@ -319,6 +327,8 @@ col_destroy(col_t **self_p)
     col_net_destroy(&self->net);
     col_state_destroy(&self->state);
     col_delivery_destroy(&self->dlv);
+    /* col_run sends the batch before it returns: nothing is left in it here */
+    esc_batch_fini(&self->batch);
     esc_free(self);
     *self_p = NULL;
 }
@@ -394,6 +404,62 @@ s_send(col_t *self, const void *buf, size_t len)
     }
 }
 
+/* Sends the batch as one frame (a batch of one as the plain post), waiting while the bus is full.
+ * Returns ESC_OK (also when there is nothing to send), or ESC_CLOSED when it could not be sent:
+ * its posts are then counted unsent and a stop begins. */
+static esc_rc
+s_flush(col_t *self)
+{
+    const void *frame;
+    size_t len;
+    size_t n = self->batch.n;
+    size_t i;
+    esc_rc rc;
+
+    frame = esc_batch_frame(&self->batch, &len);
+    if (frame == NULL) {
+        return ESC_OK;
+    }
+    rc = s_send(self, frame, len);
+    esc_batch_reset(&self->batch);
+    if (rc != ESC_OK) {
+        /* Encoded but never handed over: counted, reported at exit, never silent. */
+        self->unsent += n;
+        if (!self->drain.draining) {
+            self->drain.draining = 1;
+            self->drain.deadline_ms = esc_mono_ms();
+        }
+        return ESC_CLOSED;
+    }
+    self->sent += n;
+    for (i = 0; i < n; i++) {
+        esc_metric_add(self->m_posts[self->batch_src[i]], 1);
+    }
+    return ESC_OK;
+}
+
+/* Adds one encoded post of ins to the batch, sending the batch first when the post does not fit
+ * and after when it is full or old enough. Returns ESC_OK, or ESC_CLOSED when a send failed (the
+ * post is then counted unsent with the others). */
+static esc_rc
+s_queue(col_t *self, struct col_source *ins, const void *buf, size_t len)
+{
+    if (esc_batch_full(&self->batch, len) && s_flush(self) != ESC_OK) {
+        self->unsent++;
+        return ESC_CLOSED;
+    }
+    if (self->batch.n == 0) {
+        self->batch_t0 = esc_mono_ms();
+    }
+    self->batch_src[self->batch.n] = ins->index;
+    esc_batch_add(&self->batch, buf, len);
+    ins->stats.posts++;
+    if (self->batch.n >= ESC_BATCH_MSGS || esc_mono_ms() - self->batch_t0 >= S_BATCH_MS) {
+        return s_flush(self);
+    }
+    return ESC_OK;
+}
+
 /* Journals one encoded post (docs/delivery.md) before it is sent, waiting while the journal is
  * full: acknowledgements free it, signals are still read. Returns ESC_OK, ESC_CLOSED when a
  * stop began first (the post was not taken), or ESC_ERR when the journal write failed. */
@@ -404,7 +470,8 @@ s_journal(col_t *self, const void *buf, size_t len)
     int n;
 
     while (!col_delivery_has_room(self->dlv, len)) {
-        if (self->drain.draining) {
+        /* The acks that make room may be waiting for the posts in the batch. */
+        if (self->drain.draining || s_flush(self) != ESC_OK) {
             return ESC_CLOSED;
         }
         it[0] = (zmq_pollitem_t){ NULL, self->sig_fd, ZMQ_POLLIN, 0 };
@@ -462,20 +529,11 @@ s_emit(void *arg, struct col_source *ins, struct esc_post *post)
             return ESC_CLOSED;
         }
     }
-    rc = s_send(self, buf, len);
+    rc = s_queue(self, ins, buf, len);
     esc_free(buf);
     if (rc != ESC_OK) {
-        /* Encoded but never handed over: counted, reported at exit, never silent. */
-        self->unsent++;
-        if (!self->drain.draining) {
-            self->drain.draining = 1;
-            self->drain.deadline_ms = esc_mono_ms();
-        }
         return ESC_CLOSED;
     }
-    self->sent++;
-    ins->stats.posts++;
-    esc_metric_add(self->m_posts[ins->index], 1);
     return ESC_OK; /* taken; if a stop began meanwhile, the next call says so */
 }
 
@@ -557,6 +615,8 @@ col_run(col_t *self)
 
     for (;;) {
         wait = s_poll_sources(self, &em, &active);
+        /* What this round produced leaves before the loop sleeps or stops. */
+        (void)s_flush(self);
         if (self->drain.draining) {
             break;
         }
@@ -592,6 +652,7 @@ col_run(col_t *self)
             break;
         }
     }
+    (void)s_flush(self);
     return self->bus_failed ? ESC_ERR : ESC_OK;
 }
 

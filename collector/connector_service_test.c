@@ -147,8 +147,11 @@ s_receive(struct env *e, size_t until, int ms)
     zmq_pollitem_t it = { esc_bus_zsock(e->pull), 0, ZMQ_POLLIN, 0 };
     struct esc_post p;
     struct esc_error err;
+    struct esc_batch_iter bit;
     const void *buf;
+    const void *msg;
     size_t len;
+    size_t mlen;
     long long i;
 
     while (e->got < until && esc_mono_ms() < deadline) {
@@ -156,18 +159,22 @@ s_receive(struct env *e, size_t until, int ms)
             continue;
         }
         assert_int_equal(esc_bus_recv(e->pull, &buf, &len, ESC_BUS_DONTWAIT), ESC_OK);
-        if (esc_post_decode(buf, len, &p, NULL, &err) != ESC_OK) {
-            fail_msg("undecodable post: %s", err.text);
+        /* one post, or a batch of them */
+        assert_int_equal(esc_batch_open(&bit, buf, len, &err), ESC_OK);
+        while (esc_batch_next(&bit, &msg, &mlen, &err) != ESC_CLOSED) {
+            if (esc_post_decode(msg, mlen, &p, NULL, &err) != ESC_OK) {
+                fail_msg("undecodable post: %s", err.text);
+            }
+            i = strtoll(p.id, NULL, 10) - 113900000000000000LL;
+            assert_true(i >= 1 && i <= N_POSTS);
+            assert_string_equal(p.source, "masto");
+            assert_string_equal(p.platform, "mastodon");
+            e->seen[i]++;
+            if (e->seen[i] == 1) {
+                e->got++;
+            }
+            esc_post_fini(&p);
         }
-        i = strtoll(p.id, NULL, 10) - 113900000000000000LL;
-        assert_true(i >= 1 && i <= N_POSTS);
-        assert_string_equal(p.source, "masto");
-        assert_string_equal(p.platform, "mastodon");
-        e->seen[i]++;
-        if (e->seen[i] == 1) {
-            e->got++;
-        }
-        esc_post_fini(&p);
     }
 }
 

@@ -221,7 +221,7 @@ s_read_text(const char *path)
 
 #define S_FAST ", \"redelivery_ms\": 300, \"redelivery_max_ms\": 600"
 
-/* Collects what arrives for up to ms; returns the number of frames. */
+/* Collects what arrives for up to ms; returns the number of posts. */
 static int
 s_drain(struct env *e, long ms)
 {
@@ -235,8 +235,11 @@ s_drain(struct env *e, long ms)
         struct esc_error err;
         enum esc_msg_type type;
         char id[ESC_ACK_ID_MAX + 1];
+        struct esc_batch_iter bit;
         const void *buf;
+        const void *msg;
         size_t len;
+        size_t mlen;
         uint64_t seq;
         int64_t idx;
 
@@ -244,29 +247,33 @@ s_drain(struct env *e, long ms)
             return n;
         }
         assert_int_equal(esc_bus_recv(e->pull, &buf, &len, ESC_BUS_DONTWAIT), ESC_OK);
-        if (esc_post_decode(buf, len, &p, &type, &err) != ESC_OK) {
-            fail_msg("undecodable message: %s", err.text);
+        /* one post, or a batch of them (re-sends travel alone) */
+        assert_int_equal(esc_batch_open(&bit, buf, len, &err), ESC_OK);
+        while (esc_batch_next(&bit, &msg, &mlen, &err) != ESC_CLOSED) {
+            if (esc_post_decode(msg, mlen, &p, &type, &err) != ESC_OK) {
+                fail_msg("undecodable message: %s", err.text);
+            }
+            assert_non_null(p.ack_ref);
+            assert_int_equal(esc_ack_ref_parse(p.ack_ref, id, sizeof(id), &seq), 0);
+            if (e->id[0] == '\0') {
+                esc_strlcpy(e->id, id, sizeof(e->id));
+            }
+            assert_string_equal(id, e->id); /* one collector, one id, also across restarts */
+            assert_int_equal(esc_parse_i64(p.id + 1, 0, MAX_POSTS - 1, &idx), 0); /* "d%04d" */
+            if (e->copies[idx] > 0 && e->seq[idx] == seq) {
+                /* a re-send of the same journal entry: the very same bytes */
+                assert_int_equal(mlen, e->msg_len[idx]);
+                assert_memory_equal(msg, e->msg[idx], mlen);
+            }
+            esc_free(e->msg[idx]);
+            e->msg[idx] = esc_malloc(mlen);
+            memcpy(e->msg[idx], msg, mlen);
+            e->msg_len[idx] = mlen;
+            e->seq[idx] = seq;
+            e->copies[idx]++;
+            esc_post_fini(&p);
+            n++;
         }
-        assert_non_null(p.ack_ref);
-        assert_int_equal(esc_ack_ref_parse(p.ack_ref, id, sizeof(id), &seq), 0);
-        if (e->id[0] == '\0') {
-            esc_strlcpy(e->id, id, sizeof(e->id));
-        }
-        assert_string_equal(id, e->id); /* one collector, one id, also across restarts */
-        assert_int_equal(esc_parse_i64(p.id + 1, 0, MAX_POSTS - 1, &idx), 0); /* "d%04d" */
-        if (e->copies[idx] > 0 && e->seq[idx] == seq) {
-            /* a re-send of the same journal entry: the very same bytes */
-            assert_int_equal(len, e->msg_len[idx]);
-            assert_memory_equal(buf, e->msg[idx], len);
-        }
-        esc_free(e->msg[idx]);
-        e->msg[idx] = esc_malloc(len);
-        memcpy(e->msg[idx], buf, len);
-        e->msg_len[idx] = len;
-        e->seq[idx] = seq;
-        e->copies[idx]++;
-        esc_post_fini(&p);
-        n++;
     }
 }
 

@@ -43,6 +43,8 @@ struct env {
     char out[192];   /* the child's stdout */
     char err[192];   /* the child's stderr */
     esc_bus_t *pull; /* the stand-in broker */
+    char *frame;     /* the last frame received (a batch of posts, or one); owned */
+    struct esc_batch_iter posts_left; /* what of it s_recv_post has not handed out yet */
 };
 
 static int
@@ -68,6 +70,7 @@ s_teardown(void **state)
     struct env *e = *state;
 
     esc_bus_destroy(&e->pull, 0);
+    esc_free(e->frame);
     unlink(e->posts);
     unlink(e->cfg);
     unlink(e->out);
@@ -243,7 +246,8 @@ s_run(struct env *e, const char *const *args)
     return s_wait(e, s_spawn(e, args));
 }
 
-/* Receives one post within 10 s and decodes it into p (caller fini's it). */
+/* Receives one post within 10 s and decodes it into p (caller fini's it). The collector sends
+ * several posts per frame: they are handed out one by one. */
 static void
 s_recv_post(struct env *e, struct esc_post *p)
 {
@@ -251,11 +255,27 @@ s_recv_post(struct env *e, struct esc_post *p)
     struct esc_error err;
     enum esc_msg_type type;
     const void *buf;
+    const void *msg;
     size_t len;
+    size_t mlen;
+    esc_rc rc;
 
-    assert_int_equal(zmq_poll(&it, 1, 10000), 1);
-    assert_int_equal(esc_bus_recv(e->pull, &buf, &len, ESC_BUS_DONTWAIT), ESC_OK);
-    if (esc_post_decode(buf, len, p, &type, &err) != ESC_OK) {
+    for (;;) {
+        if (e->frame != NULL) {
+            rc = esc_batch_next(&e->posts_left, &msg, &mlen, &err);
+            if (rc == ESC_OK) {
+                break;
+            }
+            assert_int_equal(rc, ESC_CLOSED);
+            ESC_FREE(e->frame);
+        }
+        assert_int_equal(zmq_poll(&it, 1, 10000), 1);
+        assert_int_equal(esc_bus_recv(e->pull, &buf, &len, ESC_BUS_DONTWAIT), ESC_OK);
+        e->frame = esc_malloc(len > 0 ? len : 1);
+        memcpy(e->frame, buf, len);
+        assert_int_equal(esc_batch_open(&e->posts_left, e->frame, len, &err), ESC_OK);
+    }
+    if (esc_post_decode(msg, mlen, p, &type, &err) != ESC_OK) {
         fail_msg("undecodable message: %s", err.text);
     }
     assert_int_equal(type, ESC_MSG_POST);
@@ -322,6 +342,7 @@ test_service_once_delivers_every_post_in_order(void **state)
     }
     assert_int_equal(s_wait(e, pid), 0);
     assert_int_equal(esc_bus_recv(e->pull, &buf, &len, ESC_BUS_DONTWAIT), ESC_RETRY);
+    assert_int_equal(esc_batch_next(&e->posts_left, &buf, &len, NULL), ESC_CLOSED);
     log = s_read_text(e->err);
     assert_non_null(strstr(log, "skipped bad line source=muestra line=51 reason=\"invalid JSON"));
     assert_non_null(strstr(log, "skipped bad line source=muestra line=102 "

@@ -54,8 +54,9 @@ static const struct esc_cfg_entry s_bus_map[] = {
     ESC_CFG_STR("ack_pub", "", struct esc_cfg_bus, ack_pub,
                 "acknowledgements republished: the broker binds it, collectors with a journal "
                 "connect (\"\" = off)"),
-    ESC_CFG_INT("hwm", "100000", 10, 10000000, struct esc_cfg_bus, hwm,
-                "ZeroMQ high-water mark (messages queued per socket before senders wait)"),
+    ESC_CFG_INT("hwm", "2000", 10, 10000000, struct esc_cfg_bus, hwm,
+                "ZeroMQ high-water mark: frames queued per socket before senders wait (a frame "
+                "is one message or a batch of up to 64 posts)"),
     ESC_CFG_STR("curve_endpoints", "", struct esc_cfg_bus, curve_endpoints,
                 "endpoints encrypted with CURVE: a list of collect,classify,aggregate,notify,"
                 "ack (both ack endpoints), or all (\"\" = none)"),

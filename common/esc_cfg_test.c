@@ -67,7 +67,7 @@ test_cfg_demo_loads(void **state)
     assert_int_equal(cfg->teams[1].n_recipients, 2);
     assert_int_equal(cfg->teams[0].n_hooks, 1);
     assert_string_equal(cfg->redis.prefix, "esc");
-    assert_int_equal(cfg->bus.hwm, 100000);
+    assert_int_equal(cfg->bus.hwm, 2000); /* the default: frames of up to 64 posts */
     assert_int_equal(cfg->n_sources, 1);
     assert_string_equal(cfg->sources[0].type, "jsonl");
     t = esc_cfg_topic_find(cfg, "desarrollo/digitalizacion");

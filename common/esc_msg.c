@@ -29,7 +29,12 @@
  * non-string key, a known key twice, a wrong version, a missing required key, a wrong value
  * type (a float where an int belongs, NaN), ints beyond int64, strings holding NUL, texts and
  * lists over their limits, nesting deeper than msgpack-c's 32 levels. UTF-8 is not validated
- * here: the classifier repairs it. */
+ * here: the classifier repairs it.
+ *
+ * Batch frame (esc_batch_*, at the end of this file): a map {v: 1, type: "batch", msgs: [bin]},
+ * each bin one message encoded as above. It is a container, not a message: no id or ts. Its
+ * reader checks the frame (size, version, keys, trailing bytes) and hands out each bin's bytes
+ * without copying; a bad element is reported with its index and the others are still read. */
 #include <inttypes.h>
 #include <math.h>
 #include <stdarg.h>
@@ -1398,20 +1403,17 @@ out:
     return rc;
 }
 
-enum esc_msg_type
-esc_msg_peek_type(const void *buf, size_t len)
+/* Finds the value of a map's "type" key, scanning only the keys before it: sets *t and *tn to
+ * the string's bytes. Returns 0, or -1 when buf is not a map holding a string "type". */
+static int
+s_find_type(const uint8_t *b, size_t len, const uint8_t **t, size_t *tn)
 {
-    const uint8_t *b = buf;
     struct s_mp_head h;
     size_t off, used;
     uint64_t i, pairs;
-    int k;
 
-    if (b == NULL || len == 0 || len > ESC_MSG_MAX) {
-        return ESC_MSG_UNKNOWN;
-    }
     if (s_mp_head_read(b, len, &h) != S_MP_OK || h.kind != S_MP_MAP) {
-        return ESC_MSG_UNKNOWN;
+        return -1;
     }
     off = h.hdr;
     pairs = h.nested / 2;
@@ -1419,31 +1421,406 @@ esc_msg_peek_type(const void *buf, size_t len)
         struct s_mp_head kh;
 
         if (s_mp_head_read(b + off, len - off, &kh) != S_MP_OK) {
-            return ESC_MSG_UNKNOWN;
+            return -1;
         }
         if (kh.kind == S_MP_STR && kh.body == 4 && len - off - kh.hdr >= 4
             && memcmp(b + off + kh.hdr, "type", 4) == 0) {
             struct s_mp_head vh;
-            const uint8_t *v;
 
             off += kh.hdr + 4;
             if (s_mp_head_read(b + off, len - off, &vh) != S_MP_OK || vh.kind != S_MP_STR
                 || vh.body > len - off - vh.hdr) {
-                return ESC_MSG_UNKNOWN;
+                return -1;
             }
-            v = b + off + vh.hdr;
-            for (k = ESC_MSG_POST; k <= ESC_MSG_ALERT; k++) {
-                if (vh.body == strlen(s_type_names[k])
-                    && memcmp(v, s_type_names[k], (size_t)vh.body) == 0) {
-                    return (enum esc_msg_type)k;
-                }
-            }
-            return ESC_MSG_UNKNOWN;
+            *t = b + off + vh.hdr;
+            *tn = (size_t)vh.body;
+            return 0;
         }
         if (s_mp_skip(b + off, len - off, 2, &used) != S_MP_OK) {
-            return ESC_MSG_UNKNOWN;
+            return -1;
         }
         off += used;
     }
+    return -1;
+}
+
+enum esc_msg_type
+esc_msg_peek_type(const void *buf, size_t len)
+{
+    const uint8_t *t;
+    size_t tn;
+    int k;
+
+    if (buf == NULL || len == 0 || len > ESC_MSG_MAX) {
+        return ESC_MSG_UNKNOWN;
+    }
+    if (s_find_type(buf, len, &t, &tn) != 0) {
+        return ESC_MSG_UNKNOWN;
+    }
+    for (k = ESC_MSG_POST; k <= ESC_MSG_ALERT; k++) {
+        if (tn == s_type_lens[k] && memcmp(t, s_type_names[k], tn) == 0) {
+            return (enum esc_msg_type)k;
+        }
+    }
     return ESC_MSG_UNKNOWN;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Batch frames
+ *
+ * The builder writes: fixmap 3, "v" 1, "type" "batch", "msgs" as an array 32 whose count
+ * esc_batch_frame patches in, then per message a bin 8/16/32 header and its bytes. The reader
+ * takes any valid msgpack for the same map (keys in any order, unknown keys skipped, any array
+ * or bin width), like the message decoders.
+ */
+
+static const uint8_t s_batch_head[] = {
+    0x83,                                      /* fixmap, 3 pairs */
+    0xa1, 'v', ESC_MSG_VERSION,                /* "v": 1 */
+    0xa4, 't', 'y', 'p', 'e', 0xa5, 'b', 'a', 't', 'c', 'h', /* "type": "batch" */
+    0xa4, 'm', 's', 'g', 's', 0xdd, 0, 0, 0, 0, /* "msgs": array 32, count patched in */
+};
+#define S_BATCH_COUNT_OFF (sizeof(s_batch_head) - 4)
+#define S_BIN_HDR_MAX 5
+
+void
+esc_batch_init(struct esc_batch *b)
+{
+    memset(b, 0, sizeof(*b));
+}
+
+void
+esc_batch_fini(struct esc_batch *b)
+{
+    if (b == NULL) {
+        return;
+    }
+    esc_free(b->data);
+    memset(b, 0, sizeof(*b));
+}
+
+void
+esc_batch_reset(struct esc_batch *b)
+{
+    b->len = 0;
+    b->n = 0;
+    b->first_off = 0;
+    b->first_len = 0;
+}
+
+bool
+esc_batch_full(const struct esc_batch *b, size_t len)
+{
+    if (b->n == 0) {
+        return false;
+    }
+    return b->n >= ESC_BATCH_MSGS || len > ESC_BATCH_BYTES
+           || b->len + S_BIN_HDR_MAX + len > ESC_BATCH_BYTES;
+}
+
+static void
+s_batch_reserve(struct esc_batch *b, size_t more)
+{
+    size_t cap;
+
+    if (b->cap - b->len >= more) {
+        return;
+    }
+    cap = b->cap != 0 ? b->cap : 4096;
+    while (cap - b->len < more) {
+        cap *= 2;
+    }
+    b->data = esc_realloc(b->data, cap);
+    b->cap = cap;
+}
+
+void
+esc_batch_add(struct esc_batch *b, const void *msg, size_t len)
+{
+    uint8_t h[S_BIN_HDR_MAX];
+    size_t hl;
+
+    ESC_ASSERT(len <= ESC_MSG_MAX);
+    if (b->n == 0) {
+        b->len = 0;
+        s_batch_reserve(b, sizeof(s_batch_head));
+        memcpy(b->data, s_batch_head, sizeof(s_batch_head));
+        b->len = sizeof(s_batch_head);
+    }
+    if (len <= 0xff) {
+        h[0] = 0xc4;
+        h[1] = (uint8_t)len;
+        hl = 2;
+    }
+    else if (len <= 0xffff) {
+        h[0] = 0xc5;
+        h[1] = (uint8_t)(len >> 8);
+        h[2] = (uint8_t)len;
+        hl = 3;
+    }
+    else {
+        h[0] = 0xc6;
+        h[1] = (uint8_t)(len >> 24);
+        h[2] = (uint8_t)(len >> 16);
+        h[3] = (uint8_t)(len >> 8);
+        h[4] = (uint8_t)len;
+        hl = 5;
+    }
+    s_batch_reserve(b, hl + len);
+    memcpy(b->data + b->len, h, hl);
+    b->len += hl;
+    if (b->n == 0) {
+        b->first_off = b->len;
+        b->first_len = len;
+    }
+    if (len > 0) {
+        memcpy(b->data + b->len, msg, len);
+    }
+    b->len += len;
+    b->n++;
+}
+
+const void *
+esc_batch_frame(struct esc_batch *b, size_t *len)
+{
+    uint8_t *c;
+
+    if (b->n == 0) {
+        *len = 0;
+        return NULL;
+    }
+    if (b->n == 1) {
+        *len = b->first_len;
+        return b->data + b->first_off;
+    }
+    c = (uint8_t *)b->data + S_BATCH_COUNT_OFF;
+    c[0] = (uint8_t)(b->n >> 24);
+    c[1] = (uint8_t)(b->n >> 16);
+    c[2] = (uint8_t)(b->n >> 8);
+    c[3] = (uint8_t)b->n;
+    *len = b->len;
+    return b->data;
+}
+
+static const char *
+s_mp_kind_name(const uint8_t *p, const struct s_mp_head *h)
+{
+    switch (h->kind) {
+    case S_MP_STR:
+        return "string";
+    case S_MP_ARRAY:
+        return "array";
+    case S_MP_MAP:
+        return "map";
+    case S_MP_OTHER:
+        break;
+    }
+    if (p[0] == 0xc0) {
+        return "nil";
+    }
+    if ((p[0] >= 0xc7 && p[0] <= 0xc9) || (p[0] >= 0xd4 && p[0] <= 0xd8)) {
+        return "ext";
+    }
+    return "scalar";
+}
+
+static bool
+s_mp_is_bin(const uint8_t *p)
+{
+    return p[0] >= 0xc4 && p[0] <= 0xc6;
+}
+
+/* The integer whose header h is at p, when it is one and not negative: returns 0 and sets *v. */
+static int
+s_mp_uint(const uint8_t *p, const struct s_mp_head *h, uint64_t *v)
+{
+    if (p[0] <= 0x7f) {
+        *v = p[0];
+        return 0;
+    }
+    if (p[0] >= 0xcc && p[0] <= 0xcf) {
+        *v = s_be(p + 1, (unsigned)h->body);
+        return 0;
+    }
+    if (p[0] >= 0xd0 && p[0] <= 0xd3 && (p[1] & 0x80u) == 0) {
+        *v = s_be(p + 1, (unsigned)h->body);
+        return 0;
+    }
+    return -1;
+}
+
+/* Reads the batch map of it->buf (known to be a map with type "batch"). */
+static esc_rc
+s_batch_header(struct esc_batch_iter *it, struct esc_error *err)
+{
+    const uint8_t *b = it->buf;
+    size_t len = it->len;
+    struct s_mp_head h;
+    size_t off, used;
+    uint64_t i, pairs, ver;
+    bool have_v = false, have_type = false, have_msgs = false;
+
+    (void)s_mp_head_read(b, len, &h); /* s_find_type read it already */
+    off = h.hdr;
+    pairs = h.nested / 2;
+    for (i = 0; i < pairs && !it->broken; i++) {
+        struct s_mp_head kh, vh;
+        const uint8_t *key;
+        size_t klen;
+
+        if (s_mp_head_read(b + off, len - off, &kh) != S_MP_OK || kh.body > len - off - kh.hdr) {
+            esc_error_set(err, 0, "truncated batch");
+            return ESC_INVALID;
+        }
+        if (kh.kind != S_MP_STR) {
+            esc_error_set(err, 0, "batch map key %" PRIu64 ": expected string, got %s", i,
+                          s_mp_kind_name(b + off, &kh));
+            return ESC_INVALID;
+        }
+        key = b + off + kh.hdr;
+        klen = (size_t)kh.body;
+        off += kh.hdr + klen;
+        if (s_mp_head_read(b + off, len - off, &vh) != S_MP_OK) {
+            esc_error_set(err, 0, "truncated batch");
+            return ESC_INVALID;
+        }
+        if (klen == 1 && key[0] == 'v') {
+            if (have_v) {
+                esc_error_set(err, 0, "batch: duplicate key 'v'");
+                return ESC_INVALID;
+            }
+            have_v = true;
+            if (vh.body > len - off - vh.hdr || s_mp_uint(b + off, &vh, &ver) != 0) {
+                esc_error_set(err, 0, "batch key 'v': expected int, got %s",
+                              s_mp_kind_name(b + off, &vh));
+                return ESC_INVALID;
+            }
+            if (ver != ESC_MSG_VERSION) {
+                esc_error_set(err, 0, "batch: unsupported schema version %" PRIu64, ver);
+                return ESC_INVALID;
+            }
+        }
+        else if (klen == 4 && memcmp(key, "type", 4) == 0 && have_type) {
+            esc_error_set(err, 0, "batch: duplicate key 'type'");
+            return ESC_INVALID;
+        }
+        else if (klen == 4 && memcmp(key, "msgs", 4) == 0) {
+            if (have_msgs) {
+                esc_error_set(err, 0, "batch: duplicate key 'msgs'");
+                return ESC_INVALID;
+            }
+            have_msgs = true;
+            if (vh.kind != S_MP_ARRAY) {
+                esc_error_set(err, 0, "batch key 'msgs': expected array, got %s",
+                              s_mp_kind_name(b + off, &vh));
+                return ESC_INVALID;
+            }
+            it->count = (size_t)vh.nested;
+            it->off = off + vh.hdr;
+            if (s_mp_skip(b + it->off, len - it->off, vh.nested, &used) == S_MP_OK) {
+                it->end = it->off + used;
+                off = it->end;
+                continue;
+            }
+            /* Cut short: what can be read is still handed out, element by element. */
+            it->broken = true;
+            it->end = len;
+            continue;
+        }
+        else if (klen == 4 && memcmp(key, "type", 4) == 0) {
+            have_type = true;
+        }
+        if (s_mp_skip(b + off, len - off, 1, &used) != S_MP_OK) {
+            esc_error_set(err, 0, "truncated batch");
+            return ESC_INVALID;
+        }
+        off += used;
+    }
+    if (!have_v) {
+        esc_error_set(err, 0, "batch: missing required key 'v'");
+        return ESC_INVALID;
+    }
+    if (!have_msgs) {
+        esc_error_set(err, 0, "batch: missing required key 'msgs'");
+        return ESC_INVALID;
+    }
+    if (!it->broken && off != len) {
+        esc_error_set(err, 0, "trailing bytes after batch");
+        return ESC_INVALID;
+    }
+    return ESC_OK;
+}
+
+esc_rc
+esc_batch_open(struct esc_batch_iter *it, const void *buf, size_t len, struct esc_error *err)
+{
+    const uint8_t *t;
+    size_t tn;
+    esc_rc rc;
+
+    memset(it, 0, sizeof(*it));
+    it->buf = buf;
+    it->len = len;
+    it->count = 1;
+    if (buf == NULL || len == 0 || s_find_type(buf, len, &t, &tn) != 0 || tn != 5
+        || memcmp(t, "batch", 5) != 0) {
+        return ESC_OK; /* a single message (or garbage its decoder will name) */
+    }
+    it->batch = true;
+    it->count = 0;
+    if (len > ESC_MSG_MAX) {
+        esc_error_set(err, 0, "batch too large (%zu > %d)", len, ESC_MSG_MAX);
+        return ESC_INVALID;
+    }
+    rc = s_batch_header(it, err);
+    if (rc != ESC_OK) {
+        it->count = 0;
+        it->next = 0;
+    }
+    return rc;
+}
+
+esc_rc
+esc_batch_next(struct esc_batch_iter *it, const void **msg, size_t *len, struct esc_error *err)
+{
+    const uint8_t *p;
+    struct s_mp_head h;
+    size_t left, used;
+
+    if (!it->batch) {
+        if (it->next > 0) {
+            return ESC_CLOSED;
+        }
+        it->index = 0;
+        it->next = 1;
+        *msg = it->buf;
+        *len = it->len;
+        return ESC_OK;
+    }
+    if (it->next >= it->count) {
+        return ESC_CLOSED;
+    }
+    it->index = it->next++;
+    p = it->buf + it->off;
+    left = it->end - it->off;
+    if (s_mp_head_read(p, left, &h) != S_MP_OK || h.body > left - h.hdr) {
+        esc_error_set(err, 0, "batch message %zu of %zu: truncated batch", it->index, it->count);
+        it->next = it->count; /* nothing after it can be found */
+        return ESC_INVALID;
+    }
+    if (!s_mp_is_bin(p)) {
+        esc_error_set(err, 0, "batch message %zu of %zu: expected bin, got %s", it->index,
+                      it->count, s_mp_kind_name(p, &h));
+        if (s_mp_skip(p, left, 1, &used) != S_MP_OK) {
+            it->next = it->count;
+        }
+        else {
+            it->off += used;
+        }
+        return ESC_INVALID;
+    }
+    *msg = p + h.hdr;
+    *len = (size_t)h.body;
+    it->off += h.hdr + (size_t)h.body;
+    return ESC_OK;
 }

@@ -1829,6 +1829,533 @@ test_msg_alert_to_json(void **state)
     esc_alert_fini(&a);
 }
 
+/* ---------------------------------------------------------------------------------------------
+ * Batch frames
+ */
+
+/* Encodes post i of a batch test: the fixture post with id "b<i>". */
+static char *
+s_batch_post(int i, size_t *len)
+{
+    struct esc_post p;
+    char id[16];
+    char *buf;
+
+    s_fill_post(&p, 0);
+    snprintf(id, sizeof(id), "b%d", i);
+    esc_free(p.id);
+    p.id = esc_strdup(id);
+    buf = esc_post_encode(&p, 0, len);
+    esc_post_fini(&p);
+    return buf;
+}
+
+/* Opens frame and decodes every message it yields; returns how many decoded as posts and
+ * fills ids (comma separated) and the number of ESC_INVALID elements. */
+static size_t
+s_batch_read(const void *frame, size_t len, char *ids, size_t idsz, size_t *bad)
+{
+    struct esc_batch_iter it;
+    struct esc_error err;
+    struct esc_post p;
+    const void *msg;
+    size_t mlen;
+    size_t ok = 0;
+    esc_rc rc;
+
+    ids[0] = '\0';
+    *bad = 0;
+    assert_int_equal(esc_batch_open(&it, frame, len, &err), ESC_OK);
+    for (;;) {
+        rc = esc_batch_next(&it, &msg, &mlen, &err);
+        if (rc == ESC_CLOSED) {
+            break;
+        }
+        if (rc != ESC_OK) {
+            assert_int_equal(rc, ESC_INVALID);
+            (*bad)++;
+            continue;
+        }
+        /* every message handed out lies inside the frame */
+        assert_true((const char *)msg >= (const char *)frame);
+        assert_true((const char *)msg + mlen <= (const char *)frame + len);
+        if (esc_post_decode(msg, mlen, &p, NULL, &err) == ESC_OK) {
+            size_t used = strlen(ids);
+
+            snprintf(ids + used, idsz - used, "%s%s", ok > 0 ? "," : "", p.id);
+            ok++;
+        }
+        else {
+            (*bad)++;
+        }
+        esc_post_fini(&p);
+    }
+    return ok;
+}
+
+static void
+test_msg_batch_roundtrip(void **state)
+{
+    struct esc_batch b;
+    struct esc_batch_iter it;
+    struct esc_error err;
+    char ids[256];
+    const void *frame;
+    const void *msg;
+    size_t flen = 0;
+    size_t mlen;
+    size_t bad;
+    size_t len;
+    char *one;
+    int i;
+
+    (void)state;
+    esc_batch_init(&b);
+    assert_null(esc_batch_frame(&b, &flen)); /* empty: nothing to send */
+    assert_int_equal(flen, 0);
+    for (i = 0; i < 3; i++) {
+        char *enc = s_batch_post(i, &len);
+
+        assert_false(esc_batch_full(&b, len));
+        esc_batch_add(&b, enc, len);
+        esc_free(enc);
+    }
+    assert_int_equal(b.n, 3);
+    frame = esc_batch_frame(&b, &flen);
+    assert_non_null(frame);
+    /* a batch is no message: message decoders reject it by its type */
+    assert_int_equal(esc_msg_peek_type(frame, flen), ESC_MSG_UNKNOWN);
+    assert_int_equal(s_batch_read(frame, flen, ids, sizeof(ids), &bad), 3);
+    assert_string_equal(ids, "b0,b1,b2");
+    assert_int_equal(bad, 0);
+    assert_int_equal(esc_batch_open(&it, frame, flen, &err), ESC_OK);
+    assert_true(it.batch);
+    assert_int_equal(it.count, 3);
+
+    /* a batch of one is sent as the plain message */
+    esc_batch_reset(&b);
+    one = s_batch_post(7, &len);
+    esc_batch_add(&b, one, len);
+    frame = esc_batch_frame(&b, &flen);
+    assert_int_equal(flen, len);
+    assert_memory_equal(frame, one, len);
+    assert_int_equal(esc_batch_open(&it, frame, flen, &err), ESC_OK);
+    assert_false(it.batch);
+    assert_int_equal(esc_batch_next(&it, &msg, &mlen, &err), ESC_OK);
+    assert_ptr_equal(msg, frame);
+    assert_int_equal(mlen, flen);
+    assert_int_equal(it.index, 0);
+    assert_int_equal(esc_batch_next(&it, &msg, &mlen, &err), ESC_CLOSED);
+    esc_free(one);
+
+    /* reset keeps the memory; a big message takes the wider bin headers */
+    esc_batch_reset(&b);
+    assert_int_equal(b.n, 0);
+    {
+        struct esc_post big;
+        char *enc;
+        size_t blen;
+
+        s_fill_post(&big, 0);
+        esc_free(big.text);
+        big.text = esc_malloc(ESC_POST_TEXT_MAX + 1);
+        memset(big.text, 'x', ESC_POST_TEXT_MAX);
+        big.text[ESC_POST_TEXT_MAX] = '\0';
+        esc_free(big.author_name);
+        big.author_name = esc_strdup(big.text + 60000); /* over 64 KiB in all: a bin 32 */
+        esc_free(big.id);
+        big.id = esc_strdup("big");
+        enc = esc_post_encode(&big, 0, &blen);
+        esc_post_fini(&big);
+        assert_true(blen > 0xffff);
+        one = s_batch_post(1, &len);
+        esc_batch_add(&b, one, len);
+        esc_batch_add(&b, enc, blen); /* what esc_batch_full says is the caller's business */
+        esc_batch_add(&b, one, 300);  /* a bin 16 holding a cut message */
+        frame = esc_batch_frame(&b, &flen);
+        assert_int_equal(s_batch_read(frame, flen, ids, sizeof(ids), &bad), 2);
+        assert_string_equal(ids, "b1,big");
+        assert_int_equal(bad, 1); /* the cut one, rejected by its decoder */
+        esc_free(enc);
+        esc_free(one);
+    }
+    esc_batch_fini(&b);
+    esc_batch_fini(&b); /* twice is safe */
+    esc_batch_fini(NULL);
+}
+
+static void
+test_msg_batch_full_bounds(void **state)
+{
+    struct esc_batch b;
+    char small[100];
+    char *big;
+    size_t i;
+
+    (void)state;
+    memset(small, 0x80, sizeof(small));
+    esc_batch_init(&b);
+    for (i = 0; i < ESC_BATCH_MSGS; i++) {
+        assert_false(esc_batch_full(&b, sizeof(small)));
+        esc_batch_add(&b, small, sizeof(small));
+    }
+    assert_true(esc_batch_full(&b, sizeof(small))); /* by count */
+    esc_batch_reset(&b);
+
+    big = esc_calloc(1, ESC_BATCH_BYTES * 2);
+    assert_false(esc_batch_full(&b, ESC_BATCH_BYTES * 2)); /* empty: a big one goes alone */
+    esc_batch_add(&b, small, sizeof(small));
+    assert_true(esc_batch_full(&b, ESC_BATCH_BYTES * 2));
+    assert_true(esc_batch_full(&b, ESC_BATCH_BYTES - 50)); /* by bytes */
+    assert_false(esc_batch_full(&b, ESC_BATCH_BYTES / 2));
+    esc_batch_add(&b, big, ESC_BATCH_BYTES / 2);
+    assert_true(esc_batch_full(&b, ESC_BATCH_BYTES / 2));
+    assert_true(b.len <= ESC_BATCH_BYTES);
+    esc_free(big);
+    esc_batch_fini(&b);
+}
+
+static void
+test_msg_batch_single_frames_pass_through(void **state)
+{
+    static const uint8_t garbage[] = {0xc1, 0x00, 0x01};
+    struct esc_batch_iter it;
+    struct esc_error err;
+    const void *msg;
+    size_t mlen;
+    size_t len;
+    char *enc;
+
+    (void)state;
+    enc = s_batch_post(5, &len);
+    assert_int_equal(esc_batch_open(&it, enc, len, &err), ESC_OK);
+    assert_false(it.batch);
+    assert_int_equal(it.count, 1);
+    assert_int_equal(esc_batch_next(&it, &msg, &mlen, &err), ESC_OK);
+    assert_ptr_equal(msg, enc);
+    assert_int_equal(mlen, len);
+    assert_int_equal(esc_batch_next(&it, &msg, &mlen, &err), ESC_CLOSED);
+    assert_int_equal(esc_batch_next(&it, &msg, &mlen, &err), ESC_CLOSED);
+    esc_free(enc);
+
+    /* garbage and empty frames are handed to the message decoder, which names the problem */
+    assert_int_equal(esc_batch_open(&it, garbage, sizeof(garbage), &err), ESC_OK);
+    assert_int_equal(esc_batch_next(&it, &msg, &mlen, &err), ESC_OK);
+    assert_int_equal(mlen, sizeof(garbage));
+    assert_int_equal(esc_batch_open(&it, "", 0, &err), ESC_OK);
+    assert_int_equal(esc_batch_next(&it, &msg, &mlen, &err), ESC_OK);
+    assert_int_equal(mlen, 0);
+    assert_int_equal(esc_batch_next(&it, &msg, &mlen, &err), ESC_CLOSED);
+}
+
+/* Packs a batch map by hand: keys as given; "msgs" holds n elements written by fn. */
+static void
+s_pk_batch_head(msgpack_packer *pk, size_t n_keys, uint64_t version)
+{
+    msgpack_pack_map(pk, n_keys);
+    s_pk_str(pk, "v");
+    msgpack_pack_uint64(pk, version);
+    s_pk_str(pk, "type");
+    s_pk_str(pk, "batch");
+}
+
+static void
+s_pk_batch_bin(msgpack_packer *pk, const void *data, size_t len)
+{
+    msgpack_pack_bin(pk, len);
+    msgpack_pack_bin_body(pk, data, len);
+}
+
+static void
+test_msg_batch_bad_elements_skipped(void **state)
+{
+    struct esc_batch_iter it;
+    struct esc_error err;
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    const void *msg;
+    char ids[256];
+    size_t mlen;
+    size_t bad;
+    size_t l0, l1;
+    char *p0 = s_batch_post(0, &l0);
+    char *p1 = s_batch_post(1, &l1);
+
+    (void)state;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    /* keys in another order, an unknown key, elements that are not messages */
+    msgpack_pack_map(&pk, 4);
+    s_pk_str(&pk, "msgs");
+    msgpack_pack_array(&pk, 5);
+    s_pk_batch_bin(&pk, p0, l0);
+    msgpack_pack_int(&pk, 42);
+    s_pk_batch_bin(&pk, "\x81\xa1v\x01", 4); /* a map, but no post */
+    msgpack_pack_map(&pk, 1);           /* a message inline instead of in a bin */
+    s_pk_str(&pk, "v");
+    msgpack_pack_int(&pk, 1);
+    s_pk_batch_bin(&pk, p1, l1);
+    s_pk_str(&pk, "later");
+    msgpack_pack_nil(&pk);
+    s_pk_str(&pk, "type");
+    s_pk_str(&pk, "batch");
+    s_pk_str(&pk, "v");
+    msgpack_pack_int(&pk, 1);
+
+    assert_int_equal(s_batch_read(sb.data, sb.size, ids, sizeof(ids), &bad), 2);
+    assert_string_equal(ids, "b0,b1");
+    assert_int_equal(bad, 3);
+    assert_int_equal(esc_batch_open(&it, sb.data, sb.size, &err), ESC_OK);
+    assert_int_equal(it.count, 5);
+    assert_int_equal(esc_batch_next(&it, &msg, &mlen, &err), ESC_OK);
+    assert_int_equal(esc_batch_next(&it, &msg, &mlen, &err), ESC_INVALID);
+    assert_int_equal(it.index, 1);
+    assert_string_equal(err.text, "batch message 1 of 5: expected bin, got scalar");
+    assert_int_equal(esc_batch_next(&it, &msg, &mlen, &err), ESC_OK);
+    assert_int_equal(it.index, 2);
+    assert_int_equal(esc_batch_next(&it, &msg, &mlen, &err), ESC_INVALID);
+    assert_string_equal(err.text, "batch message 3 of 5: expected bin, got map");
+    assert_int_equal(esc_batch_next(&it, &msg, &mlen, &err), ESC_OK);
+    assert_int_equal(it.index, 4);
+    assert_memory_equal(msg, p1, l1);
+    assert_int_equal(esc_batch_next(&it, &msg, &mlen, &err), ESC_CLOSED);
+    msgpack_sbuffer_destroy(&sb);
+    esc_free(p0);
+    esc_free(p1);
+}
+
+static void
+test_msg_batch_truncated_keeps_prefix(void **state)
+{
+    struct esc_batch b;
+    struct esc_batch_iter it;
+    struct esc_error err;
+    size_t ends[4];
+    const void *frame;
+    const void *msg;
+    size_t flen = 0;
+    size_t mlen;
+    size_t cut;
+    size_t len;
+    size_t k;
+    int i;
+
+    (void)state;
+    esc_batch_init(&b);
+    for (i = 0; i < 4; i++) {
+        char *enc = s_batch_post(i, &len);
+
+        esc_batch_add(&b, enc, len);
+        ends[i] = b.len;
+        esc_free(enc);
+    }
+    frame = esc_batch_frame(&b, &flen);
+    /* Every prefix: the whole messages in it are still handed out, then one "truncated"
+     * report naming the index, then the end. Never more, never a crash. */
+    for (cut = 1; cut < flen; cut++) {
+        char *copy = esc_malloc(cut); /* exact size, so ASan sees any overread */
+        size_t whole = 0;
+        size_t ok = 0;
+        size_t invalid = 0;
+        esc_rc rc;
+
+        memcpy(copy, frame, cut);
+        for (k = 0; k < 4; k++) {
+            whole += ends[k] <= cut ? 1 : 0;
+        }
+        rc = esc_batch_open(&it, copy, cut, &err);
+        if (rc == ESC_OK && it.batch) {
+            while ((rc = esc_batch_next(&it, &msg, &mlen, &err)) != ESC_CLOSED) {
+                if (rc == ESC_OK) {
+                    ok++;
+                }
+                else {
+                    invalid++;
+                    assert_int_equal(it.index, ok);
+                    assert_non_null(strstr(err.text, "truncated batch"));
+                }
+            }
+            assert_int_equal(ok, whole);
+            assert_int_equal(invalid, 1);
+        }
+        else if (rc == ESC_OK) {
+            /* cut inside the header, before "type" was readable: a single (bad) message */
+            assert_true(cut < 15);
+        }
+        else {
+            assert_int_equal(rc, ESC_INVALID);
+            assert_int_equal(esc_batch_next(&it, &msg, &mlen, &err), ESC_CLOSED);
+        }
+        esc_free(copy);
+    }
+    esc_batch_fini(&b);
+}
+
+static void
+test_msg_batch_bad_frames_rejected(void **state)
+{
+    static const struct {
+        int what;
+        const char *reason;
+    } cases[] = {
+        { 0, "batch: unsupported schema version 2" },
+        { 1, "batch: missing required key 'v'" },
+        { 2, "batch: missing required key 'msgs'" },
+        { 3, "batch key 'msgs': expected array, got string" },
+        { 4, "batch: duplicate key 'msgs'" },
+        { 5, "trailing bytes after batch" },
+        { 6, "batch map key 3: expected string, got scalar" },
+        { 7, "batch key 'v': expected int, got string" },
+        { 8, "batch: duplicate key 'type'" },
+    };
+    struct esc_batch_iter it;
+    struct esc_error err;
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    const void *msg;
+    size_t mlen;
+    size_t i;
+    char *big;
+
+    (void)state;
+    for (i = 0; i < ESC_ARRAY_LEN(cases); i++) {
+        msgpack_sbuffer_init(&sb);
+        msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+        switch (cases[i].what) {
+        case 0:
+            s_pk_batch_head(&pk, 3, 2);
+            s_pk_str(&pk, "msgs");
+            msgpack_pack_array(&pk, 0);
+            break;
+        case 1:
+            msgpack_pack_map(&pk, 2);
+            s_pk_str(&pk, "type");
+            s_pk_str(&pk, "batch");
+            s_pk_str(&pk, "msgs");
+            msgpack_pack_array(&pk, 0);
+            break;
+        case 2:
+            s_pk_batch_head(&pk, 2, 1);
+            break;
+        case 3:
+            s_pk_batch_head(&pk, 3, 1);
+            s_pk_str(&pk, "msgs");
+            s_pk_str(&pk, "x");
+            break;
+        case 4:
+            s_pk_batch_head(&pk, 4, 1);
+            s_pk_str(&pk, "msgs");
+            msgpack_pack_array(&pk, 0);
+            s_pk_str(&pk, "msgs");
+            msgpack_pack_array(&pk, 0);
+            break;
+        case 5:
+            s_pk_batch_head(&pk, 3, 1);
+            s_pk_str(&pk, "msgs");
+            msgpack_pack_array(&pk, 0);
+            msgpack_pack_nil(&pk);
+            break;
+        case 6:
+            s_pk_batch_head(&pk, 4, 1);
+            s_pk_str(&pk, "msgs");
+            msgpack_pack_array(&pk, 0);
+            msgpack_pack_int(&pk, 1);
+            msgpack_pack_int(&pk, 2);
+            break;
+        case 7:
+            msgpack_pack_map(&pk, 3);
+            s_pk_str(&pk, "type");
+            s_pk_str(&pk, "batch");
+            s_pk_str(&pk, "v");
+            s_pk_str(&pk, "1");
+            s_pk_str(&pk, "msgs");
+            msgpack_pack_array(&pk, 0);
+            break;
+        case 8:
+            s_pk_batch_head(&pk, 4, 1);
+            s_pk_str(&pk, "type");
+            s_pk_str(&pk, "batch");
+            s_pk_str(&pk, "msgs");
+            msgpack_pack_array(&pk, 0);
+            break;
+        }
+        memset(&err, 0, sizeof(err));
+        assert_int_equal(esc_batch_open(&it, sb.data, sb.size, &err), ESC_INVALID);
+        assert_string_equal(err.text, cases[i].reason);
+        assert_true(it.batch);
+        assert_int_equal(esc_batch_next(&it, &msg, &mlen, &err), ESC_CLOSED);
+        msgpack_sbuffer_destroy(&sb);
+    }
+
+    /* over the size limit */
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    big = esc_calloc(1, ESC_MSG_MAX);
+    s_pk_batch_head(&pk, 3, 1);
+    s_pk_str(&pk, "msgs");
+    msgpack_pack_array(&pk, 1);
+    s_pk_batch_bin(&pk, big, ESC_MSG_MAX);
+    assert_int_equal(esc_batch_open(&it, sb.data, sb.size, &err), ESC_INVALID);
+    assert_non_null(strstr(err.text, "batch too large"));
+    esc_free(big);
+    msgpack_sbuffer_destroy(&sb);
+
+    /* an empty batch is valid and yields nothing */
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    s_pk_batch_head(&pk, 3, 1);
+    s_pk_str(&pk, "msgs");
+    msgpack_pack_array(&pk, 0);
+    assert_int_equal(esc_batch_open(&it, sb.data, sb.size, &err), ESC_OK);
+    assert_int_equal(esc_batch_next(&it, &msg, &mlen, &err), ESC_CLOSED);
+    msgpack_sbuffer_destroy(&sb);
+}
+
+static void
+test_msg_batch_mutations_never_crash(void **state)
+{
+    struct esc_batch b;
+    const void *frame;
+    char ids[1024];
+    size_t flen = 0;
+    size_t bad;
+    size_t len;
+    int i;
+    int round;
+
+    (void)state;
+    srand(8);
+    esc_batch_init(&b);
+    for (i = 0; i < 5; i++) {
+        char *enc = s_batch_post(i, &len);
+
+        esc_batch_add(&b, enc, len);
+        esc_free(enc);
+    }
+    frame = esc_batch_frame(&b, &flen);
+    for (round = 0; round < 3000; round++) {
+        uint8_t *copy = esc_malloc(flen);
+        int flips = 1 + rand() % 4;
+        struct esc_batch_iter it;
+        struct esc_error err;
+        size_t n;
+
+        memcpy(copy, frame, flen);
+        for (i = 0; i < flips; i++) {
+            /* mostly the framing bytes: the header and the bin headers */
+            size_t at = rand() % 2 ? (size_t)rand() % 32 : (size_t)rand() % flen;
+
+            copy[at] = (uint8_t)rand();
+        }
+        if (esc_batch_open(&it, copy, flen, &err) == ESC_OK) {
+            n = s_batch_read(copy, flen, ids, sizeof(ids), &bad);
+            assert_true(n <= 5 || !it.batch);
+        }
+        esc_free(copy);
+    }
+    esc_batch_fini(&b);
+}
+
 int
 main(void)
 {
@@ -1866,6 +2393,13 @@ main(void)
         cmocka_unit_test(test_msg_decode_into_nesting),
         cmocka_unit_test(test_msg_json_repairs_invalid_utf8),
         cmocka_unit_test(test_msg_alert_to_json),
+        cmocka_unit_test(test_msg_batch_roundtrip),
+        cmocka_unit_test(test_msg_batch_full_bounds),
+        cmocka_unit_test(test_msg_batch_single_frames_pass_through),
+        cmocka_unit_test(test_msg_batch_bad_elements_skipped),
+        cmocka_unit_test(test_msg_batch_truncated_keeps_prefix),
+        cmocka_unit_test(test_msg_batch_bad_frames_rejected),
+        cmocka_unit_test(test_msg_batch_mutations_never_crash),
     };
 
     esc_log_init("esc_msg_test", ESC_LOG_WARN);

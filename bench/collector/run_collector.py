@@ -2,7 +2,7 @@
 shard with the jsonl source and --once, sending every post to bench_sink (a PULL socket that
 only counts). It measures the collector process alone: its CPU time (user + system, from the
 kernel's accounting of the child) and its wall time from start to exit, and reports posts per
-CPU second (one core) and per wall second. The sink must receive exactly --posts post frames.
+CPU second (one core) and per wall second. The sink must receive exactly --posts posts.
 --repeat R runs it R times and keeps the fastest (a shared machine only slows runs down).
 
 usage: run_collector.py --bin-dir BUILD --corpus FILE [--posts N] [--repeat R] [--out FILE]
@@ -51,7 +51,7 @@ def one_run(bindir, collector, posts_file, n, workdir, redis_sock):
         sink.kill()
     out, _ = sink.communicate(timeout=30)
     got = json.loads(out) if proc.returncode == 0 else {}
-    if proc.returncode != 0 or got["frames"] != n or got["bad"] != 0:
+    if proc.returncode != 0 or got["posts"] != n or got["bad"] != 0:
         shutil.copy(os.path.join(workdir, "collector.log"), workdir + ".collector.log")
         raise RuntimeError("collector exit %s, sink %s (log in %s.collector.log)"
                            % (proc.returncode, got, workdir))

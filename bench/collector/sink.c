@@ -1,10 +1,11 @@
 #define ESC_LOG_MODULE "sink"
 /* The PULL end of the collector benchmark (bench/collector/run_collector.py). It binds --bus
  * (default tcp://127.0.0.1:*), prints "ENDPOINT <endpoint>" on stdout once bound, then receives
- * frames until --posts have arrived, or until nothing came for --idle-ms after the first one
- * (or for --start-ms before it). Each frame's type is peeked; anything but a post counts as
- * bad. Then one JSON object goes to stdout: frames, bad frames, bytes, and the seconds from
- * the first frame to the last. Single-threaded; bounded by the timeouts. */
+ * frames until --posts posts have arrived, or until nothing came for --idle-ms after the first
+ * one (or for --start-ms before it). A frame holds one post or a batch of them (esc_batch);
+ * each message's type is peeked, anything but a post (or a malformed batch) counts as bad.
+ * Then one JSON object goes to stdout: posts, frames, bad, bytes, and the seconds from the
+ * first frame to the last. Single-threaded; bounded by the timeouts. */
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -26,8 +27,12 @@ main(int argc, char **argv)
     int64_t start_ms = bench_opt_i64(argc, argv, "--start-ms", 60000, 1, 3600000);
     esc_bus_t *bus;
     zmq_pollitem_t it;
+    struct esc_batch_iter bit;
     const void *buf;
+    const void *msg;
     size_t len;
+    size_t mlen;
+    uint64_t posts = 0;
     uint64_t frames = 0;
     uint64_t bad = 0;
     uint64_t bytes = 0;
@@ -44,7 +49,7 @@ main(int argc, char **argv)
     printf("ENDPOINT %s\n", esc_bus_endpoint(bus));
     fflush(stdout);
     for (;;) {
-        if (want > 0 && frames >= (uint64_t)want) {
+        if (want > 0 && posts >= (uint64_t)want) {
             break;
         }
         it = (zmq_pollitem_t){ esc_bus_zsock(bus), 0, ZMQ_POLLIN, 0 };
@@ -61,14 +66,23 @@ main(int argc, char **argv)
             }
             frames++;
             bytes += len;
-            if (esc_msg_peek_type(buf, len) != ESC_MSG_POST) {
+            if (esc_batch_open(&bit, buf, len, NULL) != ESC_OK) {
                 bad++;
+                continue;
+            }
+            while (esc_batch_next(&bit, &msg, &mlen, NULL) != ESC_CLOSED) {
+                posts++;
+                if (esc_msg_peek_type(msg, mlen) != ESC_MSG_POST) {
+                    bad++;
+                }
             }
         }
         last = bench_wall_s();
     }
-    printf("{\"frames\": %llu, \"bad\": %llu, \"bytes\": %llu, \"first_to_last_s\": %.6f}\n",
-           (unsigned long long)frames, (unsigned long long)bad, (unsigned long long)bytes,
+    printf("{\"posts\": %llu, \"frames\": %llu, \"bad\": %llu, \"bytes\": %llu, "
+           "\"first_to_last_s\": %.6f}\n",
+           (unsigned long long)posts, (unsigned long long)frames, (unsigned long long)bad,
+           (unsigned long long)bytes,
            frames > 0 ? last - first : 0.0);
     esc_bus_destroy(&bus, 0);
     esc_bus_ctx_term();

@@ -7,6 +7,7 @@
  * truncated or trailing-garbage buffer and anything over ESC_MSG_MAX with ESC_INVALID and a
  * reason in err. */
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -122,6 +123,62 @@ esc_rc esc_alert_decode(const void *buf, size_t len, struct esc_alert *out,
 
 /* Reads only the `type` key of a message; ESC_MSG_UNKNOWN when it is not a valid message. */
 enum esc_msg_type esc_msg_peek_type(const void *buf, size_t len);
+
+/* Batch frames: several already-encoded messages (posts, classified posts) in one bus frame, a
+ * msgpack map {v: 1, type: "batch", msgs: [bin, ...]} where each bin holds one message as it
+ * would travel alone (docs/architecture.md). It saves the per-frame costs of every hop; the
+ * messages inside are decoded as usual (esc_post_decode, ...). A batch is never larger than
+ * ESC_MSG_MAX. Producers keep to these bounds, so a batch adds little latency: */
+#define ESC_BATCH_MSGS 64             /* messages per batch, at most */
+#define ESC_BATCH_BYTES (64 * 1024)   /* a batch is sent once it would grow beyond this */
+
+/* Builder of one batch frame. Embedded: esc_batch_init / esc_batch_fini. */
+struct esc_batch {
+    char *data;        /* the frame so far; owned */
+    size_t len;        /* bytes used */
+    size_t cap;        /* bytes allocated */
+    size_t n;          /* messages added */
+    size_t first_off;  /* where the first message's bytes start (for a batch of one) */
+    size_t first_len;
+};
+void esc_batch_init(struct esc_batch *b);
+void esc_batch_fini(struct esc_batch *b); /* NULL-safe */
+/* Empties b for the next frame; keeps its memory. */
+void esc_batch_reset(struct esc_batch *b);
+/* True when a message of len bytes should not be added to b any more: b is full (ESC_BATCH_MSGS)
+ * or would outgrow ESC_BATCH_BYTES. Always false for an empty b (a big message goes alone). */
+bool esc_batch_full(const struct esc_batch *b, size_t len);
+/* Appends a copy of one encoded message (len <= ESC_MSG_MAX) to b. */
+void esc_batch_add(struct esc_batch *b, const void *msg, size_t len);
+/* The frame to send: a batch of b's messages, or, when b holds exactly one, that message alone
+ * (an ordinary single-message frame). Sets *len (0 and returns NULL when b is empty). Borrowed;
+ * valid until b changes. */
+const void *esc_batch_frame(struct esc_batch *b, size_t *len);
+
+/* Reads a received frame as a sequence of messages: a batch yields its messages, any other frame
+ * yields itself once (single-message frames, and garbage, which the message decoder rejects). */
+struct esc_batch_iter {
+    const unsigned char *buf; /* the frame; borrowed */
+    size_t len;
+    size_t off;      /* next element */
+    size_t end;      /* end of the msgs array as far as it could be read */
+    size_t count;    /* messages the frame announces (1 for a single-message frame) */
+    size_t index;    /* index of the message esc_batch_next returned last (0-based) */
+    size_t next;     /* index of the next one */
+    bool batch;      /* the frame is a batch */
+    bool broken;     /* the msgs array ends early: stop at the first unreadable element */
+};
+/* Opens frame buf (borrowed; must outlive it). Returns ESC_OK, or ESC_INVALID with err filled when
+ * buf is a batch whose frame is malformed (over ESC_MSG_MAX, wrong version, no msgs array,
+ * trailing bytes, ...): then nothing in it can be trusted and the whole frame is skipped. */
+esc_rc esc_batch_open(struct esc_batch_iter *it, const void *buf, size_t len,
+                      struct esc_error *err);
+/* Yields the next message: ESC_OK with *msg and *len (borrowed from the frame), ESC_INVALID with
+ * err naming the index when that element is not a message (not a bin, or the frame is truncated
+ * there; it->index is its index), or ESC_CLOSED when there is nothing more. After ESC_INVALID
+ * the caller goes on calling: the remaining readable messages are still yielded. */
+esc_rc esc_batch_next(struct esc_batch_iter *it, const void **msg, size_t *len,
+                      struct esc_error *err);
 
 /* Parses one post in the project's JSON shape (docs/post-format.md) into out (initialised here;
  * caller must esc_post_fini it). `created_at` may be an RFC 3339 string or Unix ms.
