@@ -523,10 +523,9 @@ cls_language(const char *hint, char *out, size_t outsz)
  * platform's hint only when the text says nothing usable ("und"), since platform hints are
  * often the author's interface language. lang: queries see this value. */
 static void
-s_language(cls_t *self, const struct esc_post *p)
+s_language_end(cls_t *self, const struct esc_post *p)
 {
-    const char *text = p->text != NULL ? p->text : "";
-    const char *code = cls_langid_detect(self->lid, text, strlen(text), &self->lang_conf);
+    const char *code = cls_langid_detect_end(self->lid, &self->lang_conf);
 
     if (strcmp(code, CLS_LANGID_UND) == 0 && p->lang != NULL) {
         cls_language(p->lang, self->lang, sizeof(self->lang));
@@ -536,25 +535,33 @@ s_language(cls_t *self, const struct esc_post *p)
     esc_strlcpy(self->lang, code, sizeof(self->lang));
 }
 
-/* Scores the post's sentiment in its language into self->sentiment / self->label. */
 static void
-s_sentiment(cls_t *self, const struct esc_post *p)
+s_language(cls_t *self, const struct esc_post *p, const char *text, size_t len)
 {
-    const char *text = p->text != NULL ? p->text : "";
-
-    self->sentiment = cls_sentiment_score(self->sent, self->lang, text, strlen(text),
-                                          &self->label);
+    cls_langid_detect_begin(self->lid, text, len);
+    s_language_end(self, p);
 }
 
-/* Tokenises p: its text, then the fields queries can test. */
+/* Scores the post's sentiment in its language into self->sentiment / self->label. */
 static void
-s_tokenize(cls_t *self, const struct esc_post *p)
+s_sentiment(cls_t *self, const char *text, size_t len)
+{
+    self->sentiment = cls_sentiment_score(self->sent, self->lang, text, len, &self->label);
+}
+
+/* Tokenises p (whose text is text[0..len)): the text, then the fields queries can test but
+ * its language (s_tokenize_lang). With lid_begun (cls_langid_detect_begin has run), language
+ * ID takes its next step between the two. */
+static void
+s_tokenize(cls_t *self, const struct esc_post *p, const char *text, size_t len, bool lid_begun)
 {
     const struct cls_text_opts *opts = cls_match_opts(self->conf.match);
-    const char *text = p->text != NULL ? p->text : "";
     size_t i;
 
-    cls_text_tokenize(self->txt, opts, text, strlen(text));
+    cls_text_tokenize(self->txt, opts, text, len);
+    if (lid_begun) {
+        cls_langid_detect_lookup(self->lid);
+    }
     for (i = 0; i < p->n_hashtags; i++) {
         cls_text_add_field(self->txt, opts, CLS_TOK_META_HASHTAG, p->hashtags[i]);
     }
@@ -564,19 +571,31 @@ s_tokenize(cls_t *self, const struct esc_post *p)
     cls_text_add_field(self->txt, opts, CLS_TOK_AUTHOR, p->author);
     cls_text_add_field(self->txt, opts, CLS_TOK_LINK, p->url);
     cls_text_add_field(self->txt, opts, CLS_TOK_PLATFORM, p->platform);
-    cls_text_add_field(self->txt, opts, CLS_TOK_LANG, self->lang);
+}
+
+/* The last token of a post: its language, once s_language has decided it. */
+static void
+s_tokenize_lang(cls_t *self)
+{
+    cls_text_add_field(self->txt, cls_match_opts(self->conf.match), CLS_TOK_LANG, self->lang);
 }
 
 const struct cls_match_result *
 cls_analyze(cls_t *self, const struct esc_post *p)
 {
+    const char *text = p->text != NULL ? p->text : "";
+    size_t len = strlen(text);
     struct cls_match_post mp;
 
-    s_language(self, p);
-    s_tokenize(self, p);
+    /* Language ID reads tables larger than the caches: what it needs is requested, the post is
+     * tokenised for the matcher while that arrives, then the language is decided. */
+    cls_langid_detect_begin(self->lid, text, len);
+    s_tokenize(self, p, text, len, true);
+    s_language_end(self, p);
+    s_tokenize_lang(self);
     mp.followers = p->followers;
     cls_match_run(self->conf.match, self->txt, &mp, &self->res);
-    s_sentiment(self, p);
+    s_sentiment(self, text, len);
     return &self->res;
 }
 
@@ -594,8 +613,9 @@ cls_explain(cls_t *self, const struct esc_post *p, FILE *f)
     if (cls_text_invalid(self->norm) > 0) {
         fprintf(f, "invalid_utf8_bytes: %zu\n", cls_text_invalid(self->norm));
     }
-    s_language(self, p);
-    s_tokenize(self, p);
+    s_language(self, p, text, strlen(text));
+    s_tokenize(self, p, text, strlen(text), false);
+    s_tokenize_lang(self);
     toks = cls_text_tokens(self->txt, &n);
     fprintf(f, "tokens:%s\n", n == 0 ? " none" : "");
     for (i = 0; i < n; i++) {
@@ -621,7 +641,7 @@ cls_explain(cls_t *self, const struct esc_post *p, FILE *f)
         }
         fprintf(f, "%s\n", k == 0 ? " none" : "");
     }
-    s_sentiment(self, p);
+    s_sentiment(self, text, strlen(text));
     fprintf(f, "sentiment: %+.3f %s\n", self->sentiment, cls_sentiment_label_str(self->label));
 }
 

@@ -31,6 +31,7 @@
 #include "match.h"
 
 #define S_NONE UINT32_MAX
+#define S_ITAG_SHIFT 24   /* ilist entries: atom in the low bits, s_itag above */
 #define S_PREFIX_KEY 4    /* wildcard atoms are indexed by at most this many leading bytes */
 #define S_BLOOM_MIN 65536 /* bits of a bloom filter, at least (and 16 per key) */
 #define S_COST_NULL 0x7fffffff
@@ -154,7 +155,10 @@ struct cls_match {
     size_t n_clauses;
     size_t cap_clauses;
     uint32_t *trig_list;      /* clause entries by trigger atom */
-    uint32_t *ilist;          /* atoms of the index slots */
+    uint32_t *ilist;          /* atoms of the index slots; with tagged, each entry is the atom
+                                 (low S_ITAG_SHIFT bits) and s_itag of it above, so that the
+                                 common checks need not read the atom */
+    bool tagged;              /* fewer than 2^S_ITAG_SHIFT atoms: ilist entries are tagged */
     struct s_index exact;
     struct s_index prefix;
     uint64_t prefix_lens;     /* bit L: a prefix key of L bytes exists */
@@ -222,6 +226,8 @@ struct cls_match_scratch {
     size_t cap_merge;
     char *fold;
     size_t cap_fold;
+    uint64_t *th;             /* by token: the hash of its text (s_collect) */
+    size_t cap_th;
     size_t cap_hits;
     int64_t followers;
 };
@@ -271,8 +277,49 @@ s_grow(void *p, size_t *cap, size_t need, size_t elem)
     return esc_realloc(p, ncap * elem);
 }
 
+/* The len < 8 bytes at s as a little-endian number, as memcpy into a zeroed uint64_t gives
+ * them, without a call for the variable length: overlapping loads. */
+static inline uint64_t
+s_tail(const char *s, size_t len)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    uint32_t a;
+    uint32_t b;
+
+    if (len >= 4) {
+        memcpy(&a, u, 4);
+        memcpy(&b, u + len - 4, 4);
+        return (uint64_t)a | (uint64_t)b << ((len - 4) * 8);
+    }
+    if (len == 0) {
+        return 0;
+    }
+    return (uint64_t)u[0] | (uint64_t)u[len / 2] << (len / 2 * 8)
+         | (uint64_t)u[len - 1] << ((len - 1) * 8);
+}
+
+/* memcmp(a, b, len) == 0 for the short keys of the indexes, inline. */
+static inline bool
+s_same(const char *a, const char *b, size_t len)
+{
+    uint64_t x;
+    uint64_t y;
+
+    while (len >= 8) {
+        memcpy(&x, a, 8);
+        memcpy(&y, b, 8);
+        if (x != y) {
+            return false;
+        }
+        a += 8;
+        b += 8;
+        len -= 8;
+    }
+    return s_tail(a, len) == s_tail(b, len);
+}
+
 /* Hash of s[0..len), eight bytes at a time (multiply and xor-shift mixing). */
-static uint64_t
+static inline uint64_t
 s_hash(const char *s, size_t len)
 {
     uint64_t h = 0x9e3779b97f4a7c15ULL ^ len;
@@ -286,8 +333,7 @@ s_hash(const char *s, size_t len)
         len -= 8;
     }
     if (len > 0) {
-        w = 0;
-        memcpy(&w, s, len);
+        w = s_tail(s, len);
         h = (h ^ w) * 0xc4ceb9fe1a85ec53ULL;
     }
     h ^= h >> 33;
@@ -1249,6 +1295,15 @@ cls_match_build(cls_match_t *self)
     s_index_build(self, &self->prefix, px, n_px, &ilen);
     esc_free(ex);
     esc_free(px);
+    /* tags: kind (3 bits), fold (1), match (2) */
+    _Static_assert(CLS_QK_KINDS <= 8 && CLS_QM_CASE < 4, "atom tags fit 6 bits");
+    self->tagged = self->n_atoms < ((size_t)1 << S_ITAG_SHIFT);
+    for (i = 0; self->tagged && i < ilen; i++) {
+        const struct s_atom *a = &self->atoms[self->ilist[i]];
+        uint32_t tag = (uint32_t)a->kind | (a->fold ? 8u : 0u) | (uint32_t)a->match << 4;
+
+        self->ilist[i] |= tag << S_ITAG_SHIFT;
+    }
 
     /* triggers: (atom, clause entry) pairs sorted and deduplicated, then listed per atom */
     qsort(self->pairs, self->n_pairs, 2 * sizeof(uint32_t), s_pair_cmp);
@@ -1403,6 +1458,7 @@ cls_match_result_fini(struct cls_match_result *res)
     esc_free(s->spans);
     esc_free(s->merge);
     esc_free(s->fold);
+    esc_free(s->th);
     esc_free(s);
     esc_free(res->hits);
     memset(res, 0, sizeof(*res));
@@ -1477,7 +1533,7 @@ s_rec(struct cls_match_scratch *s, uint32_t a, uint32_t pos, uint8_t kind)
     r->kind = kind;
 }
 
-static const struct s_slot *
+static inline const struct s_slot *
 s_find(const cls_match_t *self, const struct s_index *idx, uint64_t h, const char *s, size_t len)
 {
     size_t slot = (size_t)h & (idx->n_slots - 1);
@@ -1492,8 +1548,7 @@ s_find(const cls_match_t *self, const struct s_index *idx, uint64_t h, const cha
         if (sl->count == 0) {
             return NULL;
         }
-        if (sl->tag == tag && sl->key_len == len
-            && memcmp(self->pool + sl->key_off, s, len) == 0) {
+        if (sl->tag == tag && sl->key_len == len && s_same(self->pool + sl->key_off, s, len)) {
             return sl;
         }
         slot = (slot + 1) & (idx->n_slots - 1);
@@ -1540,6 +1595,13 @@ struct s_tokctx {
     bool fold_pass;
 };
 
+/* The atom of ilist entry k. */
+static inline uint32_t
+s_iatom(const cls_match_t *self, uint32_t k)
+{
+    return self->tagged ? self->ilist[k] & ((1u << S_ITAG_SHIFT) - 1) : self->ilist[k];
+}
+
 static void
 s_try_atoms(const cls_match_t *self, struct cls_match_scratch *s, const struct s_slot *sl,
             struct s_tokctx *tc, const char *text, size_t len)
@@ -1549,8 +1611,21 @@ s_try_atoms(const cls_match_t *self, struct cls_match_scratch *s, const struct s
 
     for (k = sl->first; k < sl->first + sl->count; k++) {
         uint32_t id = self->ilist[k];
-        const struct s_atom *a = &self->atoms[id];
+        const struct s_atom *a;
 
+        if (self->tagged) {
+            uint32_t tag = id >> S_ITAG_SHIFT;
+
+            id &= (1u << S_ITAG_SHIFT) - 1;
+            if (!(s_term_kinds[tag & 7] & kbit) || (tc->fold_pass && !(tag & 8))) {
+                continue;
+            }
+            if ((tag >> 4) == CLS_QM_EXACT) {
+                s_rec(s, id, tc->t->pos, tc->t->kind);
+                continue;
+            }
+        }
+        a = &self->atoms[id];
         if (!(s_term_kinds[a->kind] & kbit) || (tc->fold_pass && !a->fold)) {
             continue;
         }
@@ -1565,7 +1640,7 @@ s_try_atoms(const cls_match_t *self, struct cls_match_scratch *s, const struct s
             }
             break;
         case CLS_QM_PREFIX:
-            if (len < a->len || memcmp(text, self->pool + a->text, a->len) != 0) {
+            if (len < a->len || !s_same(text, self->pool + a->text, a->len)) {
                 continue;
             }
             break;
@@ -1581,10 +1656,11 @@ s_try_atoms(const cls_match_t *self, struct cls_match_scratch *s, const struct s
     }
 }
 
-/* Looks text (the token's, or its ñ-folded form) up in both indexes. */
+/* Looks text (the token's, or its ñ-folded form; hx is s_hash(text, len)) up in both
+ * indexes. */
 static void
 s_lookup(const cls_match_t *self, struct cls_match_scratch *s, struct s_tokctx *tc,
-         const char *text, size_t len)
+         const char *text, size_t len, uint64_t hx)
 {
     const struct s_slot *sl;
     uint64_t lens = self->prefix_lens;
@@ -1592,7 +1668,7 @@ s_lookup(const cls_match_t *self, struct cls_match_scratch *s, struct s_tokctx *
     size_t max;
     size_t l;
 
-    sl = s_find(self, &self->exact, s_hash(text, len), text, len);
+    sl = s_find(self, &self->exact, hx, text, len);
     if (sl != NULL) {
         s_try_atoms(self, s, sl, tc, text, len);
     }
@@ -1630,7 +1706,8 @@ s_link(const cls_match_t *self, struct cls_match_scratch *s, const struct cls_to
         uint32_t k;
 
         for (k = sl != NULL ? sl->first : 0; sl != NULL && k < sl->first + sl->count; k++) {
-            const struct s_atom *a = &self->atoms[self->ilist[k]];
+            uint32_t id = s_iatom(self, k);
+            const struct s_atom *a = &self->atoms[id];
 
             if (a->kind != CLS_QK_SITE
                 || (a->raw_len > 0
@@ -1638,7 +1715,7 @@ s_link(const cls_match_t *self, struct cls_match_scratch *s, const struct cls_to
                         || memcmp(path, self->pool + a->raw, a->raw_len) != 0))) {
                 continue;
             }
-            s_rec(s, self->ilist[k], CLS_POS_NONE, t->kind);
+            s_rec(s, id, CLS_POS_NONE, t->kind);
         }
         dot = memchr(h, '.', hl);
         if (dot == NULL) {
@@ -1685,6 +1762,23 @@ s_collect(const cls_match_t *self, cls_text_t *txt, struct cls_match_scratch *s)
     s->n_cand = 0;
     s->top = 0;
     toks = cls_text_tokens(txt, &n_toks);
+    /* The exact table is larger than the first-level cache: the slots of the tokens its bloom
+     * filter lets through are requested for all tokens first, so that their cache misses
+     * overlap, and looked at in the second pass. */
+    s->th = s_grow(s->th, &s->cap_th, n_toks + 1, sizeof(*s->th));
+    for (i = 0; i < n_toks; i++) {
+        const struct cls_token *t = &toks[i];
+        uint64_t h;
+
+        if (t->kind == CLS_TOK_LINK) {
+            continue;
+        }
+        h = s_hash(cls_text_tok_str(txt, t), t->len);
+        s->th[i] = h;
+        if (s_bloom_has(&self->exact, h)) {
+            __builtin_prefetch(&self->exact.slots[(size_t)h & (self->exact.n_slots - 1)]);
+        }
+    }
     for (i = 0; i < n_toks; i++) {
         const struct cls_token *t = &toks[i];
         const char *text = cls_text_tok_str(txt, t);
@@ -1697,12 +1791,12 @@ s_collect(const cls_match_t *self, cls_text_t *txt, struct cls_match_scratch *s)
         memset(&tc, 0, sizeof(tc));
         tc.txt = txt;
         tc.t = t;
-        s_lookup(self, s, &tc, text, t->len);
+        s_lookup(self, s, &tc, text, t->len, s->th[i]);
         if (self->has_fold && (t->flags & CLS_TOKF_ENYE)) {
             size_t flen = s_fold(s, text, t->len);
 
             tc.fold_pass = true;
-            s_lookup(self, s, &tc, s->fold, flen);
+            s_lookup(self, s, &tc, s->fold, flen, s_hash(s->fold, flen));
         }
     }
     /* group the records per atom, keeping token order (positions ascending, meta last) */

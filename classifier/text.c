@@ -202,7 +202,25 @@ s_decode(cls_text_t *self, const char *s, size_t len)
     while (i < len) {
         utf8proc_int32_t cp;
         utf8proc_ssize_t r;
+        uint64_t w;
 
+        /* ASCII eight bytes at a time (a loop the compiler widens), then byte by byte */
+        for (;;) {
+            size_t k;
+
+            if (len - i < 8) {
+                break;
+            }
+            memcpy(&w, u + i, 8);
+            if ((w & 0x8080808080808080ULL) != 0) {
+                break;
+            }
+            for (k = 0; k < 8; k++) {
+                self->cps[n + k] = u[i + k];
+            }
+            n += 8;
+            i += 8;
+        }
         while (i < len && u[i] < 0x80) {
             self->cps[n++] = u[i++];
         }
@@ -462,8 +480,20 @@ s_latin_init(void)
     esc_free(tmp.w32);
 }
 
+/* ASCII lower-cased (A-Z to a-z, the rest as is). */
+static const char s_ascii_lower[128] = {
+    0,   1,   2,   3,   4,   5,   6,   7,   8,   9,   10,  11,  12,  13,  14,  15,
+    16,  17,  18,  19,  20,  21,  22,  23,  24,  25,  26,  27,  28,  29,  30,  31,
+    ' ', '!', '"', '#', '$', '%', '&', '\'', '(', ')', '*', '+', ',', '-', '.', '/',
+    '0', '1', '2', '3', '4', '5', '6', '7', '8', '9', ':', ';', '<', '=', '>', '?',
+    '@', 'a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'i', 'j', 'k', 'l', 'm', 'n', 'o',
+    'p', 'q', 'r', 's', 't', 'u', 'v', 'w', 'x', 'y', 'z', '[', '\\', ']', '^', '_',
+    '`', 'a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'i', 'j', 'k', 'l', 'm', 'n', 'o',
+    'p', 'q', 'r', 's', 't', 'u', 'v', 'w', 'x', 'y', 'z', '{', '|', '}', '~', 127,
+};
+
 /* Appends the normalised form of cps[0..n) to out. Returns true when it contains ñ. */
-static bool
+static inline bool
 s_norm_span(cls_text_t *self, const struct cls_text_opts *opts, const int32_t *cps, size_t n,
             struct s_bytes *out)
 {
@@ -480,7 +510,7 @@ s_norm_span(cls_text_t *self, const struct cls_text_opts *opts, const int32_t *c
         const struct s_latin *l;
 
         if (c < 0x80) {
-            *o++ = (char)(c >= 'A' && c <= 'Z' ? c + ('a' - 'A') : c);
+            *o++ = s_ascii_lower[c];
             continue;
         }
         if (c >= S_LATIN_END || tab[c - 0x80].len == 0) {
@@ -568,7 +598,7 @@ cls_text_normalize(cls_text_t *self, const struct cls_text_opts *opts, const cha
 
 /* Normalises cps[0..n) into a new token whose original span is self->cps[cp_off..+cp_len).
  * Returns false (nothing added) when it normalises to "". */
-static bool
+static inline bool
 s_emit_cps(cls_text_t *self, const struct cls_text_opts *opts, enum cls_tok_kind kind,
            const int32_t *cps, size_t n, size_t cp_off, size_t cp_len, uint32_t pos)
 {
@@ -643,10 +673,17 @@ s_after_word(const cls_text_t *self, size_t i)
 static size_t
 s_scan_word(const cls_text_t *self, size_t i)
 {
+    const int32_t *cps = self->cps;
+    size_t n = self->n_cps;
     size_t j = i + 1;
 
     for (;;) {
-        enum s_class c = s_class_at(self, j);
+        enum s_class c;
+
+        while (j < n && cps[j] < 0x80 && s_ascii_classes[cps[j]] == S_WORD) {
+            j++; /* the common case: ASCII letters and digits */
+        }
+        c = s_class_at(self, j);
 
         if (c == S_WORD || c == S_MARK) {
             j++;

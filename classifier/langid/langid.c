@@ -50,7 +50,7 @@
  * sums of the n languages (at most CLS_LANGID_TOK_FEATS weights of 255: they fit); an entry
  * is a power of two of bytes, aligned like the table. */
 struct s_memo {
-    uint64_t key;                   /* cls_langid_word_hash of the token | 1, 0 = empty */
+    uint64_t key;                   /* cls_langid_tok.key of the token | 1, 0 = empty */
     uint8_t hits;                   /* features found in the table */
     uint8_t miss[CLS_LANGID_KINDS]; /* features not found, per kind */
     uint8_t pad;
@@ -106,6 +106,10 @@ struct cls_langid {
     double dflt[CLS_LANGID_KINDS][CLS_LANGID_LANGS_MAX]; /* weight of an unseen feature */
     double last_p[CLS_LANGID_LANGS_MAX];       /* posteriors of the last text */
     bool last_valid;                           /* last text had features */
+    bool begun;                                /* cls_langid_detect_begin ran, _end did not */
+    bool null_text;                            /* ... on a NULL text */
+    bool looked_up;                            /* cls_langid_detect_lookup ran, _end did not */
+    struct s_acc acc;                          /* totals of the text (from _lookup on) */
 };
 
 void
@@ -528,12 +532,12 @@ s_flush(cls_langid_t *self, struct s_acc *a)
 {
     size_t n = self->n;
     size_t p;
+    size_t f;
 
     for (p = 0; p < self->n_pend; p++) {
         const struct s_pending *pd = &self->pend[p];
         struct s_memo *m = s_memo_at(self, self->tkey[pd->tok]);
         uint16_t *sum = (uint16_t *)(void *)(m + 1);
-        size_t f;
         size_t j;
 
         m->key = self->tkey[pd->tok];
@@ -558,50 +562,90 @@ s_flush(cls_langid_t *self, struct s_acc *a)
     self->n_feats = 0;
 }
 
+void
+cls_langid_detect_begin(cls_langid_t *self, const char *text, size_t len)
+{
+    size_t t;
+
+    self->last_valid = false;
+    self->begun = true;
+    self->looked_up = false;
+    self->null_text = text == NULL;
+    if (text == NULL) {
+        return;
+    }
+    cls_langid_tokenize(&self->text, text, len);
+    /* The tables are larger than the caches: every entry a text needs is requested before it
+     * is read, so that the cache misses overlap instead of being waited for one by one (and,
+     * when the caller works on something else before cls_langid_detect_end, with that). */
+    for (t = 0; t < self->text.n_toks; t++) {
+        const struct cls_langid_tok *tok = &self->text.toks[t];
+
+        self->tkey[t] = tok->key | 1;
+        __builtin_prefetch(s_memo_at(self, self->tkey[t]));
+    }
+}
+
+void
+cls_langid_detect_lookup(cls_langid_t *self)
+{
+    struct s_acc *a = &self->acc;
+    size_t t;
+
+    ESC_ASSERT(self->begun);
+    if (self->looked_up) {
+        return;
+    }
+    self->looked_up = true;
+    memset(a, 0, sizeof(*a));
+    self->n_pend = 0;
+    self->n_feats = 0;
+    if (self->null_text) {
+        return;
+    }
+    for (t = 0; t < self->text.n_toks; t++) {
+        const struct s_memo *m = s_memo_at(self, self->tkey[t]);
+
+        if (m->key == self->tkey[t]) {
+            s_add(self, m, self->text.toks[t].hashtag != 0, a);
+            continue;
+        }
+        if (self->n_feats + CLS_LANGID_TOK_FEATS > S_BATCH || self->n_pend == S_BATCH) {
+            s_flush(self, a);
+        }
+        s_queue(self, t);
+    }
+}
+
 const char *
 cls_langid_detect(cls_langid_t *self, const char *text, size_t len, double *confidence)
+{
+    cls_langid_detect_begin(self, text, len);
+    return cls_langid_detect_end(self, confidence);
+}
+
+const char *
+cls_langid_detect_end(cls_langid_t *self, double *confidence)
 {
     struct s_acc a;
     double score[CLS_LANGID_LANGS_MAX];
     size_t n = self->n;
-    size_t t;
     size_t j;
     size_t best = 0;
     double hw;
     double sum = 0;
 
-    self->last_valid = false;
+    cls_langid_detect_lookup(self);
+    self->begun = false;
+    self->looked_up = false;
     if (confidence != NULL) {
         *confidence = 0;
     }
-    if (text == NULL) {
+    if (self->null_text) {
         return CLS_LANGID_UND;
     }
-    memset(&a, 0, sizeof(a));
-    cls_langid_tokenize(&self->text, text, len);
-    /* The tables are larger than the caches: every entry a text needs is requested before it
-     * is read, so that the cache misses overlap instead of being waited for one by one. */
-    for (t = 0; t < self->text.n_toks; t++) {
-        const struct cls_langid_tok *tok = &self->text.toks[t];
-
-        self->tkey[t] = cls_langid_word_hash(self->text.buf + tok->off, tok->len) | 1;
-        __builtin_prefetch(s_memo_at(self, self->tkey[t]));
-    }
-    self->n_pend = 0;
-    self->n_feats = 0;
-    for (t = 0; t < self->text.n_toks; t++) {
-        const struct s_memo *m = s_memo_at(self, self->tkey[t]);
-
-        if (m->key == self->tkey[t]) {
-            s_add(self, m, self->text.toks[t].hashtag != 0, &a);
-            continue;
-        }
-        if (self->n_feats + CLS_LANGID_TOK_FEATS > S_BATCH || self->n_pend == S_BATCH) {
-            s_flush(self, &a);
-        }
-        s_queue(self, t);
-    }
-    s_flush(self, &a);
+    s_flush(self, &self->acc);
+    a = self->acc;
     if (a.hits == 0) {
         return CLS_LANGID_UND;
     }

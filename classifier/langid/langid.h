@@ -74,6 +74,15 @@ void cls_langid_destroy(cls_langid_t **self_p);
 const char *cls_langid_detect(cls_langid_t *self, const char *text, size_t len,
                               double *confidence);
 
+/* cls_langid_detect in steps, so that the caller can do other work while the memory the
+ * detection reads arrives: _begin tokenises text[0..len) (it is not read after _begin
+ * returns) and requests the totals remembered for its words; _lookup (optional) reads them
+ * and requests the table entries of the words not remembered; _end, which must follow _begin,
+ * finishes and returns what cls_langid_detect would. */
+void cls_langid_detect_begin(cls_langid_t *self, const char *text, size_t len);
+void cls_langid_detect_lookup(cls_langid_t *self);
+const char *cls_langid_detect_end(cls_langid_t *self, double *confidence);
+
 /* After cls_langid_detect: writes up to cap (code, probability) pairs of the last text, best
  * first, and returns how many were written (0 when the last text had nothing to go on). The
  * codes are borrowed from self. */

@@ -124,6 +124,59 @@ s_accuracy(cls_langid_t *lid, const char *path, const char *only, double acc[4])
            only != NULL ? only : "all", acc[0], acc[1], acc[2], acc[3]);
 }
 
+/* The steps (_begin, optionally _lookup, _end) give what cls_langid_detect gives, for the same
+ * text and in any interleaving with the caller's own work; a word repeated in the text and a
+ * text longer than a batch of features included. */
+static void
+test_langid_detect_steps_same_answer(void **state)
+{
+    static const char *const texts[] = {
+        "Qué buen partido jugó la selección anoche #VamosPerú",
+        "What a game last night, finally something to cheer about",
+        "Não acredito que aumentaram a passagem de novo 😡 https://x.com/a",
+        "Allinllachu kachkanki, wawqi? Noqaqa Qosqomantam kani",
+        "hola hola hola holaaaa HOLA",
+        "",
+        "12345 !!! @ana",
+    };
+    cls_langid_t *a = s_new(NULL, 0);
+    cls_langid_t *b = s_new(NULL, 0);
+    char long_text[6000];
+    size_t o = 0;
+    size_t i;
+
+    (void)state;
+    while (o + 40 < sizeof(long_text)) {
+        o += (size_t)snprintf(long_text + o, sizeof(long_text) - o, "palabra%zu otra%zu ", o,
+                              o * 7);
+    }
+    for (i = 0; i <= sizeof(texts) / sizeof(texts[0]); i++) {
+        const char *t = i < sizeof(texts) / sizeof(texts[0]) ? texts[i] : long_text;
+        double c1 = -1;
+        double c2 = -1;
+        double c3 = -1;
+        const char *l1 = cls_langid_detect(a, t, strlen(t), &c1);
+        const char *l2;
+        const char *l3;
+
+        cls_langid_detect_begin(b, t, strlen(t));
+        l2 = cls_langid_detect_end(b, &c2);
+        assert_string_equal(l1, l2);
+        assert_true(c1 == c2);
+        cls_langid_detect_begin(b, t, strlen(t));
+        cls_langid_detect_lookup(b);
+        cls_langid_detect_lookup(b); /* a second call does nothing */
+        l3 = cls_langid_detect_end(b, &c3);
+        assert_string_equal(l1, l3);
+        assert_true(c1 == c3);
+    }
+    cls_langid_detect_begin(b, NULL, 0);
+    cls_langid_detect_lookup(b);
+    assert_string_equal(cls_langid_detect_end(b, NULL), CLS_LANGID_UND);
+    cls_langid_destroy(&a);
+    cls_langid_destroy(&b);
+}
+
 static void
 test_langid_accuracy_posts(void **state)
 {
@@ -427,6 +480,7 @@ main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_langid_detect_happy_path),
+        cmocka_unit_test(test_langid_detect_steps_same_answer),
         cmocka_unit_test(test_langid_accuracy_posts),
         cmocka_unit_test(test_langid_accuracy_udhr),
         cmocka_unit_test(test_langid_und_without_words),

@@ -134,7 +134,21 @@ s_decode(struct cls_langid_text *t, const char *s, size_t len)
     while (i < len && n < CLS_LANGID_MAX_CP) {
         int32_t c;
         utf8proc_ssize_t k;
+        uint64_t w;
 
+        /* ASCII eight bytes at a time (the common case) */
+        if (len - i >= 8 && CLS_LANGID_MAX_CP - n >= 8) {
+            memcpy(&w, p + i, 8);
+            if ((w & 0x8080808080808080ULL) == 0) {
+                for (k = 0; k < 8; k++) {
+                    t->cl[n + (size_t)k] = (uint8_t)(s_ascii_class[p[i + (size_t)k]] - '0');
+                    t->cp[n + (size_t)k] = p[i + (size_t)k];
+                }
+                n += 8;
+                i += 8;
+                continue;
+            }
+        }
         if (p[i] < 0x80) {
             t->cl[n] = (uint8_t)s_class(p[i]);
             t->cp[n++] = p[i++];
@@ -252,12 +266,43 @@ s_is_link(const int32_t *cp, const uint8_t *cl, size_t a, size_t b)
     return false;
 }
 
+/* Hash of the token w[0..len) for cls_langid_tok.key: eight bytes per step. The eight bytes
+ * from w + len (rounded down to eight) must be readable: the tokens are in t->buf, which has
+ * eight bytes to spare after the longest text. */
+static uint64_t
+s_tok_key(const char *w, size_t len)
+{
+    uint64_t h = 0x9e3779b97f4a7c15ULL ^ len;
+    uint64_t x;
+
+    while (len >= 8) {
+        memcpy(&x, w, 8);
+        h = (h ^ x) * 0xff51afd7ed558ccdULL;
+        h ^= h >> 32;
+        w += 8;
+        len -= 8;
+    }
+    if (len > 0) {
+        /* the len bytes as memcpy into a zeroed x gives them (little-endian), in one load */
+        memcpy(&x, w, 8);
+        x &= ~0ULL >> (64 - 8 * len);
+        h = (h ^ x) * 0xc4ceb9fe1a85ec53ULL;
+    }
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdULL;
+    h ^= h >> 33;
+    return h;
+}
+
 /* Appends the lower-cased t->cp[a..b) (letters, marks, apostrophes) as one token. */
-static void
+static inline void
 s_emit(struct cls_langid_text *t, size_t *used, size_t a, size_t b, bool hashtag)
 {
     const int32_t *cp = t->cp;
+    const uint8_t *cl = t->cl;
+    char *buf = t->buf;
     size_t start = *used;
+    size_t o = start;
     size_t i;
     int32_t prev1 = 0;
     int32_t prev2 = 0;
@@ -268,11 +313,14 @@ s_emit(struct cls_langid_text *t, size_t *used, size_t a, size_t b, bool hashtag
     for (i = a; i < b; i++) {
         int32_t c = cp[i];
 
-        if (t->cl[i] == S_APOS) {
+        if (cl[i] == S_APOS) {
             c = '\'';
         }
+        else if (c < 0x80) {
+            c = (c >= 'A' && c <= 'Z') ? c + 32 : c;
+        }
         else {
-            c = s_lower(c);
+            c = utf8proc_tolower(c);
         }
         if (c == prev1 && c == prev2) {
             continue; /* "holaaaa" -> "holaa" */
@@ -280,17 +328,19 @@ s_emit(struct cls_langid_text *t, size_t *used, size_t a, size_t b, bool hashtag
         prev2 = prev1;
         prev1 = c;
         if (c < 0x80) {
-            t->buf[(*used)++] = (char)c;
+            buf[o++] = (char)c;
         }
         else {
-            *used += s_encode(c, t->buf + *used);
+            o += s_encode(c, buf + o);
         }
     }
-    if (*used - start > UINT16_MAX) {
-        *used = start + UINT16_MAX;
+    if (o - start > UINT16_MAX) {
+        o = start + UINT16_MAX;
     }
+    *used = o;
+    t->toks[t->n_toks].key = s_tok_key(buf + start, o - start);
     t->toks[t->n_toks].off = (uint32_t)start;
-    t->toks[t->n_toks].len = (uint16_t)(*used - start);
+    t->toks[t->n_toks].len = (uint16_t)(o - start);
     t->toks[t->n_toks].hashtag = hashtag ? 1 : 0;
     t->n_toks++;
     if (!hashtag) {
@@ -395,18 +445,19 @@ cls_langid_tokenize(struct cls_langid_text *t, const char *s, size_t len)
     t->n_plain = 0;
     while (i < n) {
         size_t j;
-        bool other = false;
+        bool dot = false;
 
         while (i < n && t->cl[i] == S_SPACE) {
             i++;
         }
         j = i;
         while (j < n && t->cl[j] != S_SPACE) {
-            other = other || t->cl[j] == S_OTHER;
+            dot |= (t->cp[j] == '.') | (t->cp[j] == ':');
             j++;
         }
-        /* A link needs punctuation (':', '/', '.' or '@'): a chunk without any is not one. */
-        if (j > i && !(other && s_is_link(t->cp, t->cl, i, j))) {
+        /* Every link s_is_link knows has a '.' or a ':' ("www.", "://", "user@host.tld",
+         * "x.pe"): a chunk without either is not one. */
+        if (j > i && !(dot && s_is_link(t->cp, t->cl, i, j))) {
             s_chunk(t, &used, i, j);
         }
         i = j;

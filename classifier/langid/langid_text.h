@@ -28,6 +28,8 @@ enum cls_langid_kind {
 };
 
 struct cls_langid_tok {
+    uint64_t key;     /* 64-bit hash of the token's bytes (not a feature hash: the detector
+                         remembers tokens under it) */
     uint32_t off;     /* offset of the lower-cased token in the text buffer */
     uint16_t len;     /* its length in bytes (not NUL-terminated) */
     uint8_t hashtag;  /* 1 when it comes from a #hashtag */

@@ -170,9 +170,12 @@ struct cls_sentiment {
     struct s_params p;
     struct s_end_node *ends;    /* ending tries; ends[1 + lang] is the root of lang */
     size_t n_ends, cap_ends;
+    uint16_t (*kids)[26];       /* child of each node for the bytes a..z (0 = none), so that
+                                   the common bytes skip the walk of the sibling list */
     struct s_fold fold[S_FOLD_END - 0x80];
-    /* One bit per hash value (its top S_FILTER_BITS bits) of the keys in the table: most
-     * words of a post are in no lexicon, and this answers for them from 16 KB. */
+    uint8_t word_cp[S_FOLD_END]; /* s_is_word_cp of the code points below S_FOLD_END */
+    /* Two bits per key in the table (s_filter_bit, s_filter_bit2): most words of a post are
+     * in no lexicon, and this answers for nearly all of them from 16 KB. */
     uint64_t filter[((size_t)1 << S_FILTER_BITS) / 64];
 };
 
@@ -227,10 +230,24 @@ s_hash(int lang, const uint8_t *key, size_t len)
     return h;
 }
 
-static bool
+/* 1 for the bytes 0-9, A-Z, a-z. */
+static const uint8_t s_alnum[256] = {
+    ['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1, ['6'] = 1, ['7'] = 1,
+    ['8'] = 1, ['9'] = 1,
+    ['A'] = 1, ['B'] = 1, ['C'] = 1, ['D'] = 1, ['E'] = 1, ['F'] = 1, ['G'] = 1, ['H'] = 1,
+    ['I'] = 1, ['J'] = 1, ['K'] = 1, ['L'] = 1, ['M'] = 1, ['N'] = 1, ['O'] = 1, ['P'] = 1,
+    ['Q'] = 1, ['R'] = 1, ['S'] = 1, ['T'] = 1, ['U'] = 1, ['V'] = 1, ['W'] = 1, ['X'] = 1,
+    ['Y'] = 1, ['Z'] = 1,
+    ['a'] = 1, ['b'] = 1, ['c'] = 1, ['d'] = 1, ['e'] = 1, ['f'] = 1, ['g'] = 1, ['h'] = 1,
+    ['i'] = 1, ['j'] = 1, ['k'] = 1, ['l'] = 1, ['m'] = 1, ['n'] = 1, ['o'] = 1, ['p'] = 1,
+    ['q'] = 1, ['r'] = 1, ['s'] = 1, ['t'] = 1, ['u'] = 1, ['v'] = 1, ['w'] = 1, ['x'] = 1,
+    ['y'] = 1, ['z'] = 1,
+};
+
+static inline bool
 s_ascii_alnum(uint8_t c)
 {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+    return s_alnum[c] != 0;
 }
 
 static bool
@@ -249,6 +266,12 @@ s_decode(const uint8_t *s, size_t len, size_t *i)
 
     if (*i < len && s[*i] < 0x80) {
         return s[(*i)++];
+    }
+    /* Two-byte sequences (Latin accents, ñ), as utf8proc_iterate decodes them. */
+    if (*i + 1 < len && s[*i] >= 0xC2 && s[*i] <= 0xDF && (s[*i + 1] & 0xC0) == 0x80) {
+        cp = (utf8proc_int32_t)(s[*i] & 0x1F) << 6 | (s[*i + 1] & 0x3F);
+        *i += 2;
+        return cp;
     }
     n = utf8proc_iterate(s + *i, (utf8proc_ssize_t)(len - *i), &cp);
     if (n <= 0) {
@@ -308,6 +331,16 @@ s_is_word_cp(int32_t cp)
     }
 }
 
+/* s_is_word_cp through the table of self for the code points it covers. */
+static inline bool
+s_word_cp(const cls_sentiment_t *self, int32_t cp)
+{
+    if (cp >= 0 && cp < S_FOLD_END) {
+        return self->word_cp[cp] != 0;
+    }
+    return s_is_word_cp(cp);
+}
+
 /* Code point at s[i] (or -1) without consuming it. */
 static int32_t
 s_peek(const uint8_t *s, size_t len, size_t i)
@@ -358,6 +391,66 @@ s_tok_byte(struct s_tok *t, uint8_t c)
         t->na--; /* the run becomes one letter in form a */
         t->elongated = true;
     }
+}
+
+/* Adds the run of ASCII letters and digits at s[i..len) to t as s_tok_add would, one byte
+ * after the other, with the state in registers; returns the index after the run. */
+static size_t
+s_tok_ascii(struct s_tok *t, const uint8_t *s, size_t i, size_t len)
+{
+    size_t nb = t->nb;
+    size_t na = t->na;
+    unsigned upper = t->upper;
+    unsigned lower = t->lower;
+    unsigned run = t->run;
+    uint8_t last = t->last;
+    bool elongated = t->elongated;
+    bool too_long = t->too_long;
+
+    while (i < len && s_ascii_alnum(s[i])) {
+        uint8_t c = s[i++];
+        bool letter = true;
+
+        if (c >= 'A' && c <= 'Z') {
+            upper++;
+            c = (uint8_t)(c - 'A' + 'a');
+        }
+        else if (c >= 'a' && c <= 'z') {
+            lower++;
+        }
+        else {
+            letter = false;
+        }
+        if (letter && c == last) {
+            run++;
+        }
+        else {
+            last = letter ? c : 0;
+            run = 1;
+        }
+        if (nb >= S_TOK_MAX || na >= S_TOK_MAX) {
+            too_long = true;
+            continue;
+        }
+        if (run <= 2) {
+            t->b[nb++] = c;
+            t->a[na++] = c;
+        }
+        else if (run == 3) {
+            na--;
+            elongated = true;
+        }
+    }
+    t->alpha += (upper - t->upper) + (lower - t->lower);
+    t->nb = nb;
+    t->na = na;
+    t->upper = upper;
+    t->lower = lower;
+    t->run = run;
+    t->last = last;
+    t->elongated = elongated;
+    t->too_long = too_long;
+    return i;
 }
 
 /* Folds the code point cp (>= 0x80, not an apostrophe) the way words are folded:
@@ -486,14 +579,23 @@ s_filter_bit(uint32_t h)
     return (size_t)(h >> (32 - S_FILTER_BITS));
 }
 
+/* The second bit of a key in the filter, from the low bits of its hash (mixed, since the table
+ * slot comes from them too). */
+static inline size_t
+s_filter_bit2(uint32_t h)
+{
+    return (size_t)((h * 0x9e3779b1u) >> (32 - S_FILTER_BITS));
+}
+
 /* The entry (lang, key[0..len)) whose s_hash is h, or NULL. */
-static const struct s_entry *
+static inline const struct s_entry *
 s_find_h(const cls_sentiment_t *self, int lang, const uint8_t *key, size_t len, uint32_t h)
 {
     size_t i = h & self->slot_mask;
     size_t bit = s_filter_bit(h);
+    size_t bit2 = s_filter_bit2(h);
 
-    if (!(self->filter[bit / 64] >> (bit % 64) & 1)) {
+    if (!(self->filter[bit / 64] >> (bit % 64) & self->filter[bit2 / 64] >> (bit2 % 64) & 1)) {
         return NULL;
     }
     for (;;) {
@@ -585,6 +687,7 @@ s_insert(cls_sentiment_t *self, int lang, const uint8_t *key, size_t len)
     memset(e, 0, sizeof(*e));
     e->hash = s_hash(lang, key, len);
     self->filter[s_filter_bit(e->hash) / 64] |= (uint64_t)1 << (s_filter_bit(e->hash) % 64);
+    self->filter[s_filter_bit2(e->hash) / 64] |= (uint64_t)1 << (s_filter_bit2(e->hash) % 64);
     e->off = (uint32_t)self->keys_len;
     e->len = (uint16_t)len;
     e->lang = (uint8_t)lang;
@@ -901,6 +1004,16 @@ s_ends_build(cls_sentiment_t *self)
         }
         self->ends[node].end = (uint32_t)(i + 1);
     }
+    self->kids = esc_calloc(self->n_ends, sizeof(*self->kids));
+    for (i = 1; i < self->n_ends; i++) {
+        uint16_t c;
+
+        for (c = self->ends[i].child; c != 0; c = self->ends[c].next) {
+            if (self->ends[c].byte >= 'a' && self->ends[c].byte <= 'z') {
+                self->kids[i][self->ends[c].byte - 'a'] = c;
+            }
+        }
+    }
     return ESC_OK;
 }
 
@@ -962,6 +1075,9 @@ cls_sentiment_new(const char *lexicon_path, struct esc_error *err)
     self = esc_calloc(1, sizeof(*self));
     s_defaults(&self->p);
     s_fold_init(self->fold);
+    for (i = 0; i < S_FOLD_END; i++) {
+        self->word_cp[i] = s_is_word_cp(i) ? 1 : 0;
+    }
     self->slots = esc_calloc(S_SLOTS_MIN, sizeof(*self->slots));
     self->slot_mask = S_SLOTS_MIN - 1;
     self->emoji = esc_calloc(256, sizeof(*self->emoji));
@@ -1025,6 +1141,7 @@ cls_sentiment_destroy(cls_sentiment_t **self_p)
     esc_free(self->keys);
     esc_free(self->emoji);
     esc_free(self->ends);
+    esc_free(self->kids);
     esc_free(self);
     *self_p = NULL;
 }
@@ -1136,12 +1253,19 @@ s_stem_valence(const cls_sentiment_t *self, int lang, const uint8_t *w, size_t n
     size_t k;
 
     for (k = 1; k <= self->end_max[lang] && k + min_stem <= n; k++) {
-        uint16_t c = self->ends[node].child;
+        uint8_t b = w[n - k];
+        uint16_t c;
         const struct s_entry *end;
         const struct s_entry *stem;
 
-        while (c != 0 && self->ends[c].byte != w[n - k]) {
-            c = self->ends[c].next;
+        if (b >= 'a' && b <= 'z') {
+            c = self->kids[node][b - 'a'];
+        }
+        else {
+            c = self->ends[node].child;
+            while (c != 0 && self->ends[c].byte != b) {
+                c = self->ends[c].next;
+            }
         }
         if (c == 0) {
             return false; /* no ending is this long a suffix of w */
@@ -1293,10 +1417,59 @@ s_skip_url(const uint8_t *s, size_t len, size_t i)
     return i;
 }
 
+/* The states of one pass over a text: one per language scored. A text whose language is
+ * unknown is scored in every language in the same pass: reading and folding its words does
+ * not depend on the language, only the lookups do. */
+struct s_scan {
+    struct s_state *st;
+    unsigned n;
+};
+
+static void
+s_all_word(struct s_scan *sc, const struct s_tok *t)
+{
+    unsigned k;
+
+    for (k = 0; k < sc->n; k++) {
+        s_on_word(&sc->st[k], t);
+    }
+}
+
+static void
+s_all_symbol(struct s_scan *sc, double val)
+{
+    unsigned k;
+
+    for (k = 0; k < sc->n; k++) {
+        s_add_symbol(&sc->st[k], val);
+    }
+}
+
+static void
+s_all_sentence_end(struct s_scan *sc)
+{
+    unsigned k;
+
+    for (k = 0; k < sc->n; k++) {
+        s_sentence_end(&sc->st[k]);
+    }
+}
+
+static void
+s_all_clause_end(struct s_scan *sc)
+{
+    unsigned k;
+
+    for (k = 0; k < sc->n; k++) {
+        s_clause_end(&sc->st[k]);
+    }
+}
+
 /* Reads the word starting at i (letters, digits, marks, inner apostrophes). */
 static size_t
-s_word(struct s_state *st, size_t i)
+s_word(struct s_scan *sc, size_t i)
 {
+    const struct s_state *st = &sc->st[0];
     const uint8_t *s = st->text;
     size_t len = st->len;
     struct s_tok t;
@@ -1304,13 +1477,19 @@ s_word(struct s_state *st, size_t i)
     s_tok_reset(&t);
     while (i < len) {
         size_t j = i;
-        int32_t cp = s_decode(s, len, &j);
+        int32_t cp;
 
-        if (cp >= 0 && s_is_word_cp(cp)) {
+        if (s_ascii_alnum(s[i])) {
+            i = s_tok_ascii(&t, s, i, len); /* the common case, without decoding */
+            continue;
+        }
+        cp = s_decode(s, len, &j);
+        if (cp >= 0 && s_word_cp(st->self, cp)) {
             s_tok_add(st->self->fold, &t, cp);
             i = j;
         }
-        else if (cp >= 0 && s_is_apostrophe(cp) && t.nb > 0 && s_is_word_cp(s_peek(s, len, j))) {
+        else if (cp >= 0 && s_is_apostrophe(cp) && t.nb > 0
+                 && s_word_cp(st->self, s_peek(s, len, j))) {
             s_tok_add(st->self->fold, &t, cp);
             i = j;
         }
@@ -1318,7 +1497,7 @@ s_word(struct s_state *st, size_t i)
             break;
         }
     }
-    s_on_word(st, &t);
+    s_all_word(sc, &t);
     return i;
 }
 
@@ -1353,8 +1532,9 @@ s_cp_digit(int32_t cp)
  * "#MalaGestión" -> "mala", "gestión"; "#NoALaVacancia2026" -> "no", "a", "la", "vacancia",
  * "2026". */
 static size_t
-s_hashtag(struct s_state *st, size_t i)
+s_hashtag(struct s_scan *sc, size_t i)
 {
+    const struct s_state *st = &sc->st[0];
     const uint8_t *s = st->text;
     size_t len = st->len;
     int32_t cps[S_TAG_MAX];
@@ -1366,7 +1546,7 @@ s_hashtag(struct s_state *st, size_t i)
         size_t j = i;
         int32_t cp = s_decode(s, len, &j);
 
-        if (cp < 0 || !(s_is_word_cp(cp) || cp == '_')) {
+        if (cp < 0 || !(s_word_cp(st->self, cp) || cp == '_')) {
             break;
         }
         if (n < S_TAG_MAX) {
@@ -1380,7 +1560,7 @@ s_hashtag(struct s_state *st, size_t i)
 
         if (cps[k] == '_') {
             if (t.nb > 0) {
-                s_on_word(st, &t);
+                s_all_word(sc, &t);
                 s_tok_reset(&t);
             }
             continue;
@@ -1400,13 +1580,13 @@ s_hashtag(struct s_state *st, size_t i)
             }
         }
         if (cut && t.nb > 0) {
-            s_on_word(st, &t);
+            s_all_word(sc, &t);
             s_tok_reset(&t);
         }
         s_tok_add(st->self->fold, &t, cps[k]);
     }
     if (t.nb > 0) {
-        s_on_word(st, &t);
+        s_all_word(sc, &t);
     }
     return i;
 }
@@ -1414,8 +1594,9 @@ s_hashtag(struct s_state *st, size_t i)
 /* Tries an emoticon at i; returns its length or 0. Emoticons must start after a space (or
  * the start) and must not run into a letter or digit. */
 static size_t
-s_emoticon(struct s_state *st, size_t i)
+s_emoticon(struct s_scan *sc, size_t i)
 {
+    const struct s_state *st = &sc->st[0];
     const uint8_t *s = st->text;
     size_t run = 0;
     size_t n;
@@ -1435,7 +1616,7 @@ s_emoticon(struct s_state *st, size_t i)
         }
         e = s_find(st->self, S_ANY, s + i, n);
         if (e != NULL && (e->flags & S_F_EMOTICON)) {
-            s_add_symbol(st, e->word);
+            s_all_symbol(sc, e->word);
             return n;
         }
     }
@@ -1443,11 +1624,13 @@ s_emoticon(struct s_state *st, size_t i)
 }
 
 static void
-s_scan(struct s_state *st)
+s_scan(struct s_scan *sc)
 {
+    const struct s_state *st = &sc->st[0];
     const uint8_t *s = st->text;
     size_t len = st->len;
     size_t i = 0;
+    unsigned k;
 
     while (i < len) {
         uint8_t c = s[i];
@@ -1461,53 +1644,58 @@ s_scan(struct s_state *st)
                     i = j;
                     continue;
                 }
-                i = s_word(st, i);
+                i = s_word(sc, i);
                 continue;
             }
             if (s_ascii_space(c)) {
                 if (c == '\n') {
-                    s_sentence_end(st);
+                    s_all_sentence_end(sc);
                 }
                 i++;
                 continue;
             }
-            if (c == '#' && i + 1 < len && s_is_word_cp(s_peek(s, len, i + 1))) {
-                i = s_hashtag(st, i + 1);
+            if (c == '#' && i + 1 < len && s_word_cp(st->self, s_peek(s, len, i + 1))) {
+                i = s_hashtag(sc, i + 1);
                 continue;
             }
-            if (c == '@' && i + 1 < len && s_is_word_cp(s_peek(s, len, i + 1))) {
+            if (c == '@' && i + 1 < len && s_word_cp(st->self, s_peek(s, len, i + 1))) {
                 i++;
                 while (i < len) {
                     j = i;
                     cp = s_decode(s, len, &j);
-                    if (cp < 0 || !(s_is_word_cp(cp) || cp == '_' || cp == '.' || cp == '@')) {
+                    if (cp < 0
+                        || !(s_word_cp(st->self, cp) || cp == '_' || cp == '.' || cp == '@')) {
                         break;
                     }
                     i = j;
                 }
                 continue;
             }
-            j = s_emoticon(st, i);
+            j = s_emoticon(sc, i);
             if (j > 0) {
                 i += j;
                 continue;
             }
             switch (c) {
             case '!':
-                st->excl++;
-                s_sentence_end(st);
+                for (k = 0; k < sc->n; k++) {
+                    sc->st[k].excl++;
+                }
+                s_all_sentence_end(sc);
                 break;
             case '?':
-                st->quest++;
-                s_sentence_end(st);
+                for (k = 0; k < sc->n; k++) {
+                    sc->st[k].quest++;
+                }
+                s_all_sentence_end(sc);
                 break;
             case '.':
-                s_sentence_end(st);
+                s_all_sentence_end(sc);
                 break;
             case ',':
             case ';':
             case ':':
-                s_clause_end(st);
+                s_all_clause_end(sc);
                 break;
             default:
                 break;
@@ -1521,41 +1709,34 @@ s_scan(struct s_state *st)
             i = j; /* invalid byte: skipped */
             continue;
         }
-        if (s_is_word_cp(cp)) {
-            i = s_word(st, i);
+        if (s_word_cp(st->self, cp)) {
+            i = s_word(sc, i);
             continue;
         }
         if (s_is_emoji(cp)) {
-            s_add_symbol(st, s_emoji_find(st->self, cp));
+            s_all_symbol(sc, s_emoji_find(st->self, cp));
         }
         i = j;
     }
-    s_sentence_end(st);
+    s_all_sentence_end(sc);
 }
 
+/* The result of one language's state after the pass. */
 static void
-s_run(const cls_sentiment_t *self, int lang, const char *text, size_t len,
-      struct cls_sentiment_result *out)
+s_result(const cls_sentiment_t *self, const struct s_state *stp, struct cls_sentiment_result *out)
 {
     const struct s_params *p = &self->p;
-    struct s_state st;
+    const struct s_state *st = stp;
+    int lang = st->lang;
     double total;
     double score;
 
-    memset(&st, 0, sizeof(st));
-    st.self = self;
-    st.lang = lang;
-    st.text = (const uint8_t *)text;
-    st.len = text != NULL ? len : 0;
-    st.mixed_case = -1;
-    st.weight = 1.0;
-    s_scan(&st);
-    total = st.total;
+    total = st->total;
     if (total != 0.0) {
-        double emph = fmin((double)st.excl, p->exclamation_max) * p->exclamation;
+        double emph = fmin((double)st->excl, p->exclamation_max) * p->exclamation;
 
-        if (st.quest > 1) {
-            emph += fmin((double)st.quest * p->question, 0.96);
+        if (st->quest > 1) {
+            emph += fmin((double)st->quest * p->question, 0.96);
         }
         total += copysign(emph, total);
     }
@@ -1577,8 +1758,35 @@ s_run(const cls_sentiment_t *self, int lang, const char *text, size_t len,
         out->label = CLS_SENTIMENT_NEUTRAL;
     }
     esc_strlcpy(out->lang, s_lang_names[lang], sizeof(out->lang));
-    out->hits = st.hits;
-    out->known = st.known;
+    out->hits = st->hits;
+    out->known = st->known;
+}
+
+/* Scores text in the languages langs[0..n) in one pass, into out[0..n). */
+static void
+s_run(const cls_sentiment_t *self, const int *langs, unsigned n, const char *text, size_t len,
+      struct cls_sentiment_result *out)
+{
+    struct s_state st[S_NLANG];
+    struct s_scan sc;
+    unsigned k;
+
+    ESC_ASSERT(n >= 1 && n <= S_NLANG);
+    memset(st, 0, n * sizeof(st[0]));
+    for (k = 0; k < n; k++) {
+        st[k].self = self;
+        st[k].lang = langs[k];
+        st[k].text = (const uint8_t *)text;
+        st[k].len = text != NULL ? len : 0;
+        st[k].mixed_case = -1;
+        st[k].weight = 1.0;
+    }
+    sc.st = st;
+    sc.n = n;
+    s_scan(&sc);
+    for (k = 0; k < n; k++) {
+        s_result(self, &st[k], &out[k]);
+    }
 }
 
 /* "es", "es-PE", "spa" -> S_ES ...; -1 when unknown. */
@@ -1623,22 +1831,22 @@ void
 cls_sentiment_analyze(const cls_sentiment_t *self, const char *lang, const char *text,
                       size_t len, struct cls_sentiment_result *out)
 {
+    static const int s_all_langs[S_NLANG] = { S_ES, S_EN, S_PT };
+    struct cls_sentiment_result r[S_NLANG];
     int l = s_lang_of_code(lang);
     int k;
 
     ESC_ASSERT(self != NULL && out != NULL);
     if (l >= 0) {
-        s_run(self, l, text, len, out);
+        s_run(self, &l, 1, text, len, out);
         return;
     }
     /* Unknown language: the lexicon that knows most words wins; Spanish on a tie. */
-    s_run(self, S_ES, text, len, out);
+    s_run(self, s_all_langs, S_NLANG, text, len, r);
+    *out = r[S_ES];
     for (k = S_ES + 1; k < S_NLANG; k++) {
-        struct cls_sentiment_result r;
-
-        s_run(self, k, text, len, &r);
-        if (r.known > out->known || (r.known == out->known && r.hits > out->hits)) {
-            *out = r;
+        if (r[k].known > out->known || (r[k].known == out->known && r[k].hits > out->hits)) {
+            *out = r[k];
         }
     }
 }

@@ -309,6 +309,47 @@ test_sentiment_unknown_language(void **state)
     assert_int_equal(r.label, CLS_SENTIMENT_POSITIVE);
 }
 
+/* An unknown language scores every lexicon in one pass: the result is, field for field, that of
+ * the language knowing most words (then most valences, then Spanish) scored alone. */
+static void
+test_sentiment_unknown_language_is_best_single(void **state)
+{
+    static const char *const texts[] = {
+        "the service was terrible and nobody helped!!",
+        "o atendimento foi péssimo e ninguém ajudou, mas o café é ótimo",
+        "No es malo, pero MUY caro... #MalaGestión #GreatJob :) 😡",
+        "excelente trabajo, muchas gracias ¿¿verdad??\nnot good at all",
+        "buenooooo :( no me gustó nada, very nice though",
+        "",
+        "12 34 !!!",
+    };
+    static const char *const langs[] = { "es", "en", "pt" };
+    size_t i;
+    size_t k;
+
+    (void)state;
+    for (i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
+        struct cls_sentiment_result all;
+        struct cls_sentiment_result best;
+
+        cls_sentiment_analyze(g_s, "und", texts[i], strlen(texts[i]), &all);
+        cls_sentiment_analyze(g_s, langs[0], texts[i], strlen(texts[i]), &best);
+        for (k = 1; k < 3; k++) {
+            struct cls_sentiment_result r;
+
+            cls_sentiment_analyze(g_s, langs[k], texts[i], strlen(texts[i]), &r);
+            if (r.known > best.known || (r.known == best.known && r.hits > best.hits)) {
+                best = r;
+            }
+        }
+        assert_string_equal(all.lang, best.lang);
+        assert_true(all.score == best.score);
+        assert_int_equal(all.label, best.label);
+        assert_int_equal(all.hits, best.hits);
+        assert_int_equal(all.known, best.known);
+    }
+}
+
 static void
 s_write(const char *path, const char *text)
 {
@@ -435,6 +476,7 @@ main(void)
         cmocka_unit_test(test_sentiment_invalid_utf8_safe),
         cmocka_unit_test(test_sentiment_long_text_safe),
         cmocka_unit_test(test_sentiment_unknown_language),
+        cmocka_unit_test(test_sentiment_unknown_language_is_best_single),
         cmocka_unit_test(test_sentiment_bad_lexicon),
         cmocka_unit_test(test_sentiment_accuracy_es),
         cmocka_unit_test(test_sentiment_accuracy_en),
