@@ -2,10 +2,13 @@
 /* Acknowledgements to the collectors (acks.h, docs/delivery.md). Notes are kept per collector as
  * plain arrays of sequence numbers (8 bytes a post); at the flush hook each array is sorted and
  * merged into ranges (esc_ack_set_seqs), which are nearly contiguous because a collector numbers
- * its posts in order, so an ack for a whole flush is a few bytes. The flush writes every post
- * recorded before it or returns "retry" (counters.h), and nothing is recorded during the call,
- * so the hook may acknowledge all notes. Notes are bounded (S_NOTES_MAX): past it new notes are
- * dropped, which only means those posts are sent again by their collector and counted once.
+ * its posts in order, so an ack for a whole flush is a few bytes. A flush writes every post
+ * recorded before it froze its batch, or returns "retry" (counters.h); posts go on being
+ * consumed while it runs, so the notes are sealed when the batch is frozen (agg_acks_seal) and
+ * only the sealed prefix of each collector's notes is acknowledged when that flush succeeds
+ * (agg_acks_flushed seals and acknowledges at once). Notes are bounded (S_NOTES_MAX): past it
+ * new notes are dropped, which only means those posts are sent again by their collector and
+ * counted once.
  * Single-threaded: the aggregator's loop thread. */
 #include <inttypes.h>
 #include <string.h>
@@ -27,6 +30,7 @@ struct s_coll {
     char id[ESC_ACK_ID_MAX + 1];
     uint64_t *seqs; /* noted since the last ack */
     size_t n;
+    size_t sealed;  /* seqs[0, sealed) are covered by the running flush */
     size_t cap;
     int64_t last_ms; /* monotonic time of its last note */
 };
@@ -152,7 +156,7 @@ s_send(agg_acks_t *self, struct s_coll *c, int64_t now_wall)
     size_t i;
 
     esc_ack_init(&a);
-    esc_ack_set_seqs(&a, c->seqs, c->n);
+    esc_ack_set_seqs(&a, c->seqs, c->sealed);
     for (off = 0; off < a.n_ranges; off += ESC_ACK_RANGES_MAX) {
         size_t k = a.n_ranges - off < ESC_ACK_RANGES_MAX ? a.n_ranges - off : ESC_ACK_RANGES_MAX;
         uint64_t posts = 0;
@@ -178,16 +182,38 @@ s_send(agg_acks_t *self, struct s_coll *c, int64_t now_wall)
         esc_free(buf);
     }
     esc_ack_fini(&a); /* a.collector was never set */
-    self->held -= c->n;
-    c->n = 0;
-    if (c->cap > 65536) {
+    self->held -= c->sealed;
+    memmove(c->seqs, c->seqs + c->sealed, (c->n - c->sealed) * sizeof(*c->seqs));
+    c->n -= c->sealed;
+    c->sealed = 0;
+    if (c->n == 0 && c->cap > 65536) {
         ESC_FREE(c->seqs); /* after a backlog: give the memory back */
         c->cap = 0;
     }
 }
 
 void
+agg_acks_seal(agg_acks_t *self)
+{
+    size_t i;
+
+    if (self == NULL) {
+        return;
+    }
+    for (i = 0; i < self->n_cols; i++) {
+        self->cols[i].sealed = self->cols[i].n;
+    }
+}
+
+void
 agg_acks_flushed(agg_acks_t *self)
+{
+    agg_acks_seal(self);
+    agg_acks_sealed_flushed(self);
+}
+
+void
+agg_acks_sealed_flushed(agg_acks_t *self)
 {
     int64_t now_wall;
     int64_t now;
@@ -201,10 +227,10 @@ agg_acks_flushed(agg_acks_t *self)
     for (i = 0; i < self->n_cols;) {
         struct s_coll *c = &self->cols[i];
 
-        if (c->n > 0) {
+        if (c->sealed > 0) {
             s_send(self, c, now_wall);
         }
-        else if (now - c->last_ms > S_IDLE_FORGET_MS) {
+        else if (c->n == 0 && now - c->last_ms > S_IDLE_FORGET_MS) {
             esc_free(c->seqs);
             self->cols[i] = self->cols[self->n_cols - 1];
             self->n_cols--;

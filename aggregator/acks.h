@@ -34,6 +34,12 @@ void agg_acks_destroy(agg_acks_t **self_p, int linger_ms);
 void agg_acks_note(agg_acks_t *self, const char *ack_ref);
 /* The flush hook: everything noted so far is in Redis. Sends the acks and forgets the notes. */
 void agg_acks_flushed(agg_acks_t *self);
+/* With flushes that run while posts are consumed: a flush that writes every post consumed so
+ * far starts; the notes so far are sealed (the ones it confirms). */
+void agg_acks_seal(agg_acks_t *self);
+/* That flush finished: sends the acks of the sealed notes and forgets them; later notes wait
+ * for the next seal. */
+void agg_acks_sealed_flushed(agg_acks_t *self);
 
 void agg_acks_get_stats(const agg_acks_t *self, struct agg_acks_stats *out);
 

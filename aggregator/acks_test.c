@@ -5,7 +5,8 @@
  * one ack per collector names every post consumed, matched or not, duplicates and invalid posts
  * included, and when it arrives the posts are already counted in Redis; posts without an
  * ack_ref (a collector without a journal, the bench's probe) get no ack and a malformed ack_ref
- * is skipped; while Redis is down nothing is acknowledged, and once it is back everything is. */
+ * is skipped; while Redis is down nothing is acknowledged, and once it is back everything is;
+ * notes consumed while a flush runs wait for the next flush (in process). */
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -33,6 +34,8 @@
 #include "escucha/esc_mem.h"
 #include "escucha/esc_msg.h"
 #include "escucha/esc_util.h"
+
+#include "acks.h"
 
 #ifndef AGG_BIN
 #error "AGG_BIN must name the escucha-aggregator binary"
@@ -292,6 +295,45 @@ test_acks_after_flush_for_every_post(void **state)
     assert_int_equal(s_total(f), 5);
 }
 
+/* With flushes that run while posts are consumed: only the notes sealed when the flush froze
+ * its batch are acknowledged when it finishes; later ones wait for the next seal, and a failed
+ * flush (no sealed_flushed) keeps them sealed. In process, no aggregator binary. */
+static void
+test_acks_only_sealed_notes(void **state)
+{
+    struct fix *f = *state;
+    agg_acks_t *a = agg_acks_new(esc_bus_endpoint(f->acks), 1000);
+    struct agg_acks_stats st;
+    int got[64];
+    int other = 0;
+
+    assert_non_null(a);
+    memset(got, 0, sizeof(got));
+    agg_acks_note(a, "colA:1");
+    agg_acks_note(a, "colA:2");
+    agg_acks_seal(a);            /* a flush starts with 1 and 2 */
+    agg_acks_note(a, "colA:3");  /* consumed while it runs */
+    agg_acks_note(a, "colB:7");
+    agg_acks_sealed_flushed(a);  /* it is done */
+    assert_int_equal(s_recv_acks(f, 500, "colA", got, &other, NULL), 1);
+    assert_int_equal(got[1] + got[2], 2);
+    assert_int_equal(got[3], 0);
+    assert_int_equal(other, 0);
+
+    agg_acks_seal(a);            /* the next flush fails: nothing is sent, 3 stays sealed */
+    agg_acks_note(a, "colA:4");
+    agg_acks_seal(a);            /* and the one after covers 3 and 4 */
+    agg_acks_sealed_flushed(a);
+    assert_int_equal(s_recv_acks(f, 500, "colA", got, &other, NULL), 2);
+    assert_int_equal(got[3] + got[4], 2);
+    assert_int_equal(other, 1);  /* colB:7 */
+    agg_acks_get_stats(a, &st);
+    assert_int_equal(st.acked, 5);
+    agg_acks_flushed(a);         /* nothing left */
+    assert_int_equal(s_recv_acks(f, 200, "colA", got, &other, NULL), 0);
+    agg_acks_destroy(&a, 0);
+}
+
 static void
 test_acks_wait_for_redis(void **state)
 {
@@ -336,6 +378,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_acks_after_flush_for_every_post, s_setup,
                                         s_teardown),
         cmocka_unit_test_setup_teardown(test_acks_wait_for_redis, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_acks_only_sealed_notes, s_setup, s_teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -8,8 +8,10 @@
  * topics this process holds are evaluated on merged counts read back from Redis (leases.c,
  * s_spikes_feed_merged). Alerts go out on a PUSH socket connected to bus.notify (a blocking
  * send bounded by a send timeout; what cannot be queued is parked and retried) and into a
- * capped Redis list per team. Single-threaded: signals arrive through a signalfd polled with
- * the sockets. */
+ * capped Redis list per team. Everything runs on the loop thread (signals arrive through a
+ * signalfd polled with the sockets) except the flushes: the counters' flush thread writes a
+ * frozen batch over its own Redis connection while the loop goes on recording posts, and its
+ * pipe, polled here too, says when to collect the result (s_flush_collect). */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -63,6 +65,7 @@ struct agg {
     const struct agg_cfg *ac;              /* borrowed */
     const struct esc_cfg_topic **topics;   /* by flat topic index; the array is owned */
     esc_kv_t *kv;
+    esc_kv_t *kv_flush;                    /* the counters' flush thread's own connection */
     agg_counters_t *counters;
     agg_acks_t *acks;                      /* acks to collectors (docs/delivery.md), NULL off */
     agg_live_t *live;                      /* matched posts for escucha-api's live view */
@@ -76,6 +79,11 @@ struct agg {
     int64_t last_in_ms;                    /* monotonic time of the last message */
     int paused;                            /* input paused: pending posts at max_pending_posts */
     int redis_down;                        /* the last flush failed (logged once) */
+    int flush_due;                         /* a flush was due while one was still running */
+    enum agg_flush_start flush_what;       /* what the running flush writes */
+    double flush_t0;                       /* esc_metrics_clock() when it started */
+    size_t flush_posts;                    /* posts pending when it started */
+    int64_t wm_sealed;                     /* wm_seen when its batch was frozen */
 
     /* scale-out (aggregator.spike_leases): see s_spikes_feed_merged */
     agg_leases_t *leases;                  /* NULL unless spike_leases */
@@ -104,6 +112,7 @@ struct agg {
     struct agg_intake *intake;             /* owned, n_intake used of cap_intake */
     size_t n_intake;
     size_t cap_intake;
+    size_t n_intake_sealed;                /* the first ones, covered by the running flush */
     struct agg_counters_stats reported;    /* stats already added to the counters above */
     uint64_t reported_in;
     uint64_t reported_invalid;
@@ -113,7 +122,7 @@ struct agg {
     size_t parked_head;
     size_t n_parked;
 
-    uint64_t n_in;                         /* frames received */
+    uint64_t n_in;                         /* messages received (a batch counts its posts) */
     uint64_t n_invalid;                    /* frames that were not a valid classified post */
     uint64_t n_bad_topics;                 /* malformed or repeated topic keys skipped */
     uint64_t n_future;                     /* posts kept out of spikes: dated in the future */
@@ -362,7 +371,8 @@ s_intake_note(agg_t *self, int64_t ingested_at)
     if (ingested_at <= 0) {
         return; /* a producer that does not stamp it */
     }
-    if (self->n_intake > 0 && self->intake[self->n_intake - 1].ingested_at == ingested_at) {
+    if (self->n_intake > self->n_intake_sealed
+        && self->intake[self->n_intake - 1].ingested_at == ingested_at) {
         self->intake[self->n_intake - 1].n++;
         return;
     }
@@ -375,23 +385,29 @@ s_intake_note(agg_t *self, int64_t ingested_at)
     self->n_intake++;
 }
 
-/* After a successful flush: every remembered post is in Redis now. A flush that failed half
- * way keeps them all, so their latency then counts until the flush that completes them. */
+/* After a successful flush: the posts remembered when it froze its batch (n_intake_sealed) are
+ * in Redis now. A flush that failed half way keeps them, so their latency then counts until the
+ * flush that completes them. */
 static void
 s_intake_observe(agg_t *self)
 {
     int64_t now = esc_now_ms();
     size_t i;
 
-    for (i = 0; i < self->n_intake; i++) {
+    for (i = 0; i < self->n_intake_sealed; i++) {
         int64_t ms = now - self->intake[i].ingested_at;
 
         /* clocks of two hosts: a post "from the future" counts as 0 s */
         esc_metric_observe_n(self->m_intake_s, ms > 0 ? (double)ms / 1000.0 : 0.0,
                              self->intake[i].n);
     }
-    self->n_intake = 0;
-    if (self->cap_intake > 65536) {
+    if (self->n_intake > self->n_intake_sealed && self->n_intake_sealed > 0) {
+        memmove(self->intake, self->intake + self->n_intake_sealed,
+                (self->n_intake - self->n_intake_sealed) * sizeof(*self->intake));
+    }
+    self->n_intake -= self->n_intake_sealed;
+    self->n_intake_sealed = 0;
+    if (self->n_intake == 0 && self->cap_intake > 65536) {
         /* a backlog made it large: give the memory back */
         ESC_FREE(self->intake);
         self->cap_intake = 0;
@@ -643,7 +659,8 @@ static void
 s_metrics_register(agg_t *self)
 {
     self->m_in = esc_metrics_counter("escucha_aggregator_messages_total",
-                                     "frames received on bus.aggregate", NULL);
+                                     "messages received on bus.aggregate (a batch frame counts "
+                                     "its posts)", NULL);
     self->m_invalid = esc_metrics_counter("escucha_aggregator_invalid_total",
                                           "frames skipped: not a valid classified post", NULL);
     self->m_flushed = esc_metrics_counter("escucha_aggregator_flushed_posts_total",
@@ -717,38 +734,79 @@ s_metrics_update(agg_t *self)
     }
 }
 
+/* A flush finished (or there was nothing to write): on success every post consumed before its
+ * batch was frozen is in Redis, so those are acknowledged and fed to the spike merge. */
 static void
-s_flush(agg_t *self)
+s_flush_done(agg_t *self, esc_rc rc)
 {
-    size_t posts = agg_counters_pending_posts(self->counters);
-    int64_t wm = self->wm_seen;
-    int pending = agg_counters_pending(self->counters);
-    double t0 = esc_metrics_clock();
-    esc_rc rc = ESC_OK;
-
-    if (pending) {
-        /* draining: the top lists go now too, not at their usual interval */
-        rc = agg_counters_flush(self->counters, self->drain.draining);
-        esc_metric_observe(self->m_flush_s, esc_metrics_clock() - t0);
-    }
     if (rc == ESC_OK) {
-        agg_acks_flushed(self->acks); /* every post consumed so far is in Redis */
+        agg_acks_sealed_flushed(self->acks);
         s_intake_observe(self);
         if (self->redis_down) {
-            esc_log_info("redis writable again, pending counters flushed posts=%zu", posts);
+            esc_log_info("redis writable again, pending counters flushed posts=%zu",
+                         self->flush_posts);
             self->redis_down = 0;
         }
         self->wm_prev2 = self->wm_prev;
-        self->wm_prev = wm;
+        self->wm_prev = self->wm_sealed;
         s_spikes_feed_merged(self);
+        if (self->flush_what == AGG_FLUSH_OLDER) {
+            self->flush_due = 1; /* it finished a failed flush: the newer posts go at once */
+        }
         return;
     }
     if (!self->redis_down) {
         esc_log_warn("redis unavailable, counters kept in memory and retried every flush "
                      "pending_posts=%zu max_pending_posts=%lld",
-                     posts, (long long)self->ac->max_pending_posts);
+                     self->flush_posts, (long long)self->ac->max_pending_posts);
         self->redis_down = 1;
     }
+}
+
+/* Hands a flush to the counters' thread; input goes on meanwhile (agg_run collects it). A
+ * flush that covers every post consumed so far seals the acknowledgements, intake times and
+ * watermark it will confirm. */
+static void
+s_flush_start(agg_t *self)
+{
+    enum agg_flush_start what;
+
+    if (agg_counters_flushing(self->counters)) {
+        self->flush_due = 1;
+        return;
+    }
+    self->flush_due = 0;
+    self->flush_posts = agg_counters_pending_posts(self->counters);
+    /* draining: the top lists go now too, not at their usual interval */
+    what = agg_counters_flush_start(self->counters, self->drain.draining);
+    if (what == AGG_FLUSH_IDLE || what == AGG_FLUSH_ALL) {
+        agg_acks_seal(self->acks);
+        self->n_intake_sealed = self->n_intake;
+        self->wm_sealed = self->wm_seen;
+    }
+    self->flush_what = what;
+    if (what == AGG_FLUSH_IDLE) {
+        s_flush_done(self, ESC_OK);
+        return;
+    }
+    self->flush_t0 = esc_metrics_clock();
+}
+
+/* Takes the result of a finished flush, if any. */
+static void
+s_flush_collect(agg_t *self)
+{
+    esc_rc rc;
+
+    if (!agg_counters_flush_collect(self->counters, &rc)) {
+        return;
+    }
+    esc_metric_observe(self->m_flush_s, esc_metrics_clock() - self->flush_t0);
+    s_flush_done(self, rc);
+    if (self->flush_due) {
+        s_flush_start(self);
+    }
+    s_metrics_update(self);
 }
 
 /* Pauses input at the pending-key limit (ZeroMQ then pushes back on the classifiers) and
@@ -796,6 +854,7 @@ agg_new(const struct esc_cfg *cfg, const struct agg_cfg *ac, int sig_fd)
     }
     esc_cfg_kv_opts(cfg, &kv_opts, &password);
     self->kv = esc_kv_new(&kv_opts);
+    self->kv_flush = esc_kv_new(&kv_opts);
     if (password != NULL) {
         memset(password, 0, strlen(password));
         esc_free(password);
@@ -816,6 +875,10 @@ agg_new(const struct esc_cfg *cfg, const struct agg_cfg *ac, int sig_fd)
     co.top_step_ms = ac->flush_ms / 4 > 10 ? ac->flush_ms / 4 : 10;
     co.counters_only = !ac->top_lists;
     self->counters = agg_counters_new(self->kv, &co);
+    if (agg_counters_start_thread(self->counters, self->kv_flush) != ESC_OK) {
+        agg_destroy(&self);
+        return NULL;
+    }
     self->live = agg_live_new(cfg->redis.prefix);
     self->spikes = agg_spikes_new(ac->topic_spike, ac->n_topics, s_on_spike, self);
 
@@ -877,8 +940,9 @@ agg_run(agg_t *self)
     self->next_flush_ms = esc_mono_ms() + self->ac->flush_ms;
     self->last_in_ms = esc_mono_ms();
     for (;;) {
-        zmq_pollitem_t it[2] = {
+        zmq_pollitem_t it[3] = {
             { NULL, self->sig_fd, ZMQ_POLLIN, 0 },
+            { NULL, agg_counters_flush_fd(self->counters), ZMQ_POLLIN, 0 },
             { esc_bus_zsock(self->in), 0, ZMQ_POLLIN, 0 },
         };
         int read_input = input_open && !self->paused;
@@ -889,7 +953,7 @@ agg_run(agg_t *self)
         if (self->drain.draining || self->n_parked > 0) {
             wait = wait < 50 ? wait : 50;
         }
-        rc = zmq_poll(it, read_input ? 2 : 1, wait > 0 ? (long)wait : 0);
+        rc = zmq_poll(it, read_input ? 3 : 2, wait > 0 ? (long)wait : 0);
         if (rc < 0 && errno != EINTR) {
             esc_log_error("poll failed err=\"%s\"", zmq_strerror(errno));
             status = 1;
@@ -902,9 +966,10 @@ agg_run(agg_t *self)
                 self->drain.reload = 0;
             }
         }
-        if (rc > 0 && read_input && (it[1].revents & ZMQ_POLLIN)) {
+        if (rc > 0 && read_input && (it[2].revents & ZMQ_POLLIN)) {
             s_on_input(self, AGG_BATCH_MAX);
         }
+        s_flush_collect(self); /* a flush the counters' thread finished */
         now = esc_mono_ms();
         if (self->drain.draining && input_open
             && (now - self->last_in_ms >= self->ac->drain_quiet_ms
@@ -915,7 +980,7 @@ agg_run(agg_t *self)
             self->next_flush_ms = now; /* flush right away */
         }
         if (now >= self->next_flush_ms) {
-            s_flush(self);
+            s_flush_start(self); /* or right after the running one */
             agg_live_flush(self->live, self->kv);
             s_metrics_update(self);
             self->next_flush_ms = now + self->ac->flush_ms;
@@ -977,7 +1042,8 @@ agg_destroy(agg_t **self_p)
     esc_metrics_shutdown(); /* the metrics above are gone with it */
     agg_spikes_destroy(&self->spikes);
     agg_live_destroy(&self->live);
-    agg_counters_destroy(&self->counters);
+    agg_counters_destroy(&self->counters); /* stops the flush thread before its connection */
+    esc_kv_destroy(&self->kv_flush);
     esc_kv_destroy(&self->kv);
     esc_free(self->intake);
     esc_free(self->topics);

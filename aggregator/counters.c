@@ -11,11 +11,18 @@
  * per topic every top_flush_ms under an idempotency mark, like the alert lists and the processed
  * count. Calls are pipelined and their replies read back (esc_kv_exec_replies); processed goes
  * last. Each call touches one Redis Cluster slot. Batches, top-list tables and their buffers are
- * recycled. Single-threaded. */
+ * recycled. Posts are recorded on the caller's thread; with agg_counters_start_thread the
+ * flushes run on a flush thread of their own (the frozen batch, the top lists, the script
+ * state and the Redis connection are its own until the caller collects the flush), else on the
+ * caller's thread too. */
+#include <errno.h>
+#include <fcntl.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <sodium.h>
 
@@ -70,7 +77,9 @@ static const char s_script[] =
     "local B = 1000\n"
     "local EXACT = 9007199254740992\n"
     /* Adds deltas[k] to field names[k] of hash key: one HMGET and one HSET per chunk of B
-     * fields instead of a HINCRBY per field (top-list scores: ZMSCORE and ZADD alike). A sum that a double cannot hold exactly
+     * fields instead of a HINCRBY per field (top-list scores: ZMSCORE and ZADD alike); a field
+     * that is not there yet takes the delta as sent (a decimal integer made by the aggregator),
+     * without a round through a Lua number. A sum that a double cannot hold exactly
      * (|v| >= 2^53) falls back to HINCRBY for that field, so counts stay exact. */
     "local function add_hash(key, names, deltas)\n"
     "  local n, c, new = #names, 0, true\n"
@@ -80,13 +89,18 @@ static const char s_script[] =
     "    local out = {}\n"
     "    for f = 1, m do\n"
     "      local d = deltas[c + f]\n"
-    "      if cur[f] then new = false end\n"
-    "      local v = (tonumber(cur[f]) or 0) + tonumber(d)\n"
-    "      if v >= EXACT or v <= -EXACT then\n"
-    "        redis.call('HINCRBY', key, names[c + f], d)\n"
-    "      else\n"
+    "      if not cur[f] then\n"
     "        out[#out + 1] = names[c + f]\n"
-    "        out[#out + 1] = string.format('%d', v)\n"
+    "        out[#out + 1] = d\n"
+    "      else\n"
+    "        new = false\n"
+    "        local v = (tonumber(cur[f]) or 0) + tonumber(d)\n"
+    "        if v >= EXACT or v <= -EXACT then\n"
+    "          redis.call('HINCRBY', key, names[c + f], d)\n"
+    "        else\n"
+    "          out[#out + 1] = names[c + f]\n"
+    "          out[#out + 1] = string.format('%d', v)\n"
+    "        end\n"
     "      end\n"
     "    end\n"
     "    if #out > 0 then redis.call('HSET', key, unpack(out)) end\n"
@@ -94,15 +108,42 @@ static const char s_script[] =
     "  end\n"
     "  return new\n"
     "end\n"
-    /* Adds the n field/delta pairs at ARGV[i..] to hash key; true when the key had none of
-     * them (a new bucket: its TTL is set then, once). */
-    "local function add_fields(key, i, n)\n"
-    "  local names, deltas = {}, {}\n"
-    "  for f = 1, n do\n"
-    "    names[f] = ARGV[i + 2 * f - 2]\n"
-    "    deltas[f] = ARGV[i + 2 * f - 1]\n"
+    /* A bucket's row: adds the deltas at ARGV[di..] to the n fields named at ARGV[ni..] of hash
+     * key, straight from ARGV (no tables of names and deltas; a field not there yet takes the
+     * delta as sent); a "0" delta is left alone, except that a new bucket gets the six classic
+     * fields (named first) even at zero. True when the key had none of the fields (a new
+     * bucket: its TTL is set then, once). One table of HSET arguments serves every row. */
+    "local out = {}\n"
+    "local function add_row(key, ni, di, n)\n"
+    "  local c, new = 0, true\n"
+    "  while c < n do\n"
+    "    local m = math.min(n - c, B)\n"
+    "    local cur = redis.call('HMGET', key, unpack(ARGV, ni + c, ni + c + m - 1))\n"
+    "    local o = 0\n"
+    "    for f = 1, m do\n"
+    "      local x, d = cur[f], ARGV[di + c + f - 1]\n"
+    "      if not x then\n"
+    "        if d ~= '0' or c + f <= 6 then\n"
+    "          out[o + 1], out[o + 2] = ARGV[ni + c + f - 1], d\n"
+    "          o = o + 2\n"
+    "        end\n"
+    "      else\n"
+    "        new = false\n"
+    "        if d ~= '0' then\n"
+    "          local v = (tonumber(x) or 0) + tonumber(d)\n"
+    "          if v >= EXACT or v <= -EXACT then\n"
+    "            redis.call('HINCRBY', key, ARGV[ni + c + f - 1], d)\n"
+    "          else\n"
+    "            out[o + 1], out[o + 2] = ARGV[ni + c + f - 1], string.format('%d', v)\n"
+    "            o = o + 2\n"
+    "          end\n"
+    "        end\n"
+    "      end\n"
+    "    end\n"
+    "    if o > 0 then redis.call('HSET', key, unpack(out, 1, o)) end\n"
+    "    c = c + m\n"
     "  end\n"
-    "  return add_hash(key, names, deltas)\n"
+    "  return new\n"
     "end\n"
     "if kind == 'T' then\n"
     "  local ttl_seen, mfield, seq, part = ARGV[2], ARGV[3], ARGV[4], ARGV[5]\n"
@@ -145,14 +186,15 @@ static const char s_script[] =
     "    end\n"
     "    redis.call('EXPIRE', key, ttl_seen)\n"
     "  end\n"
+    "  local nf = tonumber(ARGV[i])\n"
+    "  local ni = i + 1\n"
+    "  i = ni + nf\n"
     "  local nc = tonumber(ARGV[i])\n"
     "  i = i + 1\n"
     "  for c = 1, nc do\n"
-    "    local key, ttl, nf = ARGV[i], tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2])\n"
-    "    i = i + 3\n"
-    "    local new = add_fields(key, i, nf)\n"
-    "    i = i + 2 * nf\n"
-    "    if ttl > 0 and new then redis.call('EXPIRE', key, ttl) end\n"
+    "    local key, ttl = ARGV[i], tonumber(ARGV[i + 1])\n"
+    "    if add_row(key, ni, i + 2, nf) and ttl > 0 then redis.call('EXPIRE', key, ttl) end\n"
+    "    i = i + 2 + nf\n"
     "  end\n"
     "  if mine then m = m .. ',' .. part else m = seq .. ':' .. part end\n"
     "  redis.call('HSET', KEYS[2], mfield, m)\n"
@@ -185,7 +227,11 @@ static const char s_script[] =
     "      local inames, ideltas = {}, {}\n"
     "      for k = 1, m do\n"
     "        local at = i + stride * (c + k - 1)\n"
-    "        zargs[2 * k - 1] = (tonumber(cur[k]) or 0) + tonumber(ARGV[at + 1])\n"
+    "        if cur[k] then\n"
+    "          zargs[2 * k - 1] = tonumber(cur[k]) + tonumber(ARGV[at + 1])\n"
+    "        else\n"
+    "          zargs[2 * k - 1] = ARGV[at + 1]\n"
+    "        end\n"
     "        zargs[2 * k] = names[k]\n"
     "        if stride == 5 then\n"
     "          local f = #inames\n"
@@ -203,9 +249,18 @@ static const char s_script[] =
     "    if card > 2 * keep then\n"
     "      local drop = card - keep\n"
     "      if info ~= '' then\n"
+    /* the dropped authors' fields go in one HDEL per B fields, not one per author */
     "        local gone = redis.call('ZRANGE', key, 0, drop - 1)\n"
-    "        for _, g in ipairs(gone) do\n"
-    "          redis.call('HDEL', info, 'posts:' .. g, 'reach:' .. g, 'engagement:' .. g)\n"
+    "        local hf = {}\n"
+    "        for k, g in ipairs(gone) do\n"
+    "          hf[3 * k - 2], hf[3 * k - 1], hf[3 * k] = 'posts:' .. g, 'reach:' .. g, "
+    "'engagement:' .. g\n"
+    "        end\n"
+    "        local c = 0\n"
+    "        while c < #hf do\n"
+    "          local m = math.min(#hf - c, B)\n"
+    "          redis.call('HDEL', info, unpack(hf, c + 1, c + m))\n"
+    "          c = c + m\n"
     "        end\n"
     "      end\n"
     "      redis.call('ZREMRANGEBYRANK', key, 0, drop - 1)\n"
@@ -293,17 +348,27 @@ s_mix(uint64_t x)
     return x;
 }
 
+/* Hash of len bytes, eight at a time (a byte-wise FNV costs a multiply per byte, and every
+ * term of every post is hashed), finished by s_mix so that the low bits are spread. */
 static uint64_t
 s_hash_bytes(const char *s, size_t len)
 {
-    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
-    size_t i;
+    uint64_t h = 0x9e3779b97f4a7c15ULL ^ len;
+    uint64_t w;
 
-    for (i = 0; i < len; i++) {
-        h ^= (unsigned char)s[i];
-        h *= 1099511628211ULL;
+    while (len >= 8) {
+        memcpy(&w, s, 8);
+        h = (h ^ w) * 0xff51afd7ed558ccdULL;
+        h ^= h >> 32;
+        s += 8;
+        len -= 8;
     }
-    return h;
+    if (len > 0) {
+        w = 0;
+        memcpy(&w, s, len);
+        h = (h ^ w) * 0xc4ceb9fe1a85ec53ULL;
+    }
+    return s_mix(h);
 }
 
 /* Map from a non-zero 64-bit key to a 32-bit value; open addressing, linear probing, key and
@@ -491,8 +556,12 @@ s_recent_check_put(struct s_recent *r, const uint8_t *id)
 {
     struct s_idset *cur = &r->gen[r->cur];
     struct s_idset *old = &r->gen[1 - r->cur];
+    uint64_t h;
     size_t i;
 
+    /* both generations are large: start both first probes' cache misses at once */
+    memcpy(&h, id, sizeof(h));
+    __builtin_prefetch(cur->keys[h & (cur->cap - 1)]);
     if (!s_id_zero(old->keys[s_idset_slot(old, id)])) {
         return 1;
     }
@@ -529,11 +598,19 @@ struct s_chunk {
     char data[];
 };
 
+/* A slot of the string table's index: the string itself is there too, so that a look-up (the
+ * hot path: every term of every post) touches the slot and the text, not also strs[sid]. */
+struct s_islot {
+    const char *s;      /* the interned text (in the arena) */
+    uint32_t hash;
+    uint32_t sid1;      /* sid + 1; 0 = empty */
+};
+
 struct s_strtab {
     struct s_str *strs;
     size_t n;
     size_t cap;
-    uint64_t *slots;    /* hash << 32 | (sid + 1); 0 = empty */
+    struct s_islot *slots;
     size_t cap_slots;   /* power of two */
     struct s_chunk *chunks; /* the one in use first */
     struct s_chunk *spare;  /* emptied chunks, reused before allocating */
@@ -609,22 +686,49 @@ s_arena_alloc(struct s_strtab *t, size_t n)
     return c->data + c->len - n;
 }
 
-static uint32_t
-s_intern(struct s_strtab *t, const char *s, size_t len)
+/* True when the NUL-terminated text equals the len bytes at s (which hold no NUL: interned
+ * strings come from C strings). Never reads text past its NUL. */
+static int
+s_text_eq(const char *text, const char *s, size_t len)
 {
-    uint32_t h = (uint32_t)s_hash_bytes(s, len);
+    size_t i;
+
+    for (i = 0; i < len; i++) {
+        if (text[i] != s[i] || text[i] == '\0') {
+            return 0;
+        }
+    }
+    return text[len] == '\0';
+}
+
+static uint32_t
+s_str_hash(const char *s, size_t len)
+{
+    return (uint32_t)s_hash_bytes(s, len);
+}
+
+/* Asks the CPU for the index slot where a string of hash h is looked up first. The tables are
+ * large (every distinct term and author of a flush interval), so each look-up is a cache miss;
+ * issued for the terms of a post before they are interned, the misses overlap. */
+static void
+s_intern_prefetch(const struct s_strtab *t, uint32_t h)
+{
+    __builtin_prefetch(&t->slots[h & (t->cap_slots - 1)]);
+}
+
+/* s_intern with s_str_hash(s, len) already computed. */
+static uint32_t
+s_intern_h(struct s_strtab *t, const char *s, size_t len, uint32_t h)
+{
     size_t i = h & (t->cap_slots - 1);
     struct s_str *e;
     char *copy;
 
-    while (t->slots[i] != 0) {
-        if ((uint32_t)(t->slots[i] >> 32) == h) {
-            uint32_t sid = (uint32_t)t->slots[i] - 1;
+    while (t->slots[i].sid1 != 0) {
+        const struct s_islot *sl = &t->slots[i];
 
-            e = &t->strs[sid];
-            if (e->len == len && memcmp(e->s, s, len) == 0) {
-                return sid;
-            }
+        if (sl->hash == h && s_text_eq(sl->s, s, len)) {
+            return sl->sid1 - 1;
         }
         i = (i + 1) & (t->cap_slots - 1);
     }
@@ -637,13 +741,15 @@ s_intern(struct s_strtab *t, const char *s, size_t len)
         for (k = 0; k < t->n; k++) {
             size_t j = t->strs[k].hash & (t->cap_slots - 1);
 
-            while (t->slots[j] != 0) {
+            while (t->slots[j].sid1 != 0) {
                 j = (j + 1) & (t->cap_slots - 1);
             }
-            t->slots[j] = ((uint64_t)t->strs[k].hash << 32) | (k + 1);
+            t->slots[j].s = t->strs[k].s;
+            t->slots[j].hash = t->strs[k].hash;
+            t->slots[j].sid1 = (uint32_t)(k + 1);
         }
         i = h & (t->cap_slots - 1);
-        while (t->slots[i] != 0) {
+        while (t->slots[i].sid1 != 0) {
             i = (i + 1) & (t->cap_slots - 1);
         }
     }
@@ -657,8 +763,17 @@ s_intern(struct s_strtab *t, const char *s, size_t len)
     e->len = (uint32_t)len;
     e->hash = h;
     e->tl = -1;
-    t->slots[i] = ((uint64_t)h << 32) | (t->n + 1);
+    t->slots[i].s = copy;
+    t->slots[i].hash = h;
+    t->slots[i].sid1 = (uint32_t)(t->n + 1);
     return (uint32_t)t->n++;
+}
+
+/* The sid of the len bytes at s, interned when new. */
+static uint32_t
+s_intern(struct s_strtab *t, const char *s, size_t len)
+{
+    return s_intern_h(t, s, len, s_str_hash(s, len));
 }
 
 /* ---- data ------------------------------------------------------------------------------- */
@@ -855,6 +970,11 @@ struct s_ws {
     size_t cap_tmp;
     uint32_t *hour_of;     /* hour index of each sent id */
     size_t cap_hour_of;
+    struct s_map cols_m;   /* language/platform -> field column of a part's call */
+    uint32_t *dcol;        /* field column of each dyn entry */
+    size_t cap_dcol;
+    int64_t *row;          /* one cell's deltas, by column */
+    size_t cap_row;
     struct s_args args;
 };
 
@@ -885,6 +1005,24 @@ struct agg_counters {
     int counters_only;            /* no top lists: no terms, authors, candidates */
     struct s_ws ws;
     struct agg_counters_stats stats;
+    struct agg_counters_stats *fst; /* where flush-side code counts: stats, or tstats while
+                                       the flush thread runs (added to stats when collected) */
+
+    /* flush thread (agg_counters_start_thread): the fields above that flushes use (kv, ws,
+     * sha, seq, frozen, tops*, tstats) belong to the thread from agg_counters_flush_start to
+     * agg_counters_flush_collect */
+    int threaded;                 /* the thread runs */
+    int busy;                     /* loop thread: a flush was started and not collected */
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int job;                      /* mu: a flush was handed over and has not finished */
+    int job_final;                /* mu */
+    int job_done;                 /* mu: finished, not collected */
+    esc_rc job_rc;                /* mu */
+    int stop;                     /* mu: the thread ends */
+    int wake[2];                  /* pipe: the thread writes a byte when a flush is done */
+    struct agg_counters_stats tstats;
 };
 
 /* ---- time buckets, heaps ---------------------------------------------------------------- */
@@ -1269,6 +1407,16 @@ agg_counters_influence(int64_t followers, int64_t engagement)
            * (1.0 + log10(1.0 + (double)s_nonneg(engagement)));
 }
 
+#define S_PEND_MAX 32     /* terms held back (and prefetched) before they are interned */
+
+/* A term waiting to be interned, with its hashes (as a term, and as a tag without the '#'). */
+struct s_pterm {
+    char s[AGG_TERM_MAX + 1];
+    uint32_t len;
+    uint32_t h;
+    uint32_t h_tag;
+};
+
 /* Collects distinct sids (at most max) from term callbacks. */
 struct s_collect {
     struct s_strtab *st;
@@ -1278,6 +1426,9 @@ struct s_collect {
     int tags_only;        /* keep only "#tag" terms, without the '#' */
     uint32_t *tags;       /* when not NULL, "#tag" terms also go here (without '#') */
     size_t n_tags;
+    int defer;            /* terms go to pend first (s_on_term_defer); s_pend_run interns them */
+    struct s_pterm pend[S_PEND_MAX];
+    size_t n_pend;
 };
 
 static void
@@ -1295,13 +1446,14 @@ s_add_distinct(uint32_t *out, size_t *n, size_t max, uint32_t sid)
     }
 }
 
+/* One term of the post, in order: "#tag" terms also count as hashtags (tags), every term
+ * as a term while fewer than max distinct ones were kept. h and h_tag: s_str_hash of the term
+ * and of the term without its '#' (only read when term is "#tag"). */
 static void
-s_on_term(void *arg, const char *term, size_t len)
+s_term_add(struct s_collect *c, const char *term, size_t len, uint32_t h, uint32_t h_tag)
 {
-    struct s_collect *c = arg;
-
     if (term[0] == '#' && (c->tags_only || c->tags != NULL)) {
-        uint32_t sid = s_intern(c->st, term + 1, len - 1);
+        uint32_t sid = s_intern_h(c->st, term + 1, len - 1, h_tag);
 
         if (c->tags_only) {
             s_add_distinct(c->out, &c->n, c->max, sid);
@@ -1313,7 +1465,67 @@ s_on_term(void *arg, const char *term, size_t len)
         return;
     }
     if (c->n < c->max) {
-        s_add_distinct(c->out, &c->n, c->max, s_intern(c->st, term, len));
+        s_add_distinct(c->out, &c->n, c->max, s_intern_h(c->st, term, len, h));
+    }
+}
+
+static void
+s_on_term(void *arg, const char *term, size_t len)
+{
+    struct s_collect *c = arg;
+
+    s_term_add(c, term, len, s_str_hash(term, len),
+               term[0] == '#' ? s_str_hash(term + 1, len - 1) : 0);
+}
+
+/* Interns the pending terms in the order they came. A few terms ahead, the text of the slot
+ * each will probe first is fetched too (its slot was prefetched when it was collected). */
+static void
+s_pend_run(struct s_collect *c)
+{
+    size_t i;
+
+    for (i = 0; i < c->n_pend; i++) {
+        const struct s_pterm *pt = &c->pend[i];
+
+        if (i + 4 < c->n_pend) {
+            const struct s_pterm *ahead = &c->pend[i + 4];
+            const struct s_islot *sl = &c->st->slots[ahead->h & (c->st->cap_slots - 1)];
+
+            if (sl->sid1 != 0) {
+                __builtin_prefetch(sl->s);
+            }
+        }
+        s_term_add(c, pt->s, pt->len, pt->h, pt->h_tag);
+    }
+    c->n_pend = 0;
+}
+
+/* agg_term_fn of the text: keeps the term (the callback's buffer is borrowed) with its hashes
+ * and prefetches its slots; interned by s_pend_run, in the same order. */
+static void
+s_on_term_defer(void *arg, const char *term, size_t len)
+{
+    struct s_collect *c = arg;
+    struct s_pterm *pt;
+
+    if (len > AGG_TERM_MAX) {
+        s_pend_run(c); /* not expected (terms.h): taken at once, after those before it */
+        s_on_term(arg, term, len);
+        return;
+    }
+    if (c->n_pend == S_PEND_MAX) {
+        s_pend_run(c);
+    }
+    pt = &c->pend[c->n_pend++];
+    memcpy(pt->s, term, len);
+    pt->s[len] = '\0';
+    pt->len = (uint32_t)len;
+    pt->h = s_str_hash(term, len);
+    pt->h_tag = term[0] == '#' ? s_str_hash(term + 1, len - 1) : 0;
+    s_intern_prefetch(c->st, pt->h);
+    if (term[0] == '#') {
+        s_intern_prefetch(c->st, pt->h_tag);
     }
 }
 
@@ -1502,7 +1714,10 @@ agg_counters_add(agg_counters_t *self, const struct esc_post *p, const char *con
     col.tags = p->n_hashtags == 0 ? tags : NULL;
     col.n_tags = n_tags;
     if (p->text != NULL) {
-        agg_terms_extract(p->text, strlen(p->text), lang, s_on_term, &col);
+        col.defer = 1;
+        col.n_pend = 0;
+        agg_terms_extract(p->text, strlen(p->text), lang, s_on_term_defer, &col);
+        s_pend_run(&col);
     }
     if (p->n_hashtags == 0) {
         n_tags = col.n_tags;
@@ -1605,6 +1820,34 @@ s_arg_i64(struct s_args *a, int64_t v)
     s_arg(a, e, (size_t)(buf + sizeof(buf) - e));
 }
 
+/* Appends len bytes of s to the last argument. */
+static void
+s_arg_more(struct s_args *a, const char *s, size_t len)
+{
+    a->buf = s_grow(a->buf, &a->cap, a->len + len + 1, 1);
+    memcpy(a->buf + a->len, s, len);
+    a->len += len;
+    a->lens[a->n - 1] += len;
+}
+
+/* Appends the decimal v to the last argument (keys that end in a number, without snprintf). */
+static void
+s_arg_more_i64(struct s_args *a, int64_t v)
+{
+    char buf[24];
+    char *e = buf + sizeof(buf);
+    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+
+    do {
+        *--e = (char)('0' + u % 10);
+        u /= 10;
+    } while (u > 0);
+    if (v < 0) {
+        *--e = '-';
+    }
+    s_arg_more(a, e, (size_t)(buf + sizeof(buf) - e));
+}
+
 /* A milli-unit value as a decimal ("12.345", "-0.050"). */
 static void
 s_arg_milli(struct s_args *a, int64_t v)
@@ -1652,7 +1895,7 @@ s_args_append(agg_counters_t *self)
         a->argv[i] = a->buf + a->off[i];
     }
     esc_kv_appendv(self->kv, (int)a->n, a->argv, a->lens);
-    self->stats.calls++;
+    self->fst->calls++;
 }
 
 static int
@@ -1822,8 +2065,13 @@ s_build_part(agg_counters_t *self, struct s_batch *b, struct s_part *pt)
     size_t k;
     size_t c;
     size_t d;
-    char key[S_KEY_MAX];
+    char head[S_KEY_MAX];
+    size_t hl;
+    size_t tpos;
     char owner[64];
+    int fixcol[S_NFIX];
+    size_t nf_at;
+    size_t nf = 0;
 
     s_ws_clear(ws);
     pt->n_sent = 0;
@@ -1845,7 +2093,7 @@ s_build_part(agg_counters_t *self, struct s_batch *b, struct s_part *pt)
         if (found && s_id_eq(b->recs[*v].id, r->id)) {
             /* the same post twice in one batch: the recent-id set had forgotten it */
             s_exclude(pt, rec);
-            self->stats.dup_memory++;
+            self->fst->dup_memory++;
             continue;
         }
         hour = s_bucket(r->created_at, AGG_RES_HOUR);
@@ -1882,66 +2130,108 @@ s_build_part(agg_counters_t *self, struct s_batch *b, struct s_part *pt)
     }
     memcpy(pt->sent, order, pt->n_sent * sizeof(*pt->sent));
 
+    /* the keys of the part: each is "<prefix>:<kind>:{<topic>}" (+ ":<tag>:<start>"), made
+     * from one head so that a call costs no snprintf per key */
+    hl = (size_t)snprintf(head, sizeof(head), "%s:t:{%s}", self->prefix, topic);
+    hl = hl < sizeof(head) ? hl : sizeof(head) - 1;
+    tpos = strlen(self->prefix) + 1; /* the kind letter */
+    ESC_ASSERT(tpos + 2 <= hl);
     s_arg_str(a, "EVALSHA");
     s_arg_str(a, self->sha);
     s_arg_str(a, "2");
-    s_arg_str(a, agg_counters_key(self->prefix, topic, AGG_RES_TOTAL, 0, key, sizeof(key)));
-    snprintf(key, sizeof(key), "%s:b:{%s}", self->prefix, topic);
-    s_arg_str(a, key);
+    s_arg(a, head, hl);
+    head[tpos] = 'b';
+    s_arg(a, head, hl);
+    head[tpos] = 'c';
     s_arg_str(a, "T");
     s_arg_i64(a, self->dedupe_window_s);
-    snprintf(owner, sizeof(owner), "%s:p", self->instance);
-    s_arg_str(a, owner);
+    s_arg_cat(a, self->instance, strlen(self->instance), ":p", 2);
     s_arg_i64(a, (int64_t)b->seq);
     s_arg_i64(a, (int64_t)(pt - b->parts));
     s_arg_i64(a, (int64_t)ws->n_hours);
     for (c = 0, k = 0; k < ws->n_hours; k++) {
         size_t e = c + ws->hour_n[k];
 
-        snprintf(key, sizeof(key), "%s:seen:{%s}:%lld", self->prefix, topic,
-                 (long long)ws->hours[k]);
-        s_arg_str(a, key);
+        s_arg_cat(a, head, tpos - 1, ":seen:", 6);      /* "<prefix>:seen:" */
+        s_arg_more(a, head + tpos + 2, hl - tpos - 2); /* "{<topic>}" */
+        s_arg_more(a, ":", 1);
+        s_arg_more_i64(a, ws->hours[k]);
         s_arg_i64(a, (int64_t)ws->hour_n[k]);
         for (; c < e; c++) {
             s_arg(a, (const char *)b->recs[pt->sent[c]].id, S_ID_LEN);
         }
     }
 
-    /* each cell: the six classic fields always, the others when not zero */
+    /* the fields, named once for all cells: the six classic ones, the other fixed ones that
+     * are not zero in some cell, then each language and platform; each cell follows with its
+     * delta for every field ("0" where it has none) */
+    nf_at = a->n;
+    s_arg(a, "000000", 6); /* field count, rewritten below */
+    for (k = 0; k < S_NFIX; k++) {
+        int used = k <= F_ENGAGEMENT;
+
+        for (c = 0; c < ws->n_cells && !used; c++) {
+            used = ws->cells[c].v[k] != 0;
+        }
+        fixcol[k] = used ? (int)nf : -1;
+        if (used) {
+            s_arg_str(a, s_fix_names[k]);
+            nf++;
+        }
+    }
+    s_map_clear(&ws->cols_m);
+    ws->dcol = s_grow(ws->dcol, &ws->cap_dcol, ws->n_dyn, sizeof(*ws->dcol));
+    for (d = 0; d < ws->n_dyn; d++) {
+        const struct s_dynagg *dy = &ws->dyn[d];
+        int found;
+        uint32_t *col = s_map_put(&ws->cols_m, (1ULL << 63) | ((uint64_t)dy->kind << 32) | dy->sid,
+                                  (uint32_t)nf, &found);
+
+        if (!found) {
+            const struct s_str *sv = &b->st.strs[dy->sid];
+
+            s_arg_cat(a, s_dyn_prefix[dy->kind], strlen(s_dyn_prefix[dy->kind]), sv->s, sv->len);
+            nf++;
+        }
+        ws->dcol[d] = *col;
+    }
+    /* the count fits the 6 bytes reserved for it (a part has < 10^6 fields) */
+    snprintf(owner, sizeof(owner), "%zu", nf);
+    a->lens[nf_at] = strlen(owner);
+    memcpy(a->buf + a->off[nf_at], owner, a->lens[nf_at]);
+
+    ws->row = s_grow(ws->row, &ws->cap_row, nf, sizeof(*ws->row));
     s_arg_i64(a, (int64_t)ws->n_cells);
     for (c = 0; c < ws->n_cells; c++) {
         const struct s_cellagg *cell = &ws->cells[c];
-        size_t nf_at;
-        size_t nf = 0;
 
-        s_arg_str(a, agg_counters_key(self->prefix, topic, (enum agg_res)cell->res,
-                                      cell->start * 1000, key, sizeof(key)));
-        s_arg_i64(a, cell->res == AGG_RES_TOTAL ? 0 : self->retention_s[cell->res]);
-        nf_at = a->n;
-        s_arg(a, "000000", 6); /* field count, rewritten below */
+        memset(ws->row, 0, nf * sizeof(*ws->row));
         for (k = 0; k < S_NFIX; k++) {
-            if (k <= F_ENGAGEMENT || cell->v[k] != 0) {
-                s_arg_str(a, s_fix_names[k]);
-                s_arg_i64(a, cell->v[k]);
-                nf++;
+            if (fixcol[k] >= 0) {
+                ws->row[fixcol[k]] = cell->v[k];
             }
         }
         for (d = 0; d < ws->n_dyn; d++) {
-            const struct s_dynagg *dy = &ws->dyn[d];
-
-            if (dy->cell == c) {
-                const struct s_str *sv = &b->st.strs[dy->sid];
-
-                s_arg_cat(a, s_dyn_prefix[dy->kind], strlen(s_dyn_prefix[dy->kind]), sv->s,
-                          sv->len);
-                s_arg_i64(a, dy->n);
-                nf++;
+            if (ws->dyn[d].cell == c) {
+                ws->row[ws->dcol[d]] = ws->dyn[d].n;
             }
         }
-        /* the count fits the 6 bytes reserved for it (a cell has < 10^6 fields) */
-        snprintf(owner, sizeof(owner), "%zu", nf);
-        a->lens[nf_at] = strlen(owner);
-        memcpy(a->buf + a->off[nf_at], owner, a->lens[nf_at]);
+        if (cell->res == AGG_RES_TOTAL) {
+            head[tpos] = 't'; /* KEYS[1], the same key */
+            s_arg(a, head, hl);
+            head[tpos] = 'c';
+        }
+        else {
+            s_arg(a, head, hl);
+            s_arg_more(a, ":", 1);
+            s_arg_more(a, &s_res_tag[cell->res], 1);
+            s_arg_more(a, ":", 1);
+            s_arg_more_i64(a, cell->start);
+        }
+        s_arg_i64(a, cell->res == AGG_RES_TOTAL ? 0 : self->retention_s[cell->res]);
+        for (k = 0; k < nf; k++) {
+            s_arg_i64(a, ws->row[k]);
+        }
     }
     return pt->n_sent;
 }
@@ -1967,9 +2257,83 @@ s_tsid(agg_counters_t *self, struct s_batch *b, uint32_t sid)
     }
     if (b->tsid[sid] == S_NONE) {
         e = &b->st.strs[sid];
-        b->tsid[sid] = s_intern(&t->st, e->s, e->len);
+        b->tsid[sid] = s_intern_h(&t->st, e->s, e->len, e->hash); /* same hash function */
     }
     return b->tsid[sid];
+}
+
+/* Prefetch distances, in records, of the three stages of s_applied_prefetch. */
+#define S_PF_FAR 8
+#define S_PF_MID 4
+#define S_PF_NEAR 2
+
+/* Stage 1 and 2 of s_applied_prefetch for batch string sid in group: the top-list string
+ * table's slot when sid is not mapped yet; else the entries-map slot of (group, tsid), or
+ * (stage 2) the entry itself once its slot is there. */
+static void
+s_entry_prefetch(const struct s_tops *t, const struct s_batch *b, uint32_t group, uint32_t sid,
+                 int stage)
+{
+    uint32_t tsid = b->tsid[sid];
+    uint64_t key;
+    size_t i;
+
+    if (tsid == S_NONE) {
+        if (stage == 1) {
+            s_intern_prefetch(&t->st, b->st.strs[sid].hash);
+        }
+        return;
+    }
+    key = (1ULL << 63) | ((uint64_t)group << 32) | tsid;
+    i = (size_t)s_mix(key) & (t->entries_m.cap - 1);
+    if (stage == 1) {
+        __builtin_prefetch(&t->entries_m.slots[i]);
+        return;
+    }
+    while (t->entries_m.slots[i].key != 0) {
+        if (t->entries_m.slots[i].key == key) {
+            __builtin_prefetch(&t->entries[t->entries_m.slots[i].val]);
+            return;
+        }
+        i = (i + 1) & (t->entries_m.cap - 1);
+    }
+}
+
+/* What s_part_applied reads for record r a few records later, fetched ahead: each look-up is
+ * a cache miss (the top-list tables hold every term and author of top_flush_ms), and without
+ * this they come one after the other. Stage 0: the batch-to-top-list sid cache of r's strings
+ * and the strings; stages 1 and 2: what s_entry_prefetch says, in the groups g of day `day`
+ * (a record of another day is skipped). b->tsid must be current (s_tsid called for b). */
+static void
+s_applied_prefetch(const agg_counters_t *self, const struct s_batch *b, const struct s_rec *r,
+                   int stage, int64_t day, const uint32_t *g)
+{
+    const struct s_tops *t = self->tops;
+    const uint32_t *refs = b->refs + r->refs + r->n_topics;
+    size_t n = (size_t)r->n_tags + r->n_terms;
+    size_t k;
+
+    if (stage == 0) {
+        if (r->author != S_NONE) {
+            __builtin_prefetch(&b->tsid[r->author]);
+            __builtin_prefetch(&b->st.strs[r->author]);
+        }
+        for (k = 0; k < n; k++) {
+            __builtin_prefetch(&b->tsid[refs[k]]);
+            __builtin_prefetch(&b->st.strs[refs[k]]);
+        }
+        return;
+    }
+    if (s_bucket(r->created_at, AGG_RES_DAY) != day) {
+        return;
+    }
+    if (r->author != S_NONE) {
+        s_entry_prefetch(t, b, g[AGG_TOP_AUTHORS], r->author, stage);
+    }
+    for (k = 0; k < n; k++) {
+        s_entry_prefetch(t, b, g[k < r->n_tags ? AGG_TOP_HASHTAGS : AGG_TOP_TERMS], refs[k],
+                         stage);
+    }
 }
 
 /* Part pt is in Redis: its posts and top-post candidates go into the open top lists. */
@@ -1990,6 +2354,16 @@ s_part_applied(agg_counters_t *self, struct s_batch *b, struct s_part *pt)
         const struct s_rec *r = &b->recs[pt->sent[i]];
         const uint32_t *refs = b->refs + r->refs;
         int64_t d = s_bucket(r->created_at, AGG_RES_DAY);
+
+        if (i + S_PF_FAR < pt->n_sent) {
+            s_applied_prefetch(self, b, &b->recs[pt->sent[i + S_PF_FAR]], 0, day, g);
+        }
+        if (i + S_PF_MID < pt->n_sent) {
+            s_applied_prefetch(self, b, &b->recs[pt->sent[i + S_PF_MID]], 1, day, g);
+        }
+        if (i + S_PF_NEAR < pt->n_sent) {
+            s_applied_prefetch(self, b, &b->recs[pt->sent[i + S_PF_NEAR]], 2, day, g);
+        }
 
         if (d != day) {
             day = d;
@@ -2244,7 +2618,7 @@ s_load_script(agg_counters_t *self)
     }
     esc_strlcpy(self->sha, v.str, sizeof(self->sha));
     esc_kv_val_fini(&v);
-    self->stats.script_loads++;
+    self->fst->script_loads++;
     esc_log_debug("flush script loaded sha=%s", self->sha);
     return ESC_OK;
 }
@@ -2367,7 +2741,7 @@ s_outcome(agg_counters_t *self, const struct esc_kv_val *v, const char *what)
     }
     esc_log_error("redis rejected a flush call, its counts are dropped what=%s err=%s", what,
                   esc_log_quote(q, sizeof(q), v->type == ESC_KV_ERROR ? v->str : "?", 150));
-    self->stats.lost++;
+    self->fst->lost++;
     return S_REJECTED;
 }
 
@@ -2400,7 +2774,7 @@ s_round_replies(agg_counters_t *self, struct s_batch *b, struct s_tops *t,
                     if (rep[i].elem[k].type == ESC_KV_INT && idx >= 0
                         && (size_t)idx < pt->n_sent) {
                         s_exclude(pt, pt->sent[idx]);
-                        self->stats.dup_redis++;
+                        self->fst->dup_redis++;
                     }
                 }
             }
@@ -2615,7 +2989,7 @@ s_send_processed(agg_counters_t *self, struct s_batch *b)
     for (i = 0; i < a->n; i++) {
         a->argv[i] = a->buf + a->off[i];
     }
-    self->stats.calls++;
+    self->fst->calls++;
     if (esc_kv_cmdv(self->kv, &v, (int)a->n, a->argv, a->lens) != ESC_OK) {
         return ESC_RETRY;
     }
@@ -2644,11 +3018,50 @@ s_processed_step(agg_counters_t *self, struct s_batch *b)
     return b->processed_done ? ESC_OK : ESC_RETRY;
 }
 
+/* Writes the frozen batch: its parts and lists, the top lists when due, the processed count
+ * last (counts and due top lists are in first). The batch is left for s_batch_written. */
+static esc_rc
+s_write_batch(agg_counters_t *self, int final)
+{
+    struct s_batch *b = self->frozen;
+
+    if (s_rounds(self, b, NULL) != ESC_OK || s_tops_step(self, final) != ESC_OK
+        || s_processed_step(self, b) != ESC_OK) {
+        self->fst->failed_flushes++;
+        return ESC_RETRY;
+    }
+    self->fst->flushed_posts += (uint64_t)b->processed;
+    self->fst->flushes++;
+    return ESC_OK;
+}
+
+/* The frozen batch is in Redis: it becomes the spare. */
+static void
+s_batch_written(agg_counters_t *self)
+{
+    s_batch_reset(self->frozen);
+    s_batch_free(&self->spare);
+    self->spare = self->frozen;
+    self->frozen = NULL;
+}
+
+/* The top lists alone, when due. */
+static esc_rc
+s_write_tops(agg_counters_t *self, int final)
+{
+    if (s_tops_step(self, final) != ESC_OK) {
+        self->fst->failed_flushes++;
+        return ESC_RETRY;
+    }
+    return ESC_OK;
+}
+
 esc_rc
 agg_counters_flush(agg_counters_t *self, int final)
 {
     int i;
 
+    ESC_ASSERT(!self->threaded);
     for (i = 0; i < 2; i++) {
         if (self->frozen == NULL) {
             if (s_batch_empty(self->open)) {
@@ -2656,24 +3069,173 @@ agg_counters_flush(agg_counters_t *self, int final)
             }
             s_freeze(self);
         }
-        /* the processed count goes last: counts (and, when due, top lists) are in first */
-        if (s_rounds(self, self->frozen, NULL) != ESC_OK || s_tops_step(self, final) != ESC_OK
-            || s_processed_step(self, self->frozen) != ESC_OK) {
-            self->stats.failed_flushes++;
+        if (s_write_batch(self, final) != ESC_OK) {
             return ESC_RETRY;
         }
-        self->stats.flushed_posts += (uint64_t)self->frozen->processed;
-        self->stats.flushes++;
-        s_batch_reset(self->frozen);
-        s_batch_free(&self->spare);
-        self->spare = self->frozen;
-        self->frozen = NULL;
+        s_batch_written(self);
     }
-    if (s_tops_step(self, final) != ESC_OK) {
-        self->stats.failed_flushes++;
-        return ESC_RETRY;
+    return s_write_tops(self, final);
+}
+
+/* ---- the flush thread ------------------------------------------------------------------- */
+
+static void
+s_stats_add(struct agg_counters_stats *to, struct agg_counters_stats *from)
+{
+    to->flushed_posts += from->flushed_posts;
+    to->flushes += from->flushes;
+    to->failed_flushes += from->failed_flushes;
+    to->lost += from->lost;
+    to->dup_memory += from->dup_memory;
+    to->dup_redis += from->dup_redis;
+    to->script_loads += from->script_loads;
+    to->calls += from->calls;
+    memset(from, 0, sizeof(*from));
+}
+
+/* Runs the flushes handed over by agg_counters_flush_start until told to stop. Writes the
+ * frozen batch (the batch itself is recycled by the loop thread when it collects) or, without
+ * one, the top lists when due. */
+static void *
+s_thread_main(void *arg)
+{
+    agg_counters_t *self = arg;
+
+    pthread_mutex_lock(&self->mu);
+    for (;;) {
+        int final;
+        esc_rc rc;
+        ssize_t w;
+
+        while (!self->job && !self->stop) {
+            pthread_cond_wait(&self->cv, &self->mu);
+        }
+        if (self->stop) {
+            break;
+        }
+        final = self->job_final;
+        pthread_mutex_unlock(&self->mu);
+        rc = self->frozen != NULL ? s_write_batch(self, final) : s_write_tops(self, final);
+        pthread_mutex_lock(&self->mu);
+        self->job = 0;
+        self->job_rc = rc;
+        self->job_done = 1;
+        do {
+            w = write(self->wake[1], "f", 1);
+        } while (w < 0 && errno == EINTR);
     }
+    pthread_mutex_unlock(&self->mu);
+    return NULL;
+}
+
+int
+agg_counters_start_thread(agg_counters_t *self, esc_kv_t *kv)
+{
+    esc_kv_t *kv0;
+    int k;
+
+    ESC_ASSERT(!self->threaded && self->frozen == NULL);
+    if (pipe(self->wake) != 0) {
+        esc_log_errno("flush thread pipe");
+        return ESC_ERR;
+    }
+    for (k = 0; k < 2; k++) {
+        int fl = fcntl(self->wake[k], F_GETFL);
+
+        /* non-blocking: the loop drains the pipe without ever waiting on it */
+        if (fl < 0 || fcntl(self->wake[k], F_SETFL, fl | O_NONBLOCK) != 0
+            || fcntl(self->wake[k], F_SETFD, FD_CLOEXEC) != 0) {
+            esc_log_errno("flush thread pipe");
+            close(self->wake[0]);
+            close(self->wake[1]);
+            return ESC_ERR;
+        }
+    }
+    pthread_mutex_init(&self->mu, NULL);
+    pthread_cond_init(&self->cv, NULL);
+    kv0 = self->kv;
+    self->kv = kv;
+    self->fst = &self->tstats;
+    if (pthread_create(&self->thread, NULL, s_thread_main, self) != 0) {
+        esc_log_error("flush thread not started");
+        pthread_mutex_destroy(&self->mu);
+        pthread_cond_destroy(&self->cv);
+        close(self->wake[0]);
+        close(self->wake[1]);
+        self->kv = kv0;
+        self->fst = &self->stats;
+        return ESC_ERR;
+    }
+    self->threaded = 1;
     return ESC_OK;
+}
+
+enum agg_flush_start
+agg_counters_flush_start(agg_counters_t *self, int final)
+{
+    enum agg_flush_start what = AGG_FLUSH_ALL;
+
+    ESC_ASSERT(self->threaded);
+    if (self->busy) {
+        return AGG_FLUSH_BUSY;
+    }
+    if (self->frozen != NULL) {
+        what = AGG_FLUSH_OLDER;
+    }
+    else if (!s_batch_empty(self->open)) {
+        s_freeze(self);
+    }
+    else if (!agg_counters_pending(self)) {
+        return AGG_FLUSH_IDLE;
+    }
+    self->busy = 1;
+    pthread_mutex_lock(&self->mu);
+    self->job = 1;
+    self->job_final = final;
+    self->job_done = 0;
+    pthread_cond_signal(&self->cv);
+    pthread_mutex_unlock(&self->mu);
+    return what;
+}
+
+int
+agg_counters_flushing(const agg_counters_t *self)
+{
+    return self->busy;
+}
+
+int
+agg_counters_flush_fd(const agg_counters_t *self)
+{
+    return self->threaded ? self->wake[0] : -1;
+}
+
+int
+agg_counters_flush_collect(agg_counters_t *self, esc_rc *rc)
+{
+    char buf[16];
+    int done;
+
+    if (!self->busy) {
+        return 0;
+    }
+    pthread_mutex_lock(&self->mu);
+    done = self->job_done;
+    *rc = self->job_rc;
+    self->job_done = 0;
+    pthread_mutex_unlock(&self->mu);
+    if (!done) {
+        return 0;
+    }
+    while (read(self->wake[0], buf, sizeof(buf)) > 0) {
+        /* one byte per finished flush; drained */
+    }
+    self->busy = 0;
+    s_stats_add(&self->stats, &self->tstats);
+    if (*rc == ESC_OK && self->frozen != NULL) {
+        s_batch_written(self);
+    }
+    return 1;
 }
 
 /* ---- the rest of the API ---------------------------------------------------------------- */
@@ -2686,6 +3248,7 @@ agg_counters_new(esc_kv_t *kv, const struct agg_counters_opts *opts)
 
     ESC_ASSERT(sodium_init() >= 0);
     self->kv = kv;
+    self->fst = &self->stats;
     esc_strlcpy(self->prefix, opts->prefix, sizeof(self->prefix));
     memcpy(self->retention_s, opts->retention_s, sizeof(self->retention_s));
     self->dedupe_window_s = opts->dedupe_window_s > 0 ? opts->dedupe_window_s : 86400;
@@ -2713,6 +3276,7 @@ agg_counters_new(esc_kv_t *kv, const struct agg_counters_opts *opts)
     s_map_init(&ws->dyn_m);
     s_map_init(&ws->hours_m);
     s_map_init(&ws->ids_m);
+    s_map_init(&ws->cols_m);
     return self;
 }
 
@@ -2727,6 +3291,18 @@ agg_counters_destroy(agg_counters_t **self_p)
     }
     self = *self_p;
     ws = &self->ws;
+    if (self->threaded) {
+        /* a flush in progress ends first (its calls are bounded by the Redis timeouts) */
+        pthread_mutex_lock(&self->mu);
+        self->stop = 1;
+        pthread_cond_signal(&self->cv);
+        pthread_mutex_unlock(&self->mu);
+        pthread_join(self->thread, NULL);
+        pthread_mutex_destroy(&self->mu);
+        pthread_cond_destroy(&self->cv);
+        close(self->wake[0]);
+        close(self->wake[1]);
+    }
     s_batch_free(&self->open);
     s_batch_free(&self->frozen);
     s_batch_free(&self->spare);
@@ -2738,6 +3314,9 @@ agg_counters_destroy(agg_counters_t **self_p)
     s_map_fini(&ws->dyn_m);
     s_map_fini(&ws->hours_m);
     s_map_fini(&ws->ids_m);
+    s_map_fini(&ws->cols_m);
+    esc_free(ws->dcol);
+    esc_free(ws->row);
     esc_free(ws->cells);
     esc_free(ws->dyn);
     esc_free(ws->hours);
@@ -2783,6 +3362,9 @@ agg_counters_pending_posts(const agg_counters_t *self)
 int
 agg_counters_pending(const agg_counters_t *self)
 {
+    if (self->busy) {
+        return 1; /* and the top lists are the flush thread's */
+    }
     return self->frozen != NULL || !s_batch_empty(self->open) || self->tops_frozen != NULL
            || !s_tops_empty(self->tops);
 }

@@ -6,7 +6,9 @@
  * records until a flush; the flush aggregates them per topic and applies each topic's deltas
  * together with the post ids' seen-marks in one Lua script call, all calls pipelined, so a post
  * that was already counted (a re-delivery, a second aggregator, a retried flush) is never
- * counted twice. While Redis is down the records stay in memory (bounded). Single-threaded. */
+ * counted twice. While Redis is down the records stay in memory (bounded). Called from one
+ * thread; with agg_counters_start_thread the flushes themselves run on a flush thread of their
+ * own while that thread goes on recording posts. */
 
 #include <stddef.h>
 #include <stdint.h>
@@ -95,6 +97,36 @@ void agg_counters_push_list(agg_counters_t *self, const char *key, const char *v
 esc_rc agg_counters_flush(agg_counters_t *self, int final);
 
 #define AGG_PART_POSTS 2048
+
+/* Background flushes: the same writes as agg_counters_flush, run by a flush thread with its
+ * own Redis connection while the caller goes on recording posts into the open batch (the
+ * frozen batch and top lists being written are the thread's until the flush is collected).
+ * Once the thread runs, agg_counters_flush must not be called. */
+
+/* What agg_counters_flush_start did. */
+enum agg_flush_start {
+    AGG_FLUSH_IDLE = 0, /* nothing due: every post recorded so far is in Redis */
+    AGG_FLUSH_ALL,      /* started; it writes every post recorded so far */
+    AGG_FLUSH_OLDER,    /* started; it finishes a batch a failed flush left, posts recorded
+                           since wait for the next flush */
+    AGG_FLUSH_BUSY,     /* a flush is still running */
+};
+
+/* Starts the flush thread; kv (borrowed, must outlive the counters) is used by the thread
+ * only and replaces the connection given to agg_counters_new for flushes. Returns ESC_OK or
+ * ESC_ERR (logged). */
+int agg_counters_start_thread(agg_counters_t *self, esc_kv_t *kv);
+/* Freezes the open batch (unless a failed flush left one) and hands the flush to the thread;
+ * final as for agg_counters_flush. Returns what it did. */
+enum agg_flush_start agg_counters_flush_start(agg_counters_t *self, int final);
+/* True while a started flush has not been collected. */
+int agg_counters_flushing(const agg_counters_t *self);
+/* A file descriptor that becomes readable when the running flush has finished (for poll). */
+int agg_counters_flush_fd(const agg_counters_t *self);
+/* When the started flush has finished: takes its result into *rc (ESC_OK or ESC_RETRY, as
+ * agg_counters_flush), updates the stats and returns 1. Returns 0 while it runs or when none
+ * was started. Never blocks. */
+int agg_counters_flush_collect(agg_counters_t *self, esc_rc *rc);
 
 /* Posts recorded and not yet fully written. */
 size_t agg_counters_pending_posts(const agg_counters_t *self);

@@ -6,7 +6,7 @@
  * processes, mixed with new posts), Redis killed mid-run and restarted empty, a flush whose
  * replies never arrive (DEBUG SLEEP past the client timeout, so Redis applies the calls after
  * the client gave up), late posts, bucket expiry, large topics in several parts, the pending
- * bound and the commands per post. */
+ * bound, the commands per post and flushes on the flush thread while posts are recorded. */
 #include <math.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -794,6 +794,106 @@ test_counters_redis_killed_then_restarted(void **state)
     assert_true(s_int_cmd(f, "TTL", "t:c:{gob/congreso}:m:1794787380") > 0);
 }
 
+/* Waits (up to ~5 s) for the flush thread's running flush and returns its result. */
+static esc_rc
+s_collect(struct fix *f)
+{
+    esc_rc rc = ESC_ERR;
+    int i;
+
+    for (i = 0; i < 500; i++) {
+        if (agg_counters_flush_collect(f->c, &rc)) {
+            return rc;
+        }
+        s_sleep_ms(10);
+    }
+    fail_msg("the flush thread did not finish");
+    return ESC_ERR;
+}
+
+/* Background flushes: posts recorded while a flush runs wait for the next one; a failed flush
+ * leaves its batch, which the next start finishes first (AGG_FLUSH_OLDER) before newer posts
+ * are frozen; nothing is counted twice or lost across a Redis restart. */
+static void
+test_counters_flush_thread(void **state)
+{
+    struct fix *f = *state;
+    struct agg_counters_stats st;
+    struct esc_kv_opts o;
+    esc_kv_t *kv2;
+    esc_rc rc;
+    char id[16];
+    int n = 0;
+    int i;
+
+    esc_testenv_kv_opts(&f->redis, &o);
+    kv2 = esc_kv_new(&o);
+    assert_int_equal(agg_counters_start_thread(f->c, kv2), ESC_OK);
+    assert_true(agg_counters_flush_fd(f->c) >= 0);
+    assert_int_equal(agg_counters_flush_start(f->c, 0), AGG_FLUSH_IDLE);
+
+    for (i = 0; i < 3; i++) {
+        snprintf(id, sizeof(id), "%d", n++);
+        s_addn(f, id, AT(60), 1, 0, 0, 0, s_congreso);
+    }
+    assert_int_equal(agg_counters_flush_start(f->c, 0), AGG_FLUSH_ALL);
+    assert_true(agg_counters_flushing(f->c));
+    assert_int_equal(agg_counters_flush_start(f->c, 0), AGG_FLUSH_BUSY);
+    for (i = 0; i < 2; i++) { /* recorded while the thread writes the first three */
+        snprintf(id, sizeof(id), "%d", n++);
+        s_addn(f, id, AT(60), 1, 0, 0, 0, s_congreso);
+    }
+    assert_int_equal(s_collect(f), ESC_OK);
+    assert_false(agg_counters_flushing(f->c));
+    assert_int_equal(agg_counters_flush_collect(f->c, &rc), 0);
+    s_check(f, "t:t:{gob/congreso}", 3, 3, 0, 0, 0);
+    assert_int_equal(agg_counters_pending_posts(f->c), 2);
+    agg_counters_get_stats(f->c, &st);
+    assert_int_equal(st.flushed_posts, 3);
+    assert_int_equal(agg_counters_flush_start(f->c, 0), AGG_FLUSH_ALL);
+    assert_int_equal(s_collect(f), ESC_OK);
+    s_check(f, "t:t:{gob/congreso}", 5, 5, 0, 0, 0);
+
+    /* Redis dies: the flush fails, its batch stays and is finished first once Redis is back */
+    snprintf(id, sizeof(id), "%d", n++);
+    s_addn(f, id, AT(120), 10, 0, 0, 0, s_congreso);
+    assert_int_equal(esc_testenv_redis_kill(&f->redis), 0);
+    assert_int_equal(agg_counters_flush_start(f->c, 0), AGG_FLUSH_ALL);
+    assert_int_equal(s_collect(f), ESC_RETRY);
+    snprintf(id, sizeof(id), "%d", n++);
+    s_addn(f, id, AT(120), 100, 0, 0, 0, s_congreso);
+    assert_int_equal(agg_counters_pending_posts(f->c), 2);
+    assert_int_equal(esc_testenv_redis_restart(&f->redis), 0);
+    rc = ESC_RETRY;
+    for (i = 0; i < 100 && rc != ESC_OK; i++) {
+        assert_int_equal(agg_counters_flush_start(f->c, 0), AGG_FLUSH_OLDER);
+        rc = s_collect(f);
+        if (rc != ESC_OK) {
+            s_sleep_ms(50);
+        }
+    }
+    assert_int_equal(rc, ESC_OK);
+    for (i = 0; i < 100 && esc_kv_cmd(f->kv, NULL, "PING") != ESC_OK; i++) {
+        s_sleep_ms(50); /* the test's own connection died with the old server */
+    }
+    assert_int_equal(s_hget(f, "t:t:{gob/congreso}", "posts"), 1); /* restarted empty */
+    assert_int_equal(agg_counters_pending_posts(f->c), 1);
+    assert_int_equal(agg_counters_flush_start(f->c, 1), AGG_FLUSH_ALL);
+    assert_int_equal(s_collect(f), ESC_OK);
+    s_check(f, "t:t:{gob/congreso}", 2, 110, 0, 0, 0);
+    assert_int_equal(s_int_cmd(f, "GET", "t:agg:processed"), 2);
+    while (agg_counters_pending(f->c)) { /* the top lists, written as final */
+        assert_int_equal(agg_counters_flush_start(f->c, 1), AGG_FLUSH_ALL);
+        assert_int_equal(s_collect(f), ESC_OK);
+    }
+    assert_int_equal(agg_counters_flush_start(f->c, 1), AGG_FLUSH_IDLE);
+    agg_counters_get_stats(f->c, &st);
+    assert_int_equal(st.flushed_posts, 7);
+    assert_true(st.failed_flushes >= 1);
+    agg_counters_destroy(&f->c); /* stops the thread before its connection goes */
+    esc_kv_destroy(&kv2);
+}
+
 /* Sends "DEBUG SLEEP <s>" on a fresh connection without waiting for the reply. */
 static int
 s_debug_sleep(struct fix *f, const char *secs)
@@ -993,6 +1093,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_counters_parts_and_commands_per_post, s_setup,
                                         s_teardown),
         cmocka_unit_test_setup_teardown(test_counters_full_at_limit, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_counters_flush_thread, s_setup, s_teardown),
     };
 
     signal(SIGPIPE, SIG_IGN); /* writes to a killed redis-server must fail, not kill us */

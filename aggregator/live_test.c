@@ -2,6 +2,7 @@
 /* Tests of the live publisher against a real redis-server: what a subscriber of each team's
  * channel receives, the topic latest lists, the per-team cap, UTF-8 safe text cuts and Redis
  * being away. The subscriber side uses hiredis directly (the test plays escucha-api). */
+#include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -264,6 +265,134 @@ test_live_text_cut_on_utf8_boundary(void **state)
     esc_free(text);
 }
 
+/* The JSON of a live post as jansson writes it (what agg_live_post_json produced before it
+ * wrote the text itself): the reference its output must equal byte for byte. */
+static void
+s_ref_str(json_t *o, const char *key, const char *v, size_t max)
+{
+    size_t len;
+    json_t *s;
+
+    if (v == NULL) {
+        return;
+    }
+    len = strlen(v);
+    if (len > max) {
+        len = max;
+        while (len > 0 && ((unsigned char)v[len] & 0xC0) == 0x80) {
+            len--;
+        }
+    }
+    s = json_stringn(v, len);
+    json_object_set_new(o, key, s != NULL ? s : json_string(""));
+}
+
+static char *
+s_ref_json(const struct esc_post *p, const char *const *ids, size_t n)
+{
+    json_t *o = json_object();
+    json_t *t = json_array();
+    const char *lang = p->language != NULL && strcmp(p->language, "und") != 0 ? p->language
+                                                                               : p->lang;
+    char *text;
+    size_t i;
+
+    s_ref_str(o, "id", p->id, 256);
+    s_ref_str(o, "platform", p->platform, 64);
+    s_ref_str(o, "author", p->author, 256);
+    s_ref_str(o, "author_name", p->author_name, 256);
+    s_ref_str(o, "url", p->url, 2048);
+    json_object_set_new(o, "created_at", json_integer(p->created_at));
+    s_ref_str(o, "text", p->text != NULL ? p->text : "", AGG_LIVE_TEXT_MAX);
+    for (i = 0; i < n; i++) {
+        json_array_append_new(t, json_string(ids[i]));
+    }
+    json_object_set_new(o, "topics", t);
+    s_ref_str(o, "lang", lang, 16);
+    json_object_set_new(o, "sentiment", json_real(p->sentiment));
+    json_object_set_new(o, "followers", json_integer(p->followers > 0 ? p->followers : 0));
+    json_object_set_new(o, "likes", json_integer(p->likes > 0 ? p->likes : 0));
+    json_object_set_new(o, "reposts", json_integer(p->reposts > 0 ? p->reposts : 0));
+    json_object_set_new(o, "replies", json_integer(p->replies > 0 ? p->replies : 0));
+    text = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(4));
+    json_decref(o);
+    return text;
+}
+
+static void
+s_replace(char **field, const char *v)
+{
+    esc_free(*field);
+    *field = v != NULL ? esc_strdup(v) : NULL;
+}
+
+/* Escapes, control characters, UTF-8 (valid, invalid, cut), missing fields, reals in every
+ * notation, negative counts: the hand-written JSON is byte for byte jansson's. */
+static void
+test_live_post_json_matches_jansson(void **state)
+{
+    static const char *const texts[] = {
+        "plain", "", "quote \" back \\ slash / and \b\f\n\r\t tabs",
+        "ctl \x01\x02\x1f\x7f end", "euro \xE2\x82\xAC e\xC3\xB1" "e \xF0\x9F\x94\xA5 fire",
+        "bad \xC3 cut", "overlong \xC0\xAF", "surrogate \xED\xA0\x80", "big \xF4\x90\x80\x80",
+        "lone \x80 cont", "truncated \xE2\x82",
+    };
+    static const double reals[] = { 0.5, 0.0, -0.0, 1.0, -1.0, 0.1, 0.33333333, -0.04999,
+                                    1e-5, 1.5e-7, 123456.0, 1e20, 2.5e-300, NAN, INFINITY };
+    const char *ids2[] = { "congreso", "elecciones" };
+    const char *ids_bad[] = { "ok", "bad\xC3", "\"q\"" };
+    char *long_text = esc_malloc(AGG_LIVE_TEXT_MAX + 100);
+    size_t i;
+    size_t k;
+
+    (void)state;
+    memset(long_text, 'a', AGG_LIVE_TEXT_MAX + 99);
+    memcpy(long_text + AGG_LIVE_TEXT_MAX - 1, "\xE2\x82\xAC", 3);
+    long_text[AGG_LIVE_TEXT_MAX + 99] = '\0';
+    for (i = 0; i < sizeof(texts) / sizeof(texts[0]) + 1; i++) {
+        for (k = 0; k < sizeof(reals) / sizeof(reals[0]); k++) {
+            struct esc_post p;
+            char *want;
+            char *got;
+
+            s_post(&p, "1", i < sizeof(texts) / sizeof(texts[0]) ? texts[i] : long_text);
+            p.sentiment = reals[k];
+            switch (k % 5) {
+            case 1:
+                s_replace(&p.url, NULL);
+                s_replace(&p.author, NULL);
+                p.likes = -4;
+                break;
+            case 2:
+                s_replace(&p.language, "und");
+                s_replace(&p.lang, "pt\n");
+                p.created_at = i % 2 == 0 ? -1 : INT64_MIN;
+                break;
+            case 3:
+                s_replace(&p.language, NULL);
+                s_replace(&p.author_name, texts[i % 11]);
+                p.followers = INT64_MAX;
+                break;
+            case 4:
+                s_replace(&p.id, texts[(i + k) % 11]);
+                s_replace(&p.platform, NULL);
+                p.created_at = 0;
+                break;
+            default:
+                break;
+            }
+            want = s_ref_json(&p, k % 2 == 0 ? ids2 : ids_bad, k % 2 == 0 ? 2 : 3);
+            got = agg_live_post_json(&p, k % 2 == 0 ? ids2 : ids_bad, k % 2 == 0 ? 2 : 3);
+            assert_non_null(want);
+            assert_string_equal(got, want);
+            esc_free(want); /* json_dumps allocates with malloc; esc_free is free */
+            esc_free(got);
+            esc_post_fini(&p);
+        }
+    }
+    esc_free(long_text);
+}
+
 static void
 test_live_redis_down_drops(void **state)
 {
@@ -294,6 +423,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_live_publish_happy_path, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_live_cap_keeps_newest, s_setup, s_teardown),
         cmocka_unit_test(test_live_text_cut_on_utf8_boundary),
+        cmocka_unit_test(test_live_post_json_matches_jansson),
         cmocka_unit_test_setup_teardown(test_live_redis_down_drops, s_setup, s_teardown),
     };
 

@@ -39,6 +39,7 @@
 #define S_MAD_SIGMA 1.4826     /* MAD -> standard deviation for normal residuals */
 #define S_CATCHUP_MAX ((int64_t)AGG_SPIKE_HIST_HOURS * 60) /* longest event-time jump replayed */
 #define S_BG_TERMS 256         /* background terms kept per topic */
+#define S_BG_SLOTS 512         /* hash index of the background terms: power of two, 2 x terms */
 #define S_BG_DECAY 0.999       /* per released minute: half-life about 11.5 hours */
 #define S_WINDOW_TEXTS 512     /* most texts read for an alert's terms */
 #define S_TEXT_TERMS 64        /* distinct terms counted per text */
@@ -279,17 +280,29 @@ agg_spike_series_value(const agg_spike_series_t *self, int64_t start_ms)
     return s_held(self, s) ? self->vals[s_mod(s, self->n_vals)] : -1;
 }
 
-/* Sum of the held steps in [a, b). */
+/* Sum of the held steps in [a, b). Runs for every closed minute of every topic: the held part
+ * of the range is computed once and walked without a division per step. */
 static int64_t
 s_steps_sum(const agg_spike_series_t *self, int64_t a, int64_t b)
 {
     int64_t sum = 0;
+    int64_t lo;
+    int64_t hi;
+    int64_t i;
     int64_t s;
 
-    for (s = a; s < b; s++) {
-        if (s_held(self, s)) {
-            sum += self->vals[s_mod(s, self->n_vals)];
-        }
+    if (self->last == S_NONE) {
+        return 0;
+    }
+    lo = s_max(s_max(a, self->first), self->last - self->n_vals + 1);
+    hi = s_min(b - 1, self->last);
+    if (lo > hi) {
+        return 0;
+    }
+    i = s_mod(lo, self->n_vals);
+    for (s = lo; s <= hi; s++) {
+        sum += self->vals[i];
+        i = i + 1 == self->n_vals ? 0 : i + 1;
     }
     return sum;
 }
@@ -681,12 +694,6 @@ struct s_slot {
     int64_t offered;                       /* texts offered to the sample */
 };
 
-struct s_bg_term {
-    char term[AGG_TERM_MAX + 1];
-    uint32_t hash;                         /* s_term_hash(term): compared before the text */
-    double weight;                         /* decayed posts that contained it */
-};
-
 struct s_topic {
     struct agg_spike_cfg cfg;
     agg_spike_series_t *series;            /* owned */
@@ -695,8 +702,15 @@ struct s_topic {
     int64_t n_slots;
     int64_t last_closed;                   /* last minute closed, S_NONE before */
     int64_t released;                      /* slots of minutes <= this were released */
-    struct s_bg_term *bg;                  /* S_BG_TERMS; owned */
+    /* background terms, S_BG_TERMS each, owned; in parallel arrays so that a look-up scans
+     * the hashes only and the decay the weights only */
+    char (*bg_term)[AGG_TERM_MAX + 1];
+    uint32_t *bg_hash;                     /* s_term_hash(term): compared before the text */
+    double *bg_weight;                     /* decayed posts that contained it */
     size_t n_bg;
+    uint16_t *bg_ix;                       /* S_BG_SLOTS: term index + 1 by hash, 0 empty */
+    uint16_t *bg_heap;                     /* n_bg term indexes, a min-heap on (weight, index) */
+    uint16_t *bg_pos;                      /* position of each term in bg_heap */
     double bg_total;                       /* decayed posts behind bg */
 };
 
@@ -755,7 +769,12 @@ agg_spikes_new(const struct agg_spike_cfg *cfgs, size_t n_topics, agg_spike_fn f
         }
         t->last_closed = S_NONE;
         t->released = S_NONE;
-        t->bg = esc_calloc(S_BG_TERMS, sizeof(*t->bg));
+        t->bg_term = esc_calloc(S_BG_TERMS, sizeof(*t->bg_term));
+        t->bg_hash = esc_calloc(S_BG_TERMS, sizeof(*t->bg_hash));
+        t->bg_weight = esc_calloc(S_BG_TERMS, sizeof(*t->bg_weight));
+        t->bg_ix = esc_calloc(S_BG_SLOTS, sizeof(*t->bg_ix));
+        t->bg_heap = esc_calloc(S_BG_TERMS, sizeof(*t->bg_heap));
+        t->bg_pos = esc_calloc(S_BG_TERMS, sizeof(*t->bg_pos));
     }
     return self;
 }
@@ -793,7 +812,12 @@ agg_spikes_destroy(agg_spikes_t **self_p)
             s_slot_clear(&self->topics[i].slots[k]);
         }
         esc_free(self->topics[i].slots);
-        esc_free(self->topics[i].bg);
+        esc_free(self->topics[i].bg_term);
+        esc_free(self->topics[i].bg_hash);
+        esc_free(self->topics[i].bg_weight);
+        esc_free(self->topics[i].bg_ix);
+        esc_free(self->topics[i].bg_heap);
+        esc_free(self->topics[i].bg_pos);
         agg_spike_series_destroy(&self->topics[i].series);
     }
     esc_free(self->topics);
@@ -842,26 +866,44 @@ s_slot_of(const struct s_topic *t, int64_t minute)
 
 struct s_text_terms {
     char term[S_TEXT_TERMS][AGG_TERM_MAX + 1];
+    uint32_t hash[S_TEXT_TERMS];           /* s_term_hash of each */
     size_t n;
 };
+
+static uint32_t
+s_term_hash_n(const char *term, size_t len)
+{
+    uint32_t h = 2166136261u; /* FNV-1a */
+    size_t i;
+
+    for (i = 0; i < len; i++) {
+        h ^= (unsigned char)term[i];
+        h *= 16777619u;
+    }
+    return h;
+}
 
 /* agg_term_fn: collects the distinct terms of one text. */
 static void
 s_collect_term(void *arg, const char *term, size_t len)
 {
     struct s_text_terms *tt = arg;
+    uint32_t h;
     size_t i;
 
     if (len == 0 || len > AGG_TERM_MAX || tt->n == S_TEXT_TERMS) {
         return;
     }
+    h = s_term_hash_n(term, len);
     for (i = 0; i < tt->n; i++) {
-        if (strncmp(tt->term[i], term, len) == 0 && tt->term[i][len] == '\0') {
+        if (tt->hash[i] == h && memcmp(tt->term[i], term, len) == 0
+            && tt->term[i][len] == '\0') {
             return;
         }
     }
     memcpy(tt->term[tt->n], term, len);
     tt->term[tt->n][len] = '\0';
+    tt->hash[tt->n] = h;
     tt->n++;
 }
 
@@ -875,54 +917,147 @@ s_text_terms(const char *text, struct s_text_terms *tt)
 static uint32_t
 s_term_hash(const char *term)
 {
-    uint32_t h = 2166136261u; /* FNV-1a */
-
-    for (; *term != '\0'; term++) {
-        h ^= (unsigned char)*term;
-        h *= 16777619u;
-    }
-    return h;
+    return s_term_hash_n(term, strlen(term));
 }
 
-/* Adds weight to term in the topic's background (space-saving: a new term replaces the
- * lightest one and starts from its weight). */
-static void
-s_bg_add(struct s_topic *t, const char *term, double weight)
+/* Index of term (hash h) in the topic's background, or -1. *slot: where the look-up ended
+ * (the term's index slot, or the empty one where it would go). */
+static long
+s_bg_find(const struct s_topic *t, const char *term, uint32_t h, size_t *slot)
 {
-    uint32_t h = s_term_hash(term);
-    size_t i;
-    size_t min_i = 0;
+    size_t i = h & (S_BG_SLOTS - 1);
 
-    for (i = 0; i < t->n_bg; i++) {
-        if (t->bg[i].hash == h && strcmp(t->bg[i].term, term) == 0) {
-            t->bg[i].weight += weight;
+    while (t->bg_ix[i] != 0) {
+        size_t e = (size_t)t->bg_ix[i] - 1;
+
+        if (t->bg_hash[e] == h && strcmp(t->bg_term[e], term) == 0) {
+            *slot = i;
+            return (long)e;
+        }
+        i = (i + 1) & (S_BG_SLOTS - 1);
+    }
+    *slot = i;
+    return -1;
+}
+
+/* Takes the term at index slot i out of the hash index (linear probing: the entries after it
+ * in its run move back so that every look-up still finds them). */
+static void
+s_bg_unindex(struct s_topic *t, size_t i)
+{
+    size_t j = i;
+
+    t->bg_ix[i] = 0;
+    for (;;) {
+        size_t home;
+
+        j = (j + 1) & (S_BG_SLOTS - 1);
+        if (t->bg_ix[j] == 0) {
             return;
         }
-        if (t->bg[i].weight < t->bg[min_i].weight) {
-            min_i = i;
+        home = t->bg_hash[t->bg_ix[j] - 1] & (S_BG_SLOTS - 1);
+        /* the entry at j may fill the hole at i unless its home lies cyclically in (i, j] */
+        if (((j - home) & (S_BG_SLOTS - 1)) >= ((j - i) & (S_BG_SLOTS - 1))) {
+            t->bg_ix[i] = t->bg_ix[j];
+            t->bg_ix[j] = 0;
+            i = j;
         }
+    }
+}
+
+/* Heap order of the background: lighter first, the lower index first among equal weights
+ * (the term a linear scan for the first lightest one would pick). */
+static int
+s_bg_less(const struct s_topic *t, size_t a, size_t b)
+{
+    return t->bg_weight[a] < t->bg_weight[b] || (t->bg_weight[a] == t->bg_weight[b] && a < b);
+}
+
+static void
+s_bg_heap_set(struct s_topic *t, size_t pos, uint16_t e)
+{
+    t->bg_heap[pos] = e;
+    t->bg_pos[e] = (uint16_t)pos;
+}
+
+static void
+s_bg_heap_up(struct s_topic *t, size_t pos)
+{
+    uint16_t e = t->bg_heap[pos];
+
+    while (pos > 0 && s_bg_less(t, e, t->bg_heap[(pos - 1) / 2])) {
+        s_bg_heap_set(t, pos, t->bg_heap[(pos - 1) / 2]);
+        pos = (pos - 1) / 2;
+    }
+    s_bg_heap_set(t, pos, e);
+}
+
+static void
+s_bg_heap_down(struct s_topic *t, size_t pos)
+{
+    uint16_t e = t->bg_heap[pos];
+
+    for (;;) {
+        size_t c = 2 * pos + 1;
+
+        if (c >= t->n_bg) {
+            break;
+        }
+        if (c + 1 < t->n_bg && s_bg_less(t, t->bg_heap[c + 1], t->bg_heap[c])) {
+            c++;
+        }
+        if (!s_bg_less(t, t->bg_heap[c], e)) {
+            break;
+        }
+        s_bg_heap_set(t, pos, t->bg_heap[c]);
+        pos = c;
+    }
+    s_bg_heap_set(t, pos, e);
+}
+
+/* Adds weight to term (hash h) in the topic's background (space-saving: a new term replaces
+ * the lightest one, the first of them, and starts from its weight). The hash index finds the
+ * term and the heap the lightest one, so a full background costs O(log n) per term. */
+static void
+s_bg_add(struct s_topic *t, const char *term, uint32_t h, double weight)
+{
+    size_t slot;
+    long at = s_bg_find(t, term, h, &slot);
+    size_t min_i;
+    size_t old;
+
+    if (at >= 0) {
+        t->bg_weight[at] += weight;
+        s_bg_heap_down(t, t->bg_pos[at]);
+        return;
     }
     if (t->n_bg < S_BG_TERMS) {
         min_i = t->n_bg++;
-        t->bg[min_i].weight = 0.0;
+        t->bg_weight[min_i] = 0.0;
+        t->bg_heap[min_i] = (uint16_t)min_i;
+        t->bg_pos[min_i] = (uint16_t)min_i;
     }
-    esc_strlcpy(t->bg[min_i].term, term, sizeof(t->bg[0].term));
-    t->bg[min_i].hash = s_term_hash(t->bg[min_i].term); /* of the (possibly cut) copy */
-    t->bg[min_i].weight += weight;
+    else {
+        min_i = t->bg_heap[0];
+        s_bg_find(t, t->bg_term[min_i], t->bg_hash[min_i], &old);
+        s_bg_unindex(t, old);
+    }
+    esc_strlcpy(t->bg_term[min_i], term, sizeof(t->bg_term[0]));
+    t->bg_hash[min_i] = s_term_hash(t->bg_term[min_i]); /* of the (possibly cut) copy */
+    t->bg_weight[min_i] += weight;
+    s_bg_find(t, t->bg_term[min_i], t->bg_hash[min_i], &slot);
+    t->bg_ix[slot] = (uint16_t)(min_i + 1);
+    s_bg_heap_up(t, t->bg_pos[min_i]);
+    s_bg_heap_down(t, t->bg_pos[min_i]);
 }
 
 static double
 s_bg_weight(const struct s_topic *t, const char *term)
 {
-    uint32_t h = s_term_hash(term);
-    size_t i;
+    size_t slot;
+    long at = s_bg_find(t, term, s_term_hash(term), &slot);
 
-    for (i = 0; i < t->n_bg; i++) {
-        if (t->bg[i].hash == h && strcmp(t->bg[i].term, term) == 0) {
-            return t->bg[i].weight;
-        }
-    }
-    return 0.0;
+    return at >= 0 ? t->bg_weight[at] : 0.0;
 }
 
 /* A minute no future window covers: its texts go into the background, then it is cleared. */
@@ -938,7 +1073,11 @@ s_slot_release(struct s_topic *t, struct s_slot *s)
         return;
     }
     for (i = 0; i < t->n_bg; i++) {
-        t->bg[i].weight *= S_BG_DECAY;
+        t->bg_weight[i] *= S_BG_DECAY;
+    }
+    /* the decay keeps the order of the weights but may make two equal: rebuild the heap */
+    for (i = t->n_bg / 2; i-- > 0;) {
+        s_bg_heap_down(t, i);
     }
     t->bg_total *= S_BG_DECAY;
     if (s->n_texts > 0) {
@@ -946,7 +1085,7 @@ s_slot_release(struct s_topic *t, struct s_slot *s)
         for (i = 0; i < s->n_texts; i++) {
             s_text_terms(s->texts[i], &tt);
             for (k = 0; k < tt.n; k++) {
-                s_bg_add(t, tt.term[k], w);
+                s_bg_add(t, tt.term[k], tt.hash[k], w);
             }
         }
         t->bg_total += (double)s->offered;
