@@ -811,6 +811,16 @@ s_flush_collect(agg_t *self)
 
 /* Pauses input at the pending-key limit (ZeroMQ then pushes back on the classifiers) and
  * resumes it once a flush made room. */
+/* Overloaded (the flushes slower than the intake): while a flush is with Redis, the next batch
+ * takes at most max_open_posts; beyond that the backlog waits on the bus (bounded by bus.hwm)
+ * instead of in memory. */
+static int
+s_flush_backlog(const agg_t *self)
+{
+    return agg_counters_flushing(self->counters)
+           && agg_counters_open_posts(self->counters) >= (size_t)self->ac->max_open_posts;
+}
+
 static void
 s_check_pause(agg_t *self)
 {
@@ -945,7 +955,7 @@ agg_run(agg_t *self)
             { NULL, agg_counters_flush_fd(self->counters), ZMQ_POLLIN, 0 },
             { esc_bus_zsock(self->in), 0, ZMQ_POLLIN, 0 },
         };
-        int read_input = input_open && !self->paused;
+        int read_input = input_open && !self->paused && !s_flush_backlog(self);
         int64_t now = esc_mono_ms();
         int64_t wait = self->next_flush_ms - now;
         int rc;

@@ -30,6 +30,9 @@ static const struct esc_cfg_entry agg_cfg_map[] = {
                 max_pending_posts,
                 "posts held in memory until Redis has counted them (e.g. while Redis is down) "
                 "before input pauses; about 200 bytes each"),
+    ESC_CFG_INT("max_open_posts", "200000", 100, 100000000, struct agg_cfg, max_open_posts,
+                "while a flush is running, intake waits once this many new posts are recorded "
+                "for the next one (overload: the backlog stays on the bus, bounded by bus.hwm)"),
     ESC_CFG_INT("dedupe_window_s", "86400", 60, 31536000, struct agg_cfg, dedupe_window_s,
                 "a re-delivered post is recognised this long after the last write to the "
                 "seen-mark set of its event-time hour"),

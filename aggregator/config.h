@@ -23,6 +23,7 @@ struct agg_cfg {
     int64_t retention_hour_s;   /* TTL of hour buckets */
     int64_t retention_day_s;    /* TTL of day buckets */
     int64_t max_pending_posts;  /* posts held in memory until counted, before input pauses */
+    int64_t max_open_posts;     /* while a flush runs: new posts recorded before intake waits */
     int64_t dedupe_window_s;    /* TTL of the seen-mark sets */
     int64_t recent_ids;         /* post ids remembered in memory */
     int64_t top_n;              /* entries per day top list */

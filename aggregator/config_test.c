@@ -53,6 +53,7 @@ test_config_topic_override_inherits_global(void **state)
     assert_int_equal(ac.retention_hour_s, 7776000);
     assert_int_equal(ac.retention_day_s, 94608000);
     assert_int_equal(ac.max_pending_posts, 1000000);
+    assert_int_equal(ac.max_open_posts, 200000);
     assert_int_equal(ac.dedupe_window_s, 86400);
     assert_int_equal(ac.top_n, 200);
     assert_false(ac.connect_in);

@@ -3354,6 +3354,12 @@ agg_counters_top_key(const char *prefix, const char *topic, enum agg_top kind, i
 }
 
 size_t
+agg_counters_open_posts(const agg_counters_t *self)
+{
+    return self->open->n_recs;
+}
+
+size_t
 agg_counters_pending_posts(const agg_counters_t *self)
 {
     return self->open->n_recs + (self->frozen != NULL ? self->frozen->n_recs : 0);

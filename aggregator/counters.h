@@ -130,6 +130,8 @@ int agg_counters_flush_collect(agg_counters_t *self, esc_rc *rc);
 
 /* Posts recorded and not yet fully written. */
 size_t agg_counters_pending_posts(const agg_counters_t *self);
+/* Of those, the posts of the open batch (recorded since the last freeze). */
+size_t agg_counters_open_posts(const agg_counters_t *self);
 /* True when anything (records, lists, the processed count, top lists) still has to reach
  * Redis. */
 int agg_counters_pending(const agg_counters_t *self);
