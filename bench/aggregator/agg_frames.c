@@ -7,7 +7,8 @@
  *     the first has arrived.
  *   agg_frames send ENDPOINT FILE: connects a PUSH socket to ENDPOINT and sends every frame of
  *     FILE in order (blocking at the high-water mark), then lingers until they are delivered.
- * Prints the frame count on stdout. Single-threaded. */
+ *   agg_frames count FILE: counts the messages in FILE's frames (a batch frame holds several).
+ * Each prints its count on stdout (frames; for count, messages). Single-threaded. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +18,7 @@
 #include "escucha/esc_bus.h"
 #include "escucha/esc_log.h"
 #include "escucha/esc_mem.h"
+#include "escucha/esc_msg.h"
 #include "escucha/esc_util.h"
 
 #define F_HWM 100000
@@ -115,6 +117,57 @@ out:
     return rc;
 }
 
+static int
+s_count(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    char *buf = esc_malloc(F_FRAME_MAX);
+    int64_t n = 0;
+    int rc = 1;
+
+    if (f == NULL) {
+        esc_log_error("cannot open file=%s", path);
+        goto out;
+    }
+    for (;;) {
+        unsigned char hdr[4];
+        size_t len;
+        struct esc_batch_iter it;
+        struct esc_error err;
+        const void *msg;
+        size_t mlen;
+
+        if (fread(hdr, 1, 4, f) != 4) {
+            break;
+        }
+        len = (size_t)hdr[0] | ((size_t)hdr[1] << 8) | ((size_t)hdr[2] << 16)
+              | ((size_t)hdr[3] << 24);
+        if (len > F_FRAME_MAX || fread(buf, 1, len, f) != len) {
+            esc_log_error("truncated frame file=%s", path);
+            goto out;
+        }
+        if (esc_batch_open(&it, buf, len, &err) != ESC_OK) {
+            continue;
+        }
+        for (;;) {
+            esc_rc r = esc_batch_next(&it, &msg, &mlen, &err);
+
+            if (r == ESC_CLOSED) {
+                break;
+            }
+            n++;
+        }
+    }
+    rc = 0;
+out:
+    if (f != NULL) {
+        fclose(f);
+    }
+    esc_free(buf);
+    printf("%lld\n", (long long)n);
+    return rc;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -128,12 +181,16 @@ main(int argc, char **argv)
         && esc_parse_i64(argv[5], 1, INT64_MAX, &idle) == 0) {
         rc = s_capture(argv[2], argv[3], max, idle);
     }
+    else if (argc == 3 && strcmp(argv[1], "count") == 0) {
+        rc = s_count(argv[2]);
+    }
     else if (argc == 4 && strcmp(argv[1], "send") == 0) {
         rc = s_send(argv[2], argv[3]);
     }
     else {
         fprintf(stderr, "usage: agg_frames capture ENDPOINT FILE MAX IDLE_MS\n"
-                        "       agg_frames send ENDPOINT FILE\n");
+                        "       agg_frames send ENDPOINT FILE\n"
+                        "       agg_frames count FILE\n");
         return 2;
     }
     esc_bus_ctx_term();

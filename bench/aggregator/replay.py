@@ -8,9 +8,10 @@ quietly (no collector, broker or classifier competing for the cores).
       (agg_frames capture).
   replay.py run --bin-dir B --topics T --in FILE [--runs R] [--perf [--call-graph]]
       per run: a private redis-server, escucha-aggregator with the same config, then
-      agg_frames send pushes every frame of FILE; once <prefix>:agg:processed reaches the frame
-      count and stops growing (a frame may carry several posts), the aggregator's CPU time
-      (utime + stime) since the first frame is divided by the posts processed. Then SIGTERM (exit 0 expected). --perf records the aggregator with perf while
+      agg_frames send pushes every frame of FILE; once <prefix>:agg:processed reaches the number
+      of posts in FILE (agg_frames count: a batch frame carries several), the aggregator's CPU
+      time (utime + stime) since the first frame is divided by the posts processed, and its peak
+      RSS (VmHWM) is read. Then SIGTERM (exit 0 expected). --perf records the aggregator with perf while
       the frames go through (perf-replay-<run>.data in the work dir). --dump FILE writes
       what the run left in Redis that does not depend on timing (topic totals, day buckets,
       alerts without their `ts` and `ts_iso`) as sorted JSON lines, to compare two builds.
@@ -67,6 +68,20 @@ def config(topics, work, ports, redis_sock, sets):
         except ValueError:
             node[keys[-1]] = value
     return cfg
+
+
+def vm_hwm_mb(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0
+    return 0.0
+
+
+def count_posts(bin_dir, path):
+    out = subprocess.run([frames_exe(bin_dir), "count", path], check=True, capture_output=True,
+                         text=True).stdout
+    return int(out.split()[-1])
 
 
 def cpu_ticks(pid):
@@ -133,7 +148,7 @@ def dump(r, path):
                 f.write(json.dumps([key, alert], sort_keys=True) + "\n")
 
 
-def run_once(a, k, n_frames):
+def run_once(a, k, n_frames, n_posts):
     work = a.work_dir or tempfile.mkdtemp(prefix="agg-replay-")
     os.makedirs(work, exist_ok=True)
     redis = et.Redis(work)
@@ -170,20 +185,12 @@ def run_once(a, k, n_frames):
         done = 0
         while time.time() < deadline:
             done = int(r.cmd("GET", PREFIX + ":agg:processed") or 0)
-            if done >= n_frames:
+            if done >= n_posts:
                 break
             time.sleep(0.05)
         t1 = cpu_ticks(agg.pid)
         w1 = time.time()
-        # a frame may carry several posts: wait until the count stops growing
-        while time.time() < deadline:
-            time.sleep(0.5)
-            now = int(r.cmd("GET", PREFIX + ":agg:processed") or 0)
-            if now == done:
-                break
-            done = now
-            t1 = cpu_ticks(agg.pid)
-            w1 = time.time()
+        hwm = vm_hwm_mb(agg.pid)
         send.wait(60)
         if perf is not None:
             perf.send_signal(signal.SIGINT)
@@ -198,10 +205,11 @@ def run_once(a, k, n_frames):
             agg.wait()
         redis.stop()
     us = (t1 - t0) / CLK_TCK * 1e6 / max(done, 1)
-    log("run %d: processed %d (frames %d), aggregator CPU %.2f s over %.2f s wall: %.2f us/post, "
-        "exit %s" % (k, done, n_frames, (t1 - t0) / CLK_TCK, w1 - w0, us, rc))
-    return {"processed": done, "cpu_s": (t1 - t0) / CLK_TCK, "wall_s": w1 - w0,
-            "us_per_post": us, "exit": rc}
+    log("run %d: processed %d of %d posts (frames %d), aggregator CPU %.2f s over %.2f s wall: "
+        "%.2f us/post, peak RSS %.0f MB, exit %s"
+        % (k, done, n_posts, n_frames, (t1 - t0) / CLK_TCK, w1 - w0, us, hwm, rc))
+    return {"processed": done, "posts": n_posts, "cpu_s": (t1 - t0) / CLK_TCK, "wall_s": w1 - w0,
+            "us_per_post": us, "peak_rss_mb": round(hwm, 1), "exit": rc}
 
 
 def count_frames(path):
@@ -217,9 +225,10 @@ def count_frames(path):
 
 def run(a):
     n = count_frames(a.input)
-    runs = [run_once(a, k, n) for k in range(a.runs)]
+    posts = count_posts(a.bin_dir, a.input)
+    runs = [run_once(a, k, n, posts) for k in range(a.runs)]
     us = sorted(x["us_per_post"] for x in runs)
-    res = {"frames": n, "runs": runs, "us_per_post_min": us[0], "us_per_post_max": us[-1],
+    res = {"frames": n, "posts": posts, "runs": runs, "us_per_post_min": us[0], "us_per_post_max": us[-1],
            "us_per_post_median": us[len(us) // 2]}
     print(json.dumps(res, indent=1))
 
