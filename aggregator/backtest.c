@@ -20,7 +20,7 @@
 #define S_PROG "escucha-aggregator"
 #define S_LINE_MAX 4096
 #define S_TS_MAX 64
-#define S_VALUE_MAX 1e15
+#define S_VALUE_MAX 4294967295.0 /* the spike series holds counts in 32 bits */
 #define S_UNIX_MAX 253402300799LL /* 9999-12-31T23:59:59Z */
 
 struct s_row {
@@ -148,7 +148,7 @@ s_parse_line(char *buf, long line, const char *name, FILE *err, struct s_rows *r
         return;
     }
     if (!val_ok) {
-        s_bad(err, name, line, "value is not a number >= 0", rows);
+        s_bad(err, name, line, "value is not a number from 0 to 4294967295", rows);
         return;
     }
     if (rows->n > 0 && r.ts <= rows->v[rows->n - 1].ts) {

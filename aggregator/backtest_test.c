@@ -267,7 +267,7 @@ test_backtest_bad_rows(void **state)
     const char *args[] = { "--backtest", AGG_BACKTEST_DATA "/bad-rows.csv", NULL };
     static const char *const want[] = {
         ":6: timestamp is neither RFC 3339 nor Unix seconds, row skipped\n",
-        ":7: value is not a number >= 0, row skipped\n",
+        ":7: value is not a number from 0 to 4294967295, row skipped\n",
         ":8: expected 2 fields: timestamp,value, row skipped\n",
         ":10: timestamp is not after the previous row's, row skipped\n",
         ":11: not on the 1-minute grid of the series, row skipped\n",

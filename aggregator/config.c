@@ -48,6 +48,9 @@ static const struct esc_cfg_entry agg_cfg_map[] = {
                 "how often the top lists accumulated in memory are written (0 = every flush)"),
     ESC_CFG_INT("top_flush_max", "200", 1, 100000, struct agg_cfg, top_flush_max,
                 "members of one top list written per topic, day and top_flush_ms (the best)"),
+    ESC_CFG_INT("top_max_entries", "250000", 1000, 100000000, struct agg_cfg, top_max_entries,
+                "top-list members held in memory between writes; past it every list keeps only "
+                "its best members (about 100 bytes each)"),
     ESC_CFG_BOOL("connect_in", "false", struct agg_cfg, connect_in,
                  "connect the PULL socket to bus.aggregate instead of binding it (several "
                  "aggregators behind a forwarder that binds)"),

@@ -31,6 +31,7 @@ struct agg_cfg {
     bool top_lists;             /* keep the top lists */
     int64_t top_flush_ms;       /* top lists written this often */
     int64_t top_flush_max;      /* members of a list written per topic, day and top flush */
+    int64_t top_max_entries;    /* top-list members in memory before the lists are pruned */
     bool connect_in;            /* connect bus.aggregate instead of binding it */
     bool spike_leases;          /* scale-out: spikes evaluated by the topic's lease holder */
     int64_t lease_ms;           /* spike lease lifetime */

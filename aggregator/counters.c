@@ -38,7 +38,8 @@
 #define S_ROUND_CALLS 64            /* script calls per pipelined round */
 #define S_TOPS_STEP_CALLS 4         /* top-list calls per round when written in slices */
 #define S_ROUND_BYTES (8u << 20)    /* argument bytes per round, about */
-#define S_TOP_ENTRIES_MAX 1000000   /* top-list entries in memory before they are written */
+#define S_TOP_ENTRIES_DEFAULT 250000 /* top-list entries in memory (top_max_entries) */
+#define S_PRUNE_KEEP_MIN 8          /* a prune keeps at least this many members per list */
 #define S_NONE UINT32_MAX           /* no string */
 #define S_LANG_MAX 15
 #define S_PLATFORM_MAX 32
@@ -798,6 +799,15 @@ struct s_rec {
     uint16_t n_terms;
 };
 
+/* What a top-posts hash shows of a post: "platform:id\0text\0url\0author\0author_name\0
+ * platform\0lang\0". One per post, shared by its candidates in every topic it matched (they are
+ * always in the same batch, or in the top lists fed from it, so one thread owns all of them at
+ * any time: the count needs no atomics). */
+struct s_blob {
+    uint32_t refs;
+    char s[];
+};
+
 /* A post kept with what its top-posts hash shows. */
 struct s_cand {
     uint32_t rec;         /* record in its batch (meaningless once moved to the top lists) */
@@ -808,8 +818,7 @@ struct s_cand {
     int64_t replies;
     int64_t followers;
     int32_t sent_milli;
-    char *blob;           /* "platform:id\0text\0url\0author\0author_name\0platform\0lang\0";
-                             owned; NULL once moved */
+    struct s_blob *blob;  /* a reference; NULL once moved */
 };
 
 /* Min-heap on eng of at most top_posts_n candidates. */
@@ -921,6 +930,7 @@ struct s_tops {
     size_t cap_entries;
     struct s_ttopic *tt;   /* per topic, built when frozen */
     size_t n_tt;
+    size_t prune_at;       /* entries that make s_tops_prune run */
 };
 
 /* Aggregation of one part, rebuilt for every send. */
@@ -989,6 +999,7 @@ struct agg_counters {
     size_t top_n;
     size_t top_posts_n;
     size_t top_flush_max;
+    size_t top_max_entries;
     char instance[40];
     char sha[48];                 /* SHA1 of the loaded script, "" until loaded */
     uint64_t seq;                 /* last sequence number used (batches and top lists) */
@@ -1086,6 +1097,15 @@ s_heap_up(struct s_heap *h, size_t i)
 
 /* The slot where a candidate with engagement eng goes in a heap of at most k, or NULL when it
  * would not make it. A replaced candidate's blob is freed. Call s_heap_fix after filling it. */
+/* Drops one reference to bl (NULL-safe). */
+static void
+s_blob_unref(struct s_blob *bl)
+{
+    if (bl != NULL && --bl->refs == 0) {
+        esc_free(bl);
+    }
+}
+
 static struct s_cand *
 s_heap_slot(struct s_heap *h, size_t k, int64_t eng)
 {
@@ -1098,7 +1118,7 @@ s_heap_slot(struct s_heap *h, size_t k, int64_t eng)
     if (eng <= h->c[0].eng) {
         return NULL;
     }
-    esc_free(h->c[0].blob);
+    s_blob_unref(h->c[0].blob);
     h->c[0].blob = NULL;
     return &h->c[0];
 }
@@ -1122,7 +1142,7 @@ s_heap_free(struct s_heap *h)
     size_t k;
 
     for (k = 0; k < h->n; k++) {
-        esc_free(h->c[k].blob);
+        s_blob_unref(h->c[k].blob);
     }
     ESC_FREE(h->c);
     h->n = 0;
@@ -1236,6 +1256,7 @@ s_tops_new(agg_counters_t *self)
     struct s_tops *t = esc_calloc(1, sizeof(*t));
 
     t->gen = ++self->tops_gen;
+    t->prune_at = self->top_max_entries;
     s_strtab_init(&t->st);
     s_map_init(&t->groups_m);
     s_map_init(&t->days_m);
@@ -1295,6 +1316,7 @@ s_tops_reset(agg_counters_t *self, struct s_tops *t)
     s_strtab_reset(&t->st);
     t->seq = 0;
     t->gen = ++self->tops_gen;
+    t->prune_at = self->top_max_entries;
 }
 
 static int
@@ -1548,24 +1570,63 @@ s_blob_put(char *blob, size_t *pos, const char *s, size_t n)
     *pos += n + 1;
 }
 
-/* Offers post p (record rec) as a top-post candidate of topic list t of batch b. */
+/* The blob of post p (record r of batch b), made by the first of its candidates. */
+static struct s_blob *
+s_blob_of(const struct s_batch *b, const struct s_rec *r, const struct esc_post *p,
+          struct s_blob **shared)
+{
+    const struct s_str *plat = &b->st.strs[r->platform];
+    const struct s_str *lang = &b->st.strs[r->lang];
+    size_t tlen;
+    size_t ulen;
+    size_t alen;
+    size_t nlen;
+    size_t ilen;
+    size_t pos;
+    struct s_blob *bl;
+
+    if (*shared != NULL) {
+        return *shared;
+    }
+    tlen = p->text != NULL ? strlen(p->text) : 0;
+    ulen = s_len(p->url, 2048);
+    alen = s_len(p->author, S_AUTHOR_MAX);
+    nlen = s_len(p->author_name, 256);
+    ilen = strlen(p->id);
+    if (tlen > AGG_POST_TEXT_KEEP) {
+        tlen = AGG_POST_TEXT_KEEP;
+        while (tlen > 0 && ((unsigned char)p->text[tlen] & 0xC0) == 0x80) {
+            tlen--; /* do not cut a UTF-8 sequence */
+        }
+    }
+    bl = esc_malloc(sizeof(*bl) + plat->len + 1 + ilen + 1 + tlen + 1 + ulen + 1 + alen + 1
+                    + nlen + 1 + plat->len + 1 + lang->len + 1);
+    bl->refs = 0;
+    memcpy(bl->s, plat->s, plat->len);
+    bl->s[plat->len] = ':';
+    pos = plat->len + 1;
+    s_blob_put(bl->s, &pos, p->id, ilen);
+    s_blob_put(bl->s, &pos, p->text, tlen);
+    s_blob_put(bl->s, &pos, p->url, ulen);
+    s_blob_put(bl->s, &pos, p->author, alen);
+    s_blob_put(bl->s, &pos, p->author_name, nlen);
+    s_blob_put(bl->s, &pos, plat->s, plat->len);
+    s_blob_put(bl->s, &pos, lang->s, lang->len);
+    *shared = bl;
+    return bl;
+}
+
+/* Offers post p (record rec) as a top-post candidate of topic list t of batch b; *shared is
+ * the post's blob once one of its candidates made it. */
 static void
 s_offer_candidate(agg_counters_t *self, const struct s_batch *b, struct s_tlist *t, uint32_t rec,
-                  const struct esc_post *p)
+                  const struct esc_post *p, struct s_blob **shared)
 {
     const struct s_rec *r = &b->recs[rec];
     int64_t day = s_bucket(r->created_at, AGG_RES_DAY);
     int64_t eng = r->likes + r->reposts + r->replies;
     struct s_heap *h = NULL;
     struct s_cand *c;
-    const struct s_str *plat = &b->st.strs[r->platform];
-    const struct s_str *lang = &b->st.strs[r->lang];
-    size_t tlen = p->text != NULL ? strlen(p->text) : 0;
-    size_t ulen = s_len(p->url, 2048);
-    size_t alen = s_len(p->author, S_AUTHOR_MAX);
-    size_t nlen = s_len(p->author_name, 256);
-    size_t ilen = strlen(p->id);
-    size_t pos;
     size_t i;
 
     if (self->top_posts_n == 0) {
@@ -1586,12 +1647,6 @@ s_offer_candidate(agg_counters_t *self, const struct s_batch *b, struct s_tlist 
     if (c == NULL) {
         return;
     }
-    if (tlen > AGG_POST_TEXT_KEEP) {
-        tlen = AGG_POST_TEXT_KEEP;
-        while (tlen > 0 && ((unsigned char)p->text[tlen] & 0xC0) == 0x80) {
-            tlen--; /* do not cut a UTF-8 sequence */
-        }
-    }
     c->rec = rec;
     c->eng = eng;
     c->created_at = r->created_at;
@@ -1600,18 +1655,8 @@ s_offer_candidate(agg_counters_t *self, const struct s_batch *b, struct s_tlist 
     c->replies = r->replies;
     c->followers = r->followers;
     c->sent_milli = r->sent_milli;
-    c->blob = esc_malloc(plat->len + 1 + ilen + 1 + tlen + 1 + ulen + 1 + alen + 1 + nlen + 1
-                         + plat->len + 1 + lang->len + 1);
-    memcpy(c->blob, plat->s, plat->len);
-    c->blob[plat->len] = ':';
-    pos = plat->len + 1;
-    s_blob_put(c->blob, &pos, p->id, ilen);
-    s_blob_put(c->blob, &pos, p->text, tlen);
-    s_blob_put(c->blob, &pos, p->url, ulen);
-    s_blob_put(c->blob, &pos, p->author, alen);
-    s_blob_put(c->blob, &pos, p->author_name, nlen);
-    s_blob_put(c->blob, &pos, plat->s, plat->len);
-    s_blob_put(c->blob, &pos, lang->s, lang->len);
+    c->blob = s_blob_of(b, r, p, shared);
+    c->blob->refs++;
     s_heap_fix(h, c);
 }
 
@@ -1620,6 +1665,7 @@ agg_counters_add(agg_counters_t *self, const struct esc_post *p, const char *con
                  size_t n)
 {
     struct s_batch *b = self->open;
+    struct s_blob *blob = NULL; /* the post's top-post blob, once a candidate needs it */
     uint8_t id[S_ID_LEN];
     uint32_t tags[S_TAGS_PER_POST];
     uint32_t terms[AGG_TERMS_PER_POST];
@@ -1740,7 +1786,7 @@ agg_counters_add(agg_counters_t *self, const struct esc_post *p, const char *con
 
         t->recs = s_grow(t->recs, &t->cap, t->n + 1, sizeof(*t->recs));
         t->recs[t->n++] = rec;
-        s_offer_candidate(self, b, t, rec, p);
+        s_offer_candidate(self, b, t, rec, p, &blob);
     }
     return 1;
 }
@@ -2336,7 +2382,10 @@ s_applied_prefetch(const agg_counters_t *self, const struct s_batch *b, const st
     }
 }
 
-/* Part pt is in Redis: its posts and top-post candidates go into the open top lists. */
+static void s_tops_prune(agg_counters_t *self, struct s_tops *t);
+
+/* Part pt is in Redis: its posts and top-post candidates go into the open top lists (pruned
+ * first when they hold too many entries). */
 static void
 s_part_applied(agg_counters_t *self, struct s_batch *b, struct s_part *pt)
 {
@@ -2350,6 +2399,9 @@ s_part_applied(agg_counters_t *self, struct s_batch *b, struct s_part *pt)
     size_t i;
     size_t k;
 
+    if (t->n_entries >= t->prune_at) {
+        s_tops_prune(self, t);
+    }
     for (i = 0; i < pt->n_sent; i++) {
         const struct s_rec *r = &b->recs[pt->sent[i]];
         const uint32_t *refs = b->refs + r->refs;
@@ -2435,6 +2487,79 @@ s_cmp_entry(const void *pa, const void *pb)
         return sa > sb ? -1 : 1;
     }
     return a->sid < b->sid ? -1 : (a->sid > b->sid ? 1 : 0);
+}
+
+/* Bounds t's memory: once it holds prune_at entries, every author, hashtag and term list keeps
+ * only its best members (the ones a write would send first) and forgets the others, so the
+ * tables hold at most about top_max_entries / 2 entries after a prune. A list keeps
+ * min(2 x top_flush_max, top_max_entries / (2 x lists)) members, at least S_PRUNE_KEEP_MIN;
+ * when that floor keeps more than half the budget (very many lists) the next prune waits for
+ * twice as many entries, so prunes stay rare. What is forgotten is the tail of the period:
+ * members that would not have made the written part of their list (or would have made it
+ * only late in the period) lose this period's counts before the next top-list write. */
+static void
+s_tops_prune(agg_counters_t *self, struct s_tops *t)
+{
+    size_t lists = 0;
+    size_t keep;
+    size_t before = t->n_entries;
+    size_t i;
+    size_t j;
+
+    for (i = 0; i < t->n_groups; i++) {
+        if (t->groups[i].kind != AGG_TOP_POSTS && t->groups[i].n > 0) {
+            lists++;
+        }
+    }
+    keep = self->top_max_entries / (2 * (lists > 0 ? lists : 1));
+    if (keep > 2 * self->top_flush_max) {
+        keep = 2 * self->top_flush_max;
+    }
+    if (keep < S_PRUNE_KEEP_MIN) {
+        keep = S_PRUNE_KEEP_MIN;
+    }
+    /* drop the tail of every long list: its entries get sid S_NONE */
+    s_sort_tops = t;
+    for (i = 0; i < t->n_groups; i++) {
+        struct s_tgroup *g = &t->groups[i];
+
+        if (g->kind == AGG_TOP_POSTS || g->n <= keep) {
+            continue;
+        }
+        qsort(g->entries, g->n, sizeof(*g->entries), s_cmp_entry);
+        for (j = keep; j < g->n; j++) {
+            t->entries[g->entries[j]].sid = S_NONE;
+        }
+    }
+    s_sort_tops = NULL;
+    /* compact the entries, then index them again */
+    for (i = 0; i < t->n_groups; i++) {
+        if (t->groups[i].kind != AGG_TOP_POSTS) {
+            t->groups[i].n = 0;
+        }
+    }
+    s_map_clear(&t->entries_m);
+    for (i = 0, j = 0; i < t->n_entries; i++) {
+        struct s_tentry *e = &t->entries[i];
+        struct s_tgroup *g;
+        int found;
+
+        if (e->sid == S_NONE) {
+            continue;
+        }
+        t->entries[j] = *e;
+        e = &t->entries[j];
+        g = &t->groups[e->group];
+        g->entries[g->n++] = (uint32_t)j;
+        (void)s_map_put(&t->entries_m, (1ULL << 63) | ((uint64_t)e->group << 32) | e->sid,
+                        (uint32_t)j, &found);
+        j++;
+    }
+    t->n_entries = j;
+    t->prune_at = j * 2 > self->top_max_entries ? j * 2 : self->top_max_entries;
+    self->fst->top_prunes++;
+    esc_log_debug("top lists pruned entries=%zu kept=%zu lists=%zu per_list=%zu", before, j,
+                  lists, keep);
 }
 
 /* Groups the frozen top lists by topic, for one call per topic. */
@@ -2558,7 +2683,7 @@ s_append_tops(agg_counters_t *self, struct s_tops *t, const struct s_ttopic *tt)
             const char *f[7];
             size_t j;
 
-            f[0] = c->blob; /* member, text, url, author, author_name, platform, lang */
+            f[0] = c->blob->s; /* member, text, url, author, author_name, platform, lang */
             for (j = 1; j < 7; j++) {
                 f[j] = f[j - 1] + strlen(f[j - 1]) + 1;
             }
@@ -2914,14 +3039,12 @@ s_tops_step(agg_counters_t *self, int final)
     int64_t now = esc_mono_ms();
 
     if (self->tops_frozen == NULL) {
-        if (s_tops_empty(self->tops)
-            || (!final && now < self->next_tops_ms
-                && self->tops->n_entries < S_TOP_ENTRIES_MAX)) {
+        if (s_tops_empty(self->tops) || (!final && now < self->next_tops_ms)) {
             return ESC_OK;
         }
         s_tops_freeze(self);
     }
-    if (!final && self->top_step_ms > 0 && self->tops->n_entries < S_TOP_ENTRIES_MAX) {
+    if (!final && self->top_step_ms > 0) {
         /* a slice: small rounds until the time is up; the rest at the next flush */
         int64_t until = now + self->top_step_ms;
         size_t left = s_calls_left(NULL, self->tops_frozen);
@@ -3090,6 +3213,7 @@ s_stats_add(struct agg_counters_stats *to, struct agg_counters_stats *from)
     to->dup_redis += from->dup_redis;
     to->script_loads += from->script_loads;
     to->calls += from->calls;
+    to->top_prunes += from->top_prunes;
     memset(from, 0, sizeof(*from));
 }
 
@@ -3258,6 +3382,8 @@ agg_counters_new(esc_kv_t *kv, const struct agg_counters_opts *opts)
     self->top_n = opts->top_n > 0 ? opts->top_n : 1;
     self->top_posts_n = opts->top_posts_n;
     self->top_flush_max = opts->top_flush_max > 0 ? opts->top_flush_max : 1;
+    self->top_max_entries = opts->top_max_entries > 0 ? opts->top_max_entries
+                                                      : S_TOP_ENTRIES_DEFAULT;
     self->counters_only = opts->counters_only;
     if (opts->instance != NULL && opts->instance[0] != '\0') {
         esc_strlcpy(self->instance, opts->instance, sizeof(self->instance));

@@ -48,6 +48,8 @@ struct agg_counters_opts {
     size_t top_n;              /* entries shown per author/hashtag/term day list (kept: 2x) */
     size_t top_posts_n;        /* posts kept per day list */
     size_t top_flush_max;      /* members of one list written per topic and day, at most */
+    size_t top_max_entries;    /* top-list entries held in memory before the lists are pruned
+                                  to their best members (0 = 250,000) */
     int64_t top_flush_ms;      /* top lists are written this often (0 = at every flush) */
     int64_t top_step_ms;       /* > 0: a flush spends about this long on due top lists and
                                   leaves the rest to the next flushes (no stall); 0: all at once */
@@ -64,6 +66,7 @@ struct agg_counters_stats {
     uint64_t dup_redis;      /* (post, topic) pairs Redis had already counted */
     uint64_t script_loads;   /* SCRIPT LOADs (first flush, and after Redis lost its scripts) */
     uint64_t calls;          /* script calls sent (topic parts, lists, top lists, processed) */
+    uint64_t top_prunes;     /* times the top lists in memory were pruned to top_max_entries */
 };
 
 /* Creates the counters; kv is borrowed and must outlive them. Caller owns the result. */
@@ -87,13 +90,14 @@ void agg_counters_push_list(agg_counters_t *self, const char *key, const char *v
 /* Writes what is pending. The open batch is frozen; for each topic (in parts of at most
  * AGG_PART_POSTS posts) one script call checks and sets the seen-marks and applies the bucket
  * deltas; the queued lists follow; then, when top_flush_ms has passed since they were last
- * written (or final is set, or they grew too large), the top lists accumulated from the posts
- * Redis acknowledged, one call per topic (with top_step_ms, only as many as fit in that time;
- * the others at the next flushes, while new posts go on counting); last, one call adds the batch's posts to
- * <prefix>:agg:processed. All pipelined: normally two round trips. Returns ESC_OK (nothing
- * left pending that is due; also when there was nothing to do) or ESC_RETRY (Redis unreachable,
- * or not done within the round limit: the unwritten part is kept and sent again later; what
- * Redis already applied is recognised by its marks and not applied twice). */
+ * written (or final is set), the top lists accumulated from the posts Redis acknowledged (in
+ * memory pruned to their best members past top_max_entries), one call per topic (with
+ * top_step_ms, only as many as fit in that time; the others at the next flushes, while new
+ * posts go on counting); last, one call adds the batch's posts to <prefix>:agg:processed. All
+ * pipelined: normally two round trips. Returns ESC_OK (nothing left pending that is due; also
+ * when there was nothing to do) or ESC_RETRY (Redis unreachable, or not done within the round
+ * limit: the unwritten part is kept and sent again later; what Redis already applied is
+ * recognised by its marks and not applied twice). */
 esc_rc agg_counters_flush(agg_counters_t *self, int final);
 
 #define AGG_PART_POSTS 2048

@@ -500,13 +500,42 @@ test_counters_multi_topic_post(void **state)
 {
     struct fix *f = *state;
     static const char *const two[] = { "gob/congreso", "dev/digital", NULL };
+    static const char *const keys[] = { "t:post:{gob/congreso}:mastodon:1",
+                                        "t:post:{dev/digital}:mastodon:1" };
+    struct tp t;
+    char *v;
+    int i;
 
-    s_addn(f, "1", AT(60), 40, 1, 1, 1, two);
+    memset(&t, 0, sizeof(t));
+    t = (struct tp){ .id = "1", .ms = AT(60), .followers = 40, .likes = 1, .reposts = 1,
+                     .replies = 1, .author = "@ana", .text = "reforma digital del congreso" };
+    s_add(f, &t, two);
+    /* a second post in one topic only: the first one's blob is shared by both topics' top
+     * posts, this one's is not */
+    memset(&t, 0, sizeof(t));
+    t = (struct tp){ .id = "2", .ms = AT(61), .likes = 9, .author = "@eva",
+                     .text = "solo en congreso" };
+    s_add(f, &t, s_congreso);
     assert_int_equal(agg_counters_flush(f->c, 1), ESC_OK);
-    s_check(f, "t:t:{gob/congreso}", 1, 40, 1, 1, 1);
+    s_check(f, "t:t:{gob/congreso}", 2, 40, 10, 1, 1);
     s_check(f, "t:t:{dev/digital}", 1, 40, 1, 1, 1);
     s_check(f, "t:c:{dev/digital}:m:1794787260", 1, 40, 1, 1, 1);
-    assert_int_equal(s_int_cmd(f, "GET", "t:agg:processed"), 1);
+    assert_int_equal(s_int_cmd(f, "GET", "t:agg:processed"), 2);
+    /* both topics show the shared post in full */
+    for (i = 0; i < 2; i++) {
+        assert_int_equal(s_hget(f, keys[i], "engagement"), 3);
+        v = s_hget_str(f, keys[i], "author");
+        assert_string_equal(v, "@ana");
+        esc_free(v);
+        v = s_hget_str(f, keys[i], "text");
+        assert_string_equal(v, "reforma digital del congreso");
+        esc_free(v);
+    }
+    assert_int_equal((long long)s_zscore(f, "t:top:{dev/digital}:posts:1794787200",
+                                         "mastodon:1"), 3);
+    assert_int_equal((long long)s_zscore(f, "t:top:{gob/congreso}:posts:1794787200",
+                                         "mastodon:2"), 9);
+    assert_true(s_zscore(f, "t:top:{dev/digital}:posts:1794787200", "mastodon:2") < 0);
 }
 
 /* Top lists of one day: authors (influence + components), hashtags (the platform's, folded,
@@ -646,6 +675,50 @@ test_counters_top_trim_and_flush_max(void **state)
     assert_int_equal(s_hget(f, ai, "posts:@u7"), 0);
     /* counts stay exact whatever the lists keep */
     assert_int_equal(s_hget(f, "t:t:{gob/congreso}", "posts"), 21 + 3);
+}
+
+/* Past top_max_entries the top lists in memory keep only their best members: many one-off
+ * hashtags force prunes between the top-list writes, and the lists' leaders still reach Redis
+ * with exact counts (they are never pruned), while the posts are all counted. */
+static void
+test_counters_top_lists_pruned(void **state)
+{
+    struct fix *f = *state;
+    const char *tg = "t:top:{gob/congreso}:hashtags:1794787200";
+    struct agg_counters_stats st;
+    char id[32];
+    char tag[32];
+    struct tp t;
+    int r;
+    int i;
+
+    f->o.top_max_entries = 64;
+    f->o.top_flush_max = 4;
+    f->o.top_flush_ms = 3600000; /* written at the final flush only */
+    s_renew(f);
+    for (r = 0; r < 10; r++) {
+        for (i = 0; i < 30; i++) {
+            memset(&t, 0, sizeof(t));
+            snprintf(id, sizeof(id), "p%d-%d", r, i);
+            snprintf(tag, sizeof(tag), "frio%dx%d", r, i);
+            t.id = id;
+            t.ms = AT(60 + r);
+            t.text = "nada";
+            t.tags[0] = "caliente";
+            t.tags[1] = tag;
+            t.tags[2] = i % 2 == 0 ? "tibio" : NULL;
+            s_add(f, &t, s_congreso);
+        }
+        assert_int_equal(agg_counters_flush(f->c, 0), ESC_OK);
+    }
+    agg_counters_get_stats(f->c, &st);
+    assert_true(st.top_prunes >= 2);
+    assert_int_equal(s_int_cmd(f, "EXISTS", tg), 0); /* not written yet */
+    assert_int_equal(agg_counters_flush(f->c, 1), ESC_OK);
+    assert_int_equal((long long)s_zscore(f, tg, "caliente"), 300);
+    assert_int_equal((long long)s_zscore(f, tg, "tibio"), 150);
+    assert_true(s_int_cmd(f, "ZCARD", tg) <= 4);
+    assert_int_equal(s_hget(f, "t:t:{gob/congreso}", "posts"), 300);
 }
 
 static void
@@ -1081,6 +1154,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_counters_top_lists, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_counters_top_trim_and_flush_max, s_setup,
                                         s_teardown),
+        cmocka_unit_test_setup_teardown(test_counters_top_lists_pruned, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_counters_duplicates, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_counters_duplicates_caught_by_redis, s_setup,
                                         s_teardown),

@@ -135,11 +135,13 @@ struct agg_spike_series {
     int64_t w;                 /* window, steps */
     int64_t b;                 /* trailing baseline, steps */
     int64_t end_steps;         /* calm steps that end a spike */
-    int64_t *vals;             /* closed step values, ring of n_vals; owned */
+    uint32_t *vals;            /* closed step values, ring of n_vals (saturated); owned */
     int64_t n_vals;            /* w + b + 1 */
     int64_t first;             /* first step pushed, S_NONE before */
     int64_t last;              /* last step pushed, S_NONE before */
-    int64_t hours[AGG_SPIKE_HIST_HOURS]; /* hour h in slot h % AGG_SPIKE_HIST_HOURS */
+    uint32_t hours[AGG_SPIKE_HIST_HOURS]; /* hour h in slot h % AGG_SPIKE_HIST_HOURS
+                                             (counts saturate at UINT32_MAX: 4 bytes per
+                                             minute and hour of history, per topic) */
     int64_t h_first;           /* oldest hour held, S_NONE when empty */
     int64_t h_last;            /* newest hour held */
     int64_t h_seed_end;        /* first hour after the seeded ones, S_NONE when not seeded */
@@ -277,7 +279,14 @@ agg_spike_series_value(const agg_spike_series_t *self, int64_t start_ms)
 {
     int64_t s = s_floor_div(start_ms, self->step_ms);
 
-    return s_held(self, s) ? self->vals[s_mod(s, self->n_vals)] : -1;
+    return s_held(self, s) ? (int64_t)self->vals[s_mod(s, self->n_vals)] : -1;
+}
+
+/* A count as the rings hold it: clamped to 0..UINT32_MAX. */
+static uint32_t
+s_u32(int64_t v)
+{
+    return v <= 0 ? 0 : (v >= (int64_t)UINT32_MAX ? UINT32_MAX : (uint32_t)v);
 }
 
 /* Sum of the held steps in [a, b). Runs for every closed minute of every topic: the held part
@@ -628,9 +637,11 @@ agg_spike_series_push(agg_spike_series_t *self, int64_t start_ms, int64_t value,
         ESC_ASSERT(s == self->last + 1);
     }
     self->last = s;
-    self->vals[s_mod(s, self->n_vals)] = value;
+    self->vals[s_mod(s, self->n_vals)] = s_u32(value);
     if (s_hour_reach(self, h) == 0) {
-        self->hours[s_mod(h, AGG_SPIKE_HIST_HOURS)] += value;
+        uint32_t *c = &self->hours[s_mod(h, AGG_SPIKE_HIST_HOURS)];
+
+        *c = s_u32((int64_t)*c + value);
     }
     s_evaluate(self, s, value, out);
 }
@@ -645,12 +656,15 @@ agg_spike_series_add_late(agg_spike_series_t *self, int64_t start_ms, int64_t de
         return -1;
     }
     if (s_hour_held(self, h)) {
-        self->hours[s_mod(h, AGG_SPIKE_HIST_HOURS)] += delta;
+        uint32_t *c = &self->hours[s_mod(h, AGG_SPIKE_HIST_HOURS)];
+
+        *c = s_u32((int64_t)*c + delta);
     }
     if (!s_held(self, s)) {
         return -1;
     }
-    self->vals[s_mod(s, self->n_vals)] += delta;
+    self->vals[s_mod(s, self->n_vals)] = s_u32((int64_t)self->vals[s_mod(s, self->n_vals)]
+                                               + delta);
     return 0;
 }
 
@@ -665,7 +679,7 @@ agg_spike_series_seed_hours(agg_spike_series_t *self, int64_t first_hour_ms,
         int64_t h = h0 + (int64_t)i;
 
         if (s_hour_reach(self, h) == 0) {
-            self->hours[s_mod(h, AGG_SPIKE_HIST_HOURS)] = counts[i] > 0 ? counts[i] : 0;
+            self->hours[s_mod(h, AGG_SPIKE_HIST_HOURS)] = s_u32(counts[i]);
         }
     }
     if (n > 0) {
@@ -675,21 +689,24 @@ agg_spike_series_seed_hours(agg_spike_series_t *self, int64_t first_hour_ms,
 
 /* ---- Event-time layer ------------------------------------------------------------------- */
 
+/* A post kept for alerts (a sample text, one of a minute's most engaged posts), shared by
+ * every slot that keeps it: a post of four topics is stored once. One allocation. */
 struct s_kept {
-    char *text;            /* owned, cut at AGG_SPIKE_SAMPLE_MAX */
-    char *author;          /* owned, "" when unknown */
-    char *url;             /* owned, "" when unknown */
+    uint32_t refs;         /* slots holding it */
     int64_t engagement;
     int64_t created_at;
+    const char *author;    /* into data; "" when unknown */
+    const char *url;       /* into data; "" when unknown */
+    char text[];           /* cut at AGG_SPIKE_SAMPLE_MAX, then author and url */
 };
 
 /* One minute of one topic: the posts counted while it is open, and what alerts need. */
 struct s_slot {
     int64_t minute;                        /* absolute minute, S_NONE when empty */
     int64_t count;                         /* posts counted in this minute */
-    struct s_kept top[AGG_SPIKE_SAMPLES];  /* most engaged posts */
+    struct s_kept *top[AGG_SPIKE_SAMPLES]; /* most engaged posts; a reference each */
     size_t n_top;
-    char *texts[AGG_SPIKE_TEXTS];          /* uniform sample of the texts; owned */
+    struct s_kept *texts[AGG_SPIKE_TEXTS]; /* uniform sample of the posts; a reference each */
     size_t n_texts;
     int64_t offered;                       /* texts offered to the sample */
 };
@@ -702,9 +719,13 @@ struct s_topic {
     int64_t n_slots;
     int64_t last_closed;                   /* last minute closed, S_NONE before */
     int64_t released;                      /* slots of minutes <= this were released */
-    /* background terms, S_BG_TERMS each, owned; in parallel arrays so that a look-up scans
-     * the hashes only and the decay the weights only */
-    char (*bg_term)[AGG_TERM_MAX + 1];
+    /* background terms, S_BG_TERMS each, owned, allocated with the first term; in parallel
+     * arrays so that a look-up scans the hashes only and the decay the weights only */
+    uint16_t *bg_off;                      /* where each term starts in bg_buf */
+    char *bg_buf;                          /* the terms, NUL-terminated, back to back */
+    size_t bg_used;                        /* bytes of bg_buf written */
+    size_t bg_cap;
+    size_t bg_live;                        /* bytes of bg_buf that are current terms */
     uint32_t *bg_hash;                     /* s_term_hash(term): compared before the text */
     double *bg_weight;                     /* decayed posts that contained it */
     size_t n_bg;
@@ -745,7 +766,6 @@ agg_spikes_new(const struct agg_spike_cfg *cfgs, size_t n_topics, agg_spike_fn f
 {
     agg_spikes_t *self = esc_calloc(1, sizeof(*self));
     size_t i;
-    int64_t k;
 
     self->topics = esc_calloc(n_topics > 0 ? n_topics : 1, sizeof(*self->topics));
     self->n = n_topics;
@@ -763,20 +783,20 @@ agg_spikes_new(const struct agg_spike_cfg *cfgs, size_t n_topics, agg_spike_fn f
         /* open minutes trail the watermark by up to the lateness plus 2; a window's minutes
          * stay until no future window covers them */
         t->n_slots = cfgs[i].window_min + (cfgs[i].lateness_s + 59) / 60 + 3;
-        t->slots = esc_calloc((size_t)t->n_slots, sizeof(*t->slots));
-        for (k = 0; k < t->n_slots; k++) {
-            t->slots[k].minute = S_NONE;
-        }
+        t->slots = NULL; /* with the topic's first post (s_record) */
         t->last_closed = S_NONE;
         t->released = S_NONE;
-        t->bg_term = esc_calloc(S_BG_TERMS, sizeof(*t->bg_term));
-        t->bg_hash = esc_calloc(S_BG_TERMS, sizeof(*t->bg_hash));
-        t->bg_weight = esc_calloc(S_BG_TERMS, sizeof(*t->bg_weight));
-        t->bg_ix = esc_calloc(S_BG_SLOTS, sizeof(*t->bg_ix));
-        t->bg_heap = esc_calloc(S_BG_TERMS, sizeof(*t->bg_heap));
-        t->bg_pos = esc_calloc(S_BG_TERMS, sizeof(*t->bg_pos));
     }
     return self;
+}
+
+/* Drops one reference to k (NULL-safe). */
+static void
+s_kept_unref(struct s_kept *k)
+{
+    if (k != NULL && --k->refs == 0) {
+        esc_free(k);
+    }
 }
 
 static void
@@ -785,12 +805,10 @@ s_slot_clear(struct s_slot *s)
     size_t i;
 
     for (i = 0; i < s->n_top; i++) {
-        ESC_FREE(s->top[i].text);
-        ESC_FREE(s->top[i].author);
-        ESC_FREE(s->top[i].url);
+        s_kept_unref(s->top[i]);
     }
     for (i = 0; i < s->n_texts; i++) {
-        ESC_FREE(s->texts[i]);
+        s_kept_unref(s->texts[i]);
     }
     memset(s, 0, sizeof(*s));
     s->minute = S_NONE;
@@ -808,11 +826,12 @@ agg_spikes_destroy(agg_spikes_t **self_p)
     }
     self = *self_p;
     for (i = 0; i < self->n; i++) {
-        for (k = 0; k < self->topics[i].n_slots; k++) {
+        for (k = 0; k < self->topics[i].n_slots && self->topics[i].slots != NULL; k++) {
             s_slot_clear(&self->topics[i].slots[k]);
         }
         esc_free(self->topics[i].slots);
-        esc_free(self->topics[i].bg_term);
+        esc_free(self->topics[i].bg_off);
+        esc_free(self->topics[i].bg_buf);
         esc_free(self->topics[i].bg_hash);
         esc_free(self->topics[i].bg_weight);
         esc_free(self->topics[i].bg_ix);
@@ -837,14 +856,14 @@ s_rand(agg_spikes_t *self)
     return x * 0x2545F4914F6CDD1DULL;
 }
 
-/* Copies at most max bytes of s (NULL reads as ""), cut where no UTF-8 sequence is split. */
-static char *
-s_cut_dup(const char *s, size_t max)
+/* Length of s cut to at most max bytes where no UTF-8 sequence is split (NULL reads as ""). */
+static size_t
+s_cut_len(const char *s, size_t max)
 {
     size_t n;
 
     if (s == NULL) {
-        return esc_strdup("");
+        return 0;
     }
     n = strlen(s);
     if (n > max) {
@@ -853,12 +872,61 @@ s_cut_dup(const char *s, size_t max)
             n--;
         }
     }
-    return esc_strndup(s, n);
+    return n;
 }
+
+/* The kept copy of p, made by the first slot that keeps it (*kp caches it for the post's
+ * other topics); the caller takes a reference. */
+static struct s_kept *
+s_kept_of(struct s_kept **kp, const struct agg_spike_post *p)
+{
+    const char *url = p->url != NULL && strlen(p->url) <= S_URL_MAX ? p->url : NULL;
+    size_t nt;
+    size_t na;
+    size_t nu;
+    struct s_kept *k;
+    char *d;
+
+    if (*kp != NULL) {
+        return *kp;
+    }
+    nt = s_cut_len(p->text, AGG_SPIKE_SAMPLE_MAX);
+    na = s_cut_len(p->author, S_AUTHOR_MAX);
+    nu = s_cut_len(url, S_URL_MAX);
+    k = esc_malloc(sizeof(*k) + nt + na + nu + 3);
+    k->refs = 0;
+    k->engagement = p->engagement;
+    k->created_at = p->created_at_ms;
+    d = k->text;
+    memcpy(d, p->text, nt);
+    d[nt] = '\0';
+    d += nt + 1;
+    if (na > 0) {
+        memcpy(d, p->author, na);
+    }
+    d[na] = '\0';
+    k->author = d;
+    d += na + 1;
+    if (nu > 0) {
+        memcpy(d, url, nu);
+    }
+    d[nu] = '\0';
+    k->url = d;
+    *kp = k;
+    return k;
+}
+
+/* What s_slot_of gives for a topic that has had no post yet (no slots allocated): an empty
+ * minute. Never written: s_record allocates the topic's slots before it writes one, and the
+ * other writers (releases) skip empty minutes. */
+static struct s_slot s_no_slot = { .minute = S_NONE };
 
 static struct s_slot *
 s_slot_of(const struct s_topic *t, int64_t minute)
 {
+    if (t->slots == NULL) {
+        return &s_no_slot;
+    }
     return &t->slots[s_mod(minute, t->n_slots)];
 }
 
@@ -927,10 +995,14 @@ s_bg_find(const struct s_topic *t, const char *term, uint32_t h, size_t *slot)
 {
     size_t i = h & (S_BG_SLOTS - 1);
 
+    if (t->bg_ix == NULL) {
+        *slot = i;
+        return -1;
+    }
     while (t->bg_ix[i] != 0) {
         size_t e = (size_t)t->bg_ix[i] - 1;
 
-        if (t->bg_hash[e] == h && strcmp(t->bg_term[e], term) == 0) {
+        if (t->bg_hash[e] == h && strcmp(t->bg_buf + t->bg_off[e], term) == 0) {
             *slot = i;
             return (long)e;
         }
@@ -1015,6 +1087,49 @@ s_bg_heap_down(struct s_topic *t, size_t pos)
     s_bg_heap_set(t, pos, e);
 }
 
+/* Stores term (cut at AGG_TERM_MAX bytes) as background term i; replacing: i held a term
+ * before. The terms take what they need (about 10 bytes each rather than AGG_TERM_MAX + 1):
+ * when bg_buf is full it is rebuilt with the current terms only, at twice their size. */
+static void
+s_bg_store(struct s_topic *t, size_t i, const char *term, int replacing)
+{
+    size_t n = strnlen(term, AGG_TERM_MAX);
+    size_t j;
+
+    if (replacing) {
+        t->bg_live -= strlen(t->bg_buf + t->bg_off[i]) + 1;
+    }
+    if (t->bg_used + n + 1 > t->bg_cap) {
+        size_t cap = 2 * (t->bg_live + n + 1);
+        char *buf;
+        size_t used = 0;
+
+        cap = cap < 256 ? 256 : cap;
+        buf = esc_malloc(cap);
+        for (j = 0; j < t->n_bg; j++) {
+            size_t len;
+
+            if (j == i) {
+                continue;
+            }
+            len = strlen(t->bg_buf + t->bg_off[j]) + 1;
+            memcpy(buf + used, t->bg_buf + t->bg_off[j], len);
+            t->bg_off[j] = (uint16_t)used;
+            used += len;
+        }
+        esc_free(t->bg_buf);
+        t->bg_buf = buf;
+        t->bg_cap = cap;
+        t->bg_used = used;
+    }
+    ESC_ASSERT(t->bg_used + n + 1 <= UINT16_MAX);
+    memcpy(t->bg_buf + t->bg_used, term, n);
+    t->bg_buf[t->bg_used + n] = '\0';
+    t->bg_off[i] = (uint16_t)t->bg_used;
+    t->bg_used += n + 1;
+    t->bg_live += n + 1;
+}
+
 /* Adds weight to term (hash h) in the topic's background (space-saving: a new term replaces
  * the lightest one, the first of them, and starts from its weight). The hash index finds the
  * term and the heap the lightest one, so a full background costs O(log n) per term. */
@@ -1031,21 +1146,31 @@ s_bg_add(struct s_topic *t, const char *term, uint32_t h, double weight)
         s_bg_heap_down(t, t->bg_pos[at]);
         return;
     }
+    if (t->bg_ix == NULL) {
+        t->bg_off = esc_calloc(S_BG_TERMS, sizeof(*t->bg_off));
+        t->bg_hash = esc_calloc(S_BG_TERMS, sizeof(*t->bg_hash));
+        t->bg_weight = esc_calloc(S_BG_TERMS, sizeof(*t->bg_weight));
+        t->bg_ix = esc_calloc(S_BG_SLOTS, sizeof(*t->bg_ix));
+        t->bg_heap = esc_calloc(S_BG_TERMS, sizeof(*t->bg_heap));
+        t->bg_pos = esc_calloc(S_BG_TERMS, sizeof(*t->bg_pos));
+    }
     if (t->n_bg < S_BG_TERMS) {
         min_i = t->n_bg++;
         t->bg_weight[min_i] = 0.0;
         t->bg_heap[min_i] = (uint16_t)min_i;
         t->bg_pos[min_i] = (uint16_t)min_i;
+        s_bg_store(t, min_i, term, 0);
     }
     else {
         min_i = t->bg_heap[0];
-        s_bg_find(t, t->bg_term[min_i], t->bg_hash[min_i], &old);
+        s_bg_find(t, t->bg_buf + t->bg_off[min_i], t->bg_hash[min_i], &old);
         s_bg_unindex(t, old);
+        s_bg_store(t, min_i, term, 1);
     }
-    esc_strlcpy(t->bg_term[min_i], term, sizeof(t->bg_term[0]));
-    t->bg_hash[min_i] = s_term_hash(t->bg_term[min_i]); /* of the (possibly cut) copy */
+    /* the hash of the (possibly cut) copy */
+    t->bg_hash[min_i] = s_term_hash(t->bg_buf + t->bg_off[min_i]);
     t->bg_weight[min_i] += weight;
-    s_bg_find(t, t->bg_term[min_i], t->bg_hash[min_i], &slot);
+    s_bg_find(t, t->bg_buf + t->bg_off[min_i], t->bg_hash[min_i], &slot);
     t->bg_ix[slot] = (uint16_t)(min_i + 1);
     s_bg_heap_up(t, t->bg_pos[min_i]);
     s_bg_heap_down(t, t->bg_pos[min_i]);
@@ -1083,7 +1208,7 @@ s_slot_release(struct s_topic *t, struct s_slot *s)
     if (s->n_texts > 0) {
         w = (double)s->offered / (double)s->n_texts;
         for (i = 0; i < s->n_texts; i++) {
-            s_text_terms(s->texts[i], &tt);
+            s_text_terms(s->texts[i]->text, &tt);
             for (k = 0; k < tt.n; k++) {
                 s_bg_add(t, tt.term[k], tt.hash[k], w);
             }
@@ -1114,9 +1239,9 @@ s_release_upto(struct s_topic *t, int64_t upto)
 
 /* Keeps what an alert may need from post p in slot s. */
 static void
-s_keep(agg_spikes_t *self, struct s_slot *s, const struct agg_spike_post *p)
+s_keep(agg_spikes_t *self, struct s_slot *s, const struct agg_spike_post *p, struct s_kept **kp)
 {
-    struct s_kept *k = NULL;
+    struct s_kept *k;
     size_t i;
     uint64_t j;
 
@@ -1124,41 +1249,39 @@ s_keep(agg_spikes_t *self, struct s_slot *s, const struct agg_spike_post *p)
         return;
     }
     if (s->n_top < AGG_SPIKE_SAMPLES) {
-        k = &s->top[s->n_top++];
+        k = s_kept_of(kp, p);
+        k->refs++;
+        s->top[s->n_top++] = k;
     }
     else {
         size_t min_i = 0;
 
         for (i = 1; i < s->n_top; i++) {
-            if (s->top[i].engagement < s->top[min_i].engagement) {
+            if (s->top[i]->engagement < s->top[min_i]->engagement) {
                 min_i = i;
             }
         }
-        if (p->engagement > s->top[min_i].engagement) {
-            k = &s->top[min_i];
-            ESC_FREE(k->text);
-            ESC_FREE(k->author);
-            ESC_FREE(k->url);
+        if (p->engagement > s->top[min_i]->engagement) {
+            k = s_kept_of(kp, p);
+            k->refs++;
+            s_kept_unref(s->top[min_i]);
+            s->top[min_i] = k;
         }
-    }
-    if (k != NULL) {
-        k->text = s_cut_dup(p->text, AGG_SPIKE_SAMPLE_MAX);
-        k->author = s_cut_dup(p->author, S_AUTHOR_MAX);
-        k->url = s_cut_dup(p->url != NULL && strlen(p->url) <= S_URL_MAX ? p->url : NULL,
-                           S_URL_MAX);
-        k->engagement = p->engagement;
-        k->created_at = p->created_at_ms;
     }
     /* reservoir sample: after n offers each text is kept with probability TEXTS / n */
     s->offered++;
     if (s->n_texts < AGG_SPIKE_TEXTS) {
-        s->texts[s->n_texts++] = s_cut_dup(p->text, AGG_SPIKE_SAMPLE_MAX);
+        k = s_kept_of(kp, p);
+        k->refs++;
+        s->texts[s->n_texts++] = k;
         return;
     }
     j = s_rand(self) % (uint64_t)s->offered;
     if (j < AGG_SPIKE_TEXTS) {
-        esc_free(s->texts[j]);
-        s->texts[j] = s_cut_dup(p->text, AGG_SPIKE_SAMPLE_MAX);
+        k = s_kept_of(kp, p);
+        k->refs++;
+        s_kept_unref(s->texts[j]);
+        s->texts[j] = k;
     }
 }
 
@@ -1276,7 +1399,7 @@ s_window_terms(agg_spikes_t *self, const struct s_topic *t, int64_t m0, int64_t 
             if (seen++ % stride != 0) {
                 continue;
             }
-            s_text_terms(s->texts[i], &tt);
+            s_text_terms(s->texts[i]->text, &tt);
             for (k = 0; k < tt.n; k++) {
                 struct s_wterm *e = s_wtable_get(&tb, tt.term[k]);
 
@@ -1328,7 +1451,7 @@ s_window_samples(const struct s_topic *t, int64_t m0, int64_t m1, struct agg_spi
             continue;
         }
         for (i = 0; i < s->n_top; i++) {
-            const struct s_kept *k = &s->top[i];
+            const struct s_kept *k = s->top[i];
 
             /* insertion into best[], ordered by engagement then recency */
             for (j = n; j > 0; j--) {
@@ -1464,9 +1587,19 @@ s_advance(agg_spikes_t *self)
 /* Counts post p (minute `minute`) in topic t. Returns 0, or -1 when the minute is older than
  * what the topic keeps. */
 static int
-s_record(agg_spikes_t *self, struct s_topic *t, int64_t minute, const struct agg_spike_post *p)
+s_record(agg_spikes_t *self, struct s_topic *t, int64_t minute, const struct agg_spike_post *p,
+         struct s_kept **kp)
 {
-    struct s_slot *s = s_slot_of(t, minute);
+    struct s_slot *s;
+    int64_t k;
+
+    if (t->slots == NULL) {
+        t->slots = esc_calloc((size_t)t->n_slots, sizeof(*t->slots));
+        for (k = 0; k < t->n_slots; k++) {
+            t->slots[k].minute = S_NONE;
+        }
+    }
+    s = s_slot_of(t, minute);
 
     if (t->last_closed != S_NONE && minute <= t->last_closed) {
         /* late: the window it belongs to was tested already; it still shapes baselines */
@@ -1476,7 +1609,7 @@ s_record(agg_spikes_t *self, struct s_topic *t, int64_t minute, const struct agg
         if (s->minute == minute) {
             s->count++;
             if (minute > t->last_closed + 1 - t->cfg.window_min) {
-                s_keep(self, s, p);
+                s_keep(self, s, p, kp);
             }
         }
         return 0;
@@ -1489,7 +1622,7 @@ s_record(agg_spikes_t *self, struct s_topic *t, int64_t minute, const struct agg
         s->minute = minute;
     }
     s->count++;
-    s_keep(self, s, p);
+    s_keep(self, s, p, kp);
     return 0;
 }
 
@@ -1498,6 +1631,7 @@ agg_spikes_add(agg_spikes_t *self, const struct agg_spike_post *p, const size_t 
                size_t n)
 {
     int64_t minute = s_floor_div(p->created_at_ms, S_MINUTE_MS);
+    struct s_kept *kp = NULL; /* the post's kept copy, once a topic keeps it */
     size_t ignored = 0;
     size_t i;
 
@@ -1510,10 +1644,11 @@ agg_spikes_add(agg_spikes_t *self, const struct agg_spike_post *p, const size_t 
     }
     for (i = 0; i < n; i++) {
         ESC_ASSERT(topics[i] < self->n);
-        if (s_record(self, &self->topics[topics[i]], minute, p) != 0) {
+        if (s_record(self, &self->topics[topics[i]], minute, p, &kp) != 0) {
             ignored++;
         }
     }
+    ESC_ASSERT(kp == NULL || kp->refs > 0);
     return ignored;
 }
 

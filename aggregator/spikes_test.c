@@ -307,6 +307,74 @@ test_spikes_burst_alerts_once(void **state)
     assert_null(sp);
 }
 
+/* A post of several topics is kept once for all of them (shared, reference-counted): the
+ * same burst fed to two topics in single calls gives both alerts the same samples, terms and
+ * counts as a topic fed alone, and the copies go when the last topic lets them go (leaks
+ * and double frees fail under ASan). */
+static void
+test_spikes_post_shared_by_topics(void **state)
+{
+    struct agg_spike_cfg cfgs[3] = { s_cfg(10, 60, 60, 0), s_cfg(10, 60, 60, 0),
+                                     s_cfg(10, 60, 60, 0) };
+    const size_t both[2] = { 0, 1 };
+    const size_t alone = 2;
+    struct agg_spike_post p;
+    struct hits h;
+    agg_spikes_t *sp;
+    char text[96];
+    int64_t m;
+    int k;
+
+    (void)state;
+    memset(&h, 0, sizeof(h));
+    sp = agg_spikes_new(cfgs, 3, s_collect, &h);
+    for (m = 0; m < 141; m++) {
+        if (m >= 120 && m < 130) {
+            for (k = 0; k < 5; k++) {
+                snprintf(text, sizeof(text), "vacancia presidencial congreso votación m%lld",
+                         (long long)m);
+                memset(&p, 0, sizeof(p));
+                p.created_at_ms = MIN(m) + k * 5000;
+                p.text = text;
+                p.author = k == 4 ? "@mucho" : "@poco";
+                p.url = "https://example.org/p";
+                p.engagement = k == 4 && m == 123 ? 500 : k;
+                assert_int_equal(agg_spikes_add(sp, &p, both, 2), 0);
+                assert_int_equal(agg_spikes_add(sp, &p, &alone, 1), 0);
+            }
+        }
+        memset(&p, 0, sizeof(p));
+        p.created_at_ms = MIN(m) + 30000;
+        p.text = "sesión del congreso hoy";
+        assert_int_equal(agg_spikes_add(sp, &p, both, 2), 0);
+        assert_int_equal(agg_spikes_add(sp, &p, &alone, 1), 0);
+    }
+    assert_int_equal(h.n, 3);
+    for (k = 1; k < 3; k++) {
+        size_t i;
+
+        assert_int_equal(h.h[k].a.kind, AGG_SPIKE_START);
+        assert_int_equal(h.h[k].a.window_end_ms, h.h[0].a.window_end_ms);
+        assert_int_equal(h.h[k].a.observed, h.h[0].a.observed);
+        assert_int_equal(h.h[k].a.n_samples, AGG_SPIKE_SAMPLES);
+        assert_int_equal(h.h[k].a.n_samples, h.h[0].a.n_samples);
+        for (i = 0; i < h.h[0].a.n_samples; i++) {
+            assert_string_equal(h.h[k].sample[i], h.h[0].sample[i]);
+            assert_string_equal(h.h[k].author[i], h.h[0].author[i]);
+        }
+        assert_int_equal(h.h[k].a.n_terms, h.h[0].a.n_terms);
+        for (i = 0; i < h.h[0].a.n_terms; i++) {
+            assert_string_equal(h.h[k].term[i], h.h[0].term[i]);
+        }
+    }
+    assert_string_equal(h.h[0].sample[0], "vacancia presidencial congreso votación m123");
+    assert_string_equal(h.h[0].author[0], "@mucho");
+    assert_true(h.h[0].a.n_terms >= 2); /* the burst's words, e.g. "vacancia" */
+    assert_true(strcmp(h.h[0].term[0], "vacancia") == 0
+                || strcmp(h.h[0].term[0], "presidencial") == 0);
+    agg_spikes_destroy(&sp);
+}
+
 /* Two posts a minute for two days with the default rule: nothing fires. */
 static void
 test_spikes_steady_series_no_alert(void **state)
@@ -943,6 +1011,7 @@ main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_spikes_burst_alerts_once),
+        cmocka_unit_test(test_spikes_post_shared_by_topics),
         cmocka_unit_test(test_spikes_steady_series_no_alert),
         cmocka_unit_test(test_spikes_cooldown_suppresses_repeats),
         cmocka_unit_test(test_spikes_no_end_while_elevated),
