@@ -2489,6 +2489,66 @@ s_cmp_entry(const void *pa, const void *pb)
     return a->sid < b->sid ? -1 : (a->sid > b->sid ? 1 : 0);
 }
 
+static void
+s_swap_u32(uint32_t *a, uint32_t *b)
+{
+    uint32_t x = *a;
+
+    *a = *b;
+    *b = x;
+}
+
+/* Moves the k best entries of idx[0..n) (s_cmp_entry order, a total order: the set is the same
+ * whatever the algorithm) to its front, in no particular order: quickselect, O(n) on average,
+ * where sorting the whole list cost O(n log n) and a temporary buffer. */
+static void
+s_select_best(const struct s_tops *t, uint32_t *idx, size_t n, size_t k)
+{
+    size_t lo = 0;
+    size_t hi = n; /* the k-th best lies in [lo, hi) */
+
+    if (k == 0 || k >= n) {
+        return;
+    }
+    s_sort_tops = t;
+    while (hi - lo > 1) {
+        size_t mid = lo + (hi - lo) / 2;
+        uint32_t pivot;
+        size_t store = lo;
+        size_t i;
+
+        /* median of three as the pivot, moved to the end */
+        if (s_cmp_entry(&idx[mid], &idx[lo]) < 0) {
+            s_swap_u32(&idx[mid], &idx[lo]);
+        }
+        if (s_cmp_entry(&idx[hi - 1], &idx[lo]) < 0) {
+            s_swap_u32(&idx[hi - 1], &idx[lo]);
+        }
+        if (s_cmp_entry(&idx[mid], &idx[hi - 1]) < 0) {
+            s_swap_u32(&idx[mid], &idx[hi - 1]);
+        }
+        pivot = idx[hi - 1];
+        for (i = lo; i < hi - 1; i++) {
+            if (s_cmp_entry(&idx[i], &pivot) < 0) {
+                s_swap_u32(&idx[i], &idx[store]);
+                store++;
+            }
+        }
+        s_swap_u32(&idx[hi - 1], &idx[store]);
+        /* [lo, store) better than the pivot, now at store; (store, hi) worse */
+        if (store + 1 == k || store == k) {
+            break;
+        }
+        if (store + 1 < k) {
+            lo = store + 1;
+        }
+        else {
+            hi = store;
+        }
+    }
+    s_sort_tops = NULL;
+}
+
 /* Bounds t's memory: once it holds prune_at entries, every author, hashtag and term list keeps
  * only its best members (the ones a write would send first) and forgets the others, so the
  * tables hold at most about top_max_entries / 2 entries after a prune. A list keeps
@@ -2519,19 +2579,17 @@ s_tops_prune(agg_counters_t *self, struct s_tops *t)
         keep = S_PRUNE_KEEP_MIN;
     }
     /* drop the tail of every long list: its entries get sid S_NONE */
-    s_sort_tops = t;
     for (i = 0; i < t->n_groups; i++) {
         struct s_tgroup *g = &t->groups[i];
 
         if (g->kind == AGG_TOP_POSTS || g->n <= keep) {
             continue;
         }
-        qsort(g->entries, g->n, sizeof(*g->entries), s_cmp_entry);
+        s_select_best(t, g->entries, g->n, keep);
         for (j = keep; j < g->n; j++) {
             t->entries[g->entries[j]].sid = S_NONE;
         }
     }
-    s_sort_tops = NULL;
     /* compact the entries, then index them again */
     for (i = 0; i < t->n_groups; i++) {
         if (t->groups[i].kind != AGG_TOP_POSTS) {
@@ -2636,9 +2694,7 @@ s_append_tops(agg_counters_t *self, struct s_tops *t, const struct s_ttopic *tt)
             continue;
         }
         if (g->n > take) {
-            s_sort_tops = t;
-            qsort(g->entries, g->n, sizeof(*g->entries), s_cmp_entry);
-            s_sort_tops = NULL;
+            s_select_best(t, g->entries, g->n, take);
         }
         agg_counters_top_key(self->prefix, topic, (enum agg_top)g->kind, g->day * 1000, key,
                              sizeof(key));
