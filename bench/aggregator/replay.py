@@ -10,8 +10,8 @@ quietly (no collector, broker or classifier competing for the cores).
       per run: a private redis-server, escucha-aggregator with the same config, then
       agg_frames send pushes every frame of FILE; once <prefix>:agg:processed reaches the number
       of posts in FILE (agg_frames count: a batch frame carries several), the aggregator's CPU
-      time (utime + stime) since the first frame is divided by the posts processed, and its peak
-      RSS (VmHWM) is read. Then SIGTERM (exit 0 expected). --perf records the aggregator with perf while
+      time (utime + stime) since the first frame is divided by the posts processed (and
+      redis-server's the same way), and its peak RSS (VmHWM) is read. Then SIGTERM (exit 0 expected). --perf records the aggregator with perf while
       the frames go through (perf-replay-<run>.data in the work dir). --dump FILE writes
       what the run left in Redis that does not depend on timing (topic totals, day buckets,
       alerts without their `ts` and `ts_iso`) as sorted JSON lines, to compare two builds.
@@ -178,6 +178,7 @@ def run_once(a, k, n_frames, n_posts):
             perf = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             time.sleep(0.5)
         t0 = cpu_ticks(agg.pid)
+        r0 = cpu_ticks(redis.proc.pid)
         w0 = time.time()
         send = subprocess.Popen([frames_exe(a.bin_dir), "send", cfg["bus"]["aggregate"], a.input],
                                 stdout=subprocess.DEVNULL)
@@ -189,6 +190,7 @@ def run_once(a, k, n_frames, n_posts):
                 break
             time.sleep(0.05)
         t1 = cpu_ticks(agg.pid)
+        r1 = cpu_ticks(redis.proc.pid)
         w1 = time.time()
         hwm = vm_hwm_mb(agg.pid)
         send.wait(60)
@@ -205,11 +207,12 @@ def run_once(a, k, n_frames, n_posts):
             agg.wait()
         redis.stop()
     us = (t1 - t0) / CLK_TCK * 1e6 / max(done, 1)
+    redis_us = (r1 - r0) / CLK_TCK * 1e6 / max(done, 1)
     log("run %d: processed %d of %d posts (frames %d), aggregator CPU %.2f s over %.2f s wall: "
-        "%.2f us/post, peak RSS %.0f MB, exit %s"
-        % (k, done, n_posts, n_frames, (t1 - t0) / CLK_TCK, w1 - w0, us, hwm, rc))
+        "%.2f us/post (Redis %.2f), peak RSS %.0f MB, exit %s"
+        % (k, done, n_posts, n_frames, (t1 - t0) / CLK_TCK, w1 - w0, us, redis_us, hwm, rc))
     return {"processed": done, "posts": n_posts, "cpu_s": (t1 - t0) / CLK_TCK, "wall_s": w1 - w0,
-            "us_per_post": us, "peak_rss_mb": round(hwm, 1), "exit": rc}
+            "us_per_post": us, "redis_us_per_post": redis_us, "peak_rss_mb": round(hwm, 1), "exit": rc}
 
 
 def count_frames(path):
