@@ -193,6 +193,9 @@ def run_once(a, k, n_frames, n_posts):
         r1 = cpu_ticks(redis.proc.pid)
         w1 = time.time()
         hwm = vm_hwm_mb(agg.pid)
+        if a.stats:
+            log("redis commandstats at the end of run %d:\n%s"
+                % (k, r.cmd("INFO", "commandstats")))
         send.wait(60)
         if perf is not None:
             perf.send_signal(signal.SIGINT)
@@ -254,6 +257,7 @@ def main():
     r.add_argument("--in", dest="input", required=True)
     r.add_argument("--runs", type=int, default=3)
     r.add_argument("--perf", action="store_true")
+    r.add_argument("--stats", action="store_true", help="print Redis's INFO commandstats")
     r.add_argument("--call-graph", default="", help="e.g. dwarf or fp (with --perf)")
     r.add_argument("--work-dir")
     r.add_argument("--dump", help="file for what the run left in Redis (see above)")
