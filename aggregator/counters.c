@@ -836,6 +836,17 @@ struct s_tlist {
     size_t cap;
     struct s_heap *heaps; /* top-post candidates, one heap per day; owned */
     size_t n_heaps;
+    int32_t bar;          /* the topic's s_bar (index), -1 until looked up */
+};
+
+/* Per topic, kept by the loop thread: the engagement of the top_posts_n most engaged posts it
+ * offered today (a min-heap), so that a post that cannot enter the day's top posts gets no
+ * candidate and no copy of its text. */
+struct s_bar {
+    char *topic;          /* owned */
+    int64_t day;          /* UTC day start, Unix s */
+    int64_t *eng;         /* top_posts_n; owned */
+    size_t n;
 };
 
 /* One script call: records tl.recs[a, b) of a topic list. */
@@ -1007,6 +1018,10 @@ struct agg_counters {
     int64_t next_tops_ms;         /* monotonic time the open top lists are due */
 
     struct s_recent recent;
+    struct s_map bars_m;          /* hash of "team/topic" -> index in bars */
+    struct s_bar *bars;
+    size_t n_bars;
+    size_t cap_bars;
     struct s_batch *open;         /* receives posts */
     struct s_batch *frozen;       /* being written; NULL when none */
     struct s_batch *spare;        /* a written batch kept for its buffers */
@@ -1244,6 +1259,7 @@ s_tlist_get(struct s_batch *b, uint32_t topic)
     t->n = 0;
     t->n_heaps = 0;
     t->heaps = NULL;
+    t->bar = -1;
     e->tl = (int32_t)b->n_tl++;
     return t;
 }
@@ -1570,6 +1586,86 @@ s_blob_put(char *blob, size_t *pos, const char *s, size_t n)
     *pos += n + 1;
 }
 
+/* The bar of topic list t of batch b (looked up once per batch and topic), or NULL when two
+ * topics share a hash (then nothing is filtered). */
+static struct s_bar *
+s_bar_of(agg_counters_t *self, const struct s_batch *b, struct s_tlist *t)
+{
+    const struct s_str *name = &b->st.strs[t->topic];
+    uint32_t *v;
+    int found;
+
+    if (t->bar < 0) {
+        v = s_map_put(&self->bars_m, (1ULL << 63) | s_hash_bytes(name->s, name->len),
+                      (uint32_t)self->n_bars, &found);
+        if (!found) {
+            struct s_bar *nb;
+
+            self->bars = s_grow(self->bars, &self->cap_bars, self->n_bars + 1,
+                                sizeof(*self->bars));
+            nb = &self->bars[self->n_bars++];
+            nb->topic = esc_strndup(name->s, name->len);
+            nb->day = INT64_MIN;
+            nb->eng = esc_malloc(self->top_posts_n * sizeof(*nb->eng));
+            nb->n = 0;
+        }
+        t->bar = (int32_t)*v;
+    }
+    if (strcmp(self->bars[t->bar].topic, name->s) != 0) {
+        return NULL;
+    }
+    return &self->bars[t->bar];
+}
+
+/* Whether a post of day with engagement eng may be among the day's top_posts_n most engaged of
+ * its topic, given those offered so far (ties lose, as in the candidate heaps); notes it. A
+ * post of an earlier day always may (late posts are not filtered). */
+static int
+s_bar_admit(agg_counters_t *self, struct s_bar *bar, int64_t day, int64_t eng)
+{
+    size_t k = self->top_posts_n;
+    size_t i = 0;
+
+    if (bar == NULL || day < bar->day) {
+        return 1;
+    }
+    if (day > bar->day) {
+        bar->day = day;
+        bar->n = 0;
+    }
+    if (bar->n < k) {
+        /* push, sift up */
+        i = bar->n++;
+        while (i > 0 && bar->eng[(i - 1) / 2] > eng) {
+            bar->eng[i] = bar->eng[(i - 1) / 2];
+            i = (i - 1) / 2;
+        }
+        bar->eng[i] = eng;
+        return 1;
+    }
+    if (eng <= bar->eng[0]) {
+        return 0;
+    }
+    /* replace the least, sift down */
+    for (;;) {
+        size_t c = 2 * i + 1;
+
+        if (c >= k) {
+            break;
+        }
+        if (c + 1 < k && bar->eng[c + 1] < bar->eng[c]) {
+            c++;
+        }
+        if (bar->eng[c] >= eng) {
+            break;
+        }
+        bar->eng[i] = bar->eng[c];
+        i = c;
+    }
+    bar->eng[i] = eng;
+    return 1;
+}
+
 /* The blob of post p (record r of batch b), made by the first of its candidates. */
 static struct s_blob *
 s_blob_of(const struct s_batch *b, const struct s_rec *r, const struct esc_post *p,
@@ -1629,7 +1725,7 @@ s_offer_candidate(agg_counters_t *self, const struct s_batch *b, struct s_tlist 
     struct s_cand *c;
     size_t i;
 
-    if (self->top_posts_n == 0) {
+    if (self->top_posts_n == 0 || !s_bar_admit(self, s_bar_of(self, b, t), day, eng)) {
         return;
     }
     for (i = 0; i < t->n_heaps && h == NULL; i++) {
@@ -3451,6 +3547,7 @@ agg_counters_new(esc_kv_t *kv, const struct agg_counters_opts *opts)
         sodium_bin2hex(self->instance, sizeof(self->instance), rnd, sizeof(rnd));
     }
     s_recent_init(&self->recent, opts->recent_ids > 0 ? opts->recent_ids : 2);
+    s_map_init(&self->bars_m);
     self->open = s_batch_new();
     self->tops = s_tops_new(self);
     self->next_tops_ms = esc_mono_ms() + self->top_flush_ms;
@@ -3467,6 +3564,7 @@ agg_counters_destroy(agg_counters_t **self_p)
 {
     agg_counters_t *self;
     struct s_ws *ws;
+    size_t i;
 
     if (self_p == NULL || *self_p == NULL) {
         return;
@@ -3492,6 +3590,12 @@ agg_counters_destroy(agg_counters_t **self_p)
     s_tops_free(&self->tops_frozen);
     s_tops_free(&self->tops_spare);
     s_recent_fini(&self->recent);
+    for (i = 0; i < self->n_bars; i++) {
+        esc_free(self->bars[i].topic);
+        esc_free(self->bars[i].eng);
+    }
+    esc_free(self->bars);
+    s_map_fini(&self->bars_m);
     s_map_fini(&ws->cells_m);
     s_map_fini(&ws->dyn_m);
     s_map_fini(&ws->hours_m);

@@ -721,6 +721,70 @@ test_counters_top_lists_pruned(void **state)
     assert_int_equal(s_hget(f, "t:t:{gob/congreso}", "posts"), 300);
 }
 
+/* The day's top posts stay exact when the posts come in many batches: the loop's per-topic
+ * bar (the engagement of the best top_posts_n offered today) keeps copies away from posts
+ * that cannot make the list, not from those that can; a late post of the day before is not
+ * held to today's bar, and a new day starts a new one. */
+static void
+test_counters_top_posts_across_batches(void **state)
+{
+    struct fix *f = *state;
+    const char *today = "t:top:{gob/congreso}:posts:1794787200";
+    const char *yesterday = "t:top:{gob/congreso}:posts:1794700800";
+    const char *tomorrow = "t:top:{gob/congreso}:posts:1794873600";
+    char id[32];
+    struct tp t;
+    int i;
+
+    for (i = 0; i < 200; i++) {
+        memset(&t, 0, sizeof(t));
+        snprintf(id, sizeof(id), "p%d", i);
+        t.id = id;
+        t.ms = AT(60 + i);
+        t.likes = (i * 37) % 200 + 1000; /* distinct: 1000..1199 in a scrambled order */
+        t.author = "@a";
+        t.text = "texto";
+        s_add(f, &t, s_congreso);
+        if (i % 20 == 19) {
+            assert_int_equal(agg_counters_flush(f->c, 1), ESC_OK);
+        }
+    }
+    /* late posts of the day before, far below today's bar, and one of the next day */
+    for (i = 0; i < 2; i++) {
+        memset(&t, 0, sizeof(t));
+        snprintf(id, sizeof(id), "late%d", i);
+        t.id = id;
+        t.ms = AT(-3600 - i);
+        t.likes = 5 + i;
+        t.text = "ayer";
+        s_add(f, &t, s_congreso);
+    }
+    memset(&t, 0, sizeof(t));
+    t.id = "next";
+    t.ms = AT(86400 + 60);
+    t.likes = 1;
+    t.text = "mañana";
+    s_add(f, &t, s_congreso);
+    assert_int_equal(agg_counters_flush(f->c, 1), ESC_OK);
+    /* likes 1199, 1198, 1197 are posts i with (37 i) mod 200 = 199, 198, 197 */
+    assert_int_equal(s_int_cmd(f, "ZCARD", today), 3);
+    for (i = 0; i < 200; i++) {
+        int likes = (i * 37) % 200 + 1000;
+
+        snprintf(id, sizeof(id), "mastodon:p%d", i);
+        if (likes >= 1197) {
+            assert_int_equal((long long)s_zscore(f, today, id), likes);
+        }
+        else {
+            assert_true(s_zscore(f, today, id) < 0);
+        }
+    }
+    assert_int_equal(s_int_cmd(f, "ZCARD", yesterday), 2);
+    assert_int_equal((long long)s_zscore(f, yesterday, "mastodon:late1"), 6);
+    assert_int_equal((long long)s_zscore(f, tomorrow, "mastodon:next"), 1);
+    assert_int_equal(s_hget(f, "t:t:{gob/congreso}", "posts"), 203);
+}
+
 static void
 test_counters_duplicates(void **state)
 {
@@ -1155,6 +1219,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_counters_top_trim_and_flush_max, s_setup,
                                         s_teardown),
         cmocka_unit_test_setup_teardown(test_counters_top_lists_pruned, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_counters_top_posts_across_batches, s_setup,
+                                        s_teardown),
         cmocka_unit_test_setup_teardown(test_counters_duplicates, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_counters_duplicates_caught_by_redis, s_setup,
                                         s_teardown),
