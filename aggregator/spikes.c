@@ -135,13 +135,13 @@ struct agg_spike_series {
     int64_t w;                 /* window, steps */
     int64_t b;                 /* trailing baseline, steps */
     int64_t end_steps;         /* calm steps that end a spike */
-    uint32_t *vals;            /* closed step values, ring of n_vals (saturated); owned */
+    uint32_t *vals;            /* closed step values, ring of n_vals (saturated); owned;
+                                  NULL while every value is 0 (a quiet topic costs no ring) */
     int64_t n_vals;            /* w + b + 1 */
     int64_t first;             /* first step pushed, S_NONE before */
     int64_t last;              /* last step pushed, S_NONE before */
-    uint32_t hours[AGG_SPIKE_HIST_HOURS]; /* hour h in slot h % AGG_SPIKE_HIST_HOURS
-                                             (counts saturate at UINT32_MAX: 4 bytes per
-                                             minute and hour of history, per topic) */
+    uint32_t *hours;           /* hour h in slot h % AGG_SPIKE_HIST_HOURS (counts saturate at
+                                  UINT32_MAX); owned; NULL while every count is 0 */
     int64_t h_first;           /* oldest hour held, S_NONE when empty */
     int64_t h_last;            /* newest hour held */
     int64_t h_seed_end;        /* first hour after the seeded ones, S_NONE when not seeded */
@@ -220,7 +220,6 @@ agg_spike_series_new(const struct agg_spike_cfg *cfg, int64_t step_min, int lazy
     self->b = s_max(1, (cfg->baseline_min + step_min / 2) / step_min);
     self->end_steps = s_max(1, s_ceil_steps(cfg->end_minutes, step_min));
     self->n_vals = self->w + self->b + 1;
-    self->vals = esc_calloc((size_t)self->n_vals, sizeof(*self->vals));
     agg_spike_series_reset(self);
     return self;
 }
@@ -232,6 +231,7 @@ agg_spike_series_destroy(agg_spike_series_t **self_p)
         return;
     }
     esc_free((*self_p)->vals);
+    esc_free((*self_p)->hours);
     esc_free(*self_p);
     *self_p = NULL;
 }
@@ -239,8 +239,8 @@ agg_spike_series_destroy(agg_spike_series_t **self_p)
 void
 agg_spike_series_reset(agg_spike_series_t *self)
 {
-    memset(self->vals, 0, (size_t)self->n_vals * sizeof(*self->vals));
-    memset(self->hours, 0, sizeof(self->hours));
+    ESC_FREE(self->vals);
+    ESC_FREE(self->hours);
     self->first = S_NONE;
     self->last = S_NONE;
     self->h_first = S_NONE;
@@ -279,7 +279,10 @@ agg_spike_series_value(const agg_spike_series_t *self, int64_t start_ms)
 {
     int64_t s = s_floor_div(start_ms, self->step_ms);
 
-    return s_held(self, s) ? (int64_t)self->vals[s_mod(s, self->n_vals)] : -1;
+    if (!s_held(self, s)) {
+        return -1;
+    }
+    return self->vals != NULL ? (int64_t)self->vals[s_mod(s, self->n_vals)] : 0;
 }
 
 /* A count as the rings hold it: clamped to 0..UINT32_MAX. */
@@ -287,6 +290,19 @@ static uint32_t
 s_u32(int64_t v)
 {
     return v <= 0 ? 0 : (v >= (int64_t)UINT32_MAX ? UINT32_MAX : (uint32_t)v);
+}
+
+/* Allocates the rings at the first non-zero count: until then every value and hour held is 0,
+ * which a missing ring reads as. */
+static void
+s_rings(agg_spike_series_t *self)
+{
+    if (self->vals == NULL) {
+        self->vals = esc_calloc((size_t)self->n_vals, sizeof(*self->vals));
+    }
+    if (self->hours == NULL) {
+        self->hours = esc_calloc(AGG_SPIKE_HIST_HOURS, sizeof(*self->hours));
+    }
 }
 
 /* Sum of the held steps in [a, b). Runs for every closed minute of every topic: the held part
@@ -300,7 +316,7 @@ s_steps_sum(const agg_spike_series_t *self, int64_t a, int64_t b)
     int64_t i;
     int64_t s;
 
-    if (self->last == S_NONE) {
+    if (self->last == S_NONE || self->vals == NULL) {
         return 0;
     }
     lo = s_max(s_max(a, self->first), self->last - self->n_vals + 1);
@@ -326,7 +342,9 @@ s_hour_held(const agg_spike_series_t *self, int64_t h)
 static int64_t
 s_hour(const agg_spike_series_t *self, int64_t h)
 {
-    return s_hour_held(self, h) ? self->hours[s_mod(h, AGG_SPIKE_HIST_HOURS)] : 0;
+    return s_hour_held(self, h) && self->hours != NULL
+               ? self->hours[s_mod(h, AGG_SPIKE_HIST_HOURS)]
+               : 0;
 }
 
 /* Makes hour h the newest (hours in between are zero), or checks it is held. Returns 0 when h
@@ -339,11 +357,14 @@ s_hour_reach(agg_spike_series_t *self, int64_t h)
     if (self->h_last == S_NONE) {
         self->h_first = h;
         self->h_last = h;
-        self->hours[s_mod(h, AGG_SPIKE_HIST_HOURS)] = 0;
+        if (self->hours != NULL) {
+            self->hours[s_mod(h, AGG_SPIKE_HIST_HOURS)] = 0;
+        }
         return 0;
     }
     if (h > self->h_last) {
-        for (x = s_max(self->h_last + 1, h - AGG_SPIKE_HIST_HOURS + 1); x <= h; x++) {
+        for (x = s_max(self->h_last + 1, h - AGG_SPIKE_HIST_HOURS + 1);
+             x <= h && self->hours != NULL; x++) {
             self->hours[s_mod(x, AGG_SPIKE_HIST_HOURS)] = 0;
         }
         self->h_last = h;
@@ -637,8 +658,13 @@ agg_spike_series_push(agg_spike_series_t *self, int64_t start_ms, int64_t value,
         ESC_ASSERT(s == self->last + 1);
     }
     self->last = s;
-    self->vals[s_mod(s, self->n_vals)] = s_u32(value);
-    if (s_hour_reach(self, h) == 0) {
+    if (value > 0) {
+        s_rings(self);
+    }
+    if (self->vals != NULL) {
+        self->vals[s_mod(s, self->n_vals)] = s_u32(value);
+    }
+    if (s_hour_reach(self, h) == 0 && self->hours != NULL) {
         uint32_t *c = &self->hours[s_mod(h, AGG_SPIKE_HIST_HOURS)];
 
         *c = s_u32((int64_t)*c + value);
@@ -655,7 +681,10 @@ agg_spike_series_add_late(agg_spike_series_t *self, int64_t start_ms, int64_t de
     if (self->last == S_NONE || s > self->last) {
         return -1;
     }
-    if (s_hour_held(self, h)) {
+    if (delta > 0) {
+        s_rings(self);
+    }
+    if (s_hour_held(self, h) && self->hours != NULL) {
         uint32_t *c = &self->hours[s_mod(h, AGG_SPIKE_HIST_HOURS)];
 
         *c = s_u32((int64_t)*c + delta);
@@ -663,8 +692,10 @@ agg_spike_series_add_late(agg_spike_series_t *self, int64_t start_ms, int64_t de
     if (!s_held(self, s)) {
         return -1;
     }
-    self->vals[s_mod(s, self->n_vals)] = s_u32((int64_t)self->vals[s_mod(s, self->n_vals)]
-                                               + delta);
+    if (self->vals != NULL) {
+        self->vals[s_mod(s, self->n_vals)] = s_u32((int64_t)self->vals[s_mod(s, self->n_vals)]
+                                                   + delta);
+    }
     return 0;
 }
 
@@ -678,7 +709,10 @@ agg_spike_series_seed_hours(agg_spike_series_t *self, int64_t first_hour_ms,
     for (i = 0; i < n; i++) {
         int64_t h = h0 + (int64_t)i;
 
-        if (s_hour_reach(self, h) == 0) {
+        if (counts[i] > 0) {
+            s_rings(self);
+        }
+        if (s_hour_reach(self, h) == 0 && self->hours != NULL) {
             self->hours[s_mod(h, AGG_SPIKE_HIST_HOURS)] = s_u32(counts[i]);
         }
     }

@@ -964,6 +964,34 @@ test_spikes_zscore_method(void **state)
 
 /* The lazy (live) series skips windows that cannot fire but decides exactly like the full one
  * (--backtest). Steps of 5 minutes: the window of 30 minutes is 6 steps. */
+/* A quiet topic keeps no rings until its first post (a missing ring reads as zeros): its
+ * held minutes read 0, the ring appears with the first count, and the jump after days of
+ * silence fires as it would with the rings there all along. */
+static void
+test_spikes_quiet_series_then_burst(void **state)
+{
+    struct agg_spike_cfg cfg = s_cfg(10, 60, 60, 0);
+    agg_spike_series_t *s = agg_spike_series_new(&cfg, 1, 0);
+    struct run r;
+    int64_t st;
+
+    (void)state;
+    memset(&r, 0, sizeof(r));
+    for (st = 0; st < 3000; st++) {
+        s_push(s, st, 1, 0, &r);
+    }
+    assert_int_equal(agg_spike_series_value(s, T0 + 2990 * 60000), 0);
+    assert_int_equal(agg_spike_series_value(s, T0 + 3000 * 60000), -1); /* not pushed yet */
+    for (st = 3000; st < 3200; st++) {
+        s_push(s, st, 1, 2, &r);
+    }
+    assert_int_equal(r.n_fired, 1); /* from nothing to 2 a minute is a level shift */
+    assert_true(r.fired[0] >= 3009 && r.fired[0] < 3030);
+    assert_int_equal(agg_spike_series_value(s, T0 + 3190 * 60000), 2);
+    assert_int_equal(agg_spike_series_value(s, T0 + 3000 * 60000), -1); /* out of the ring */
+    agg_spike_series_destroy(&s);
+}
+
 static void
 test_spikes_lazy_matches_full_and_steps(void **state)
 {
@@ -1030,6 +1058,7 @@ main(void)
         cmocka_unit_test(test_spikes_weekly_cycle),
         cmocka_unit_test(test_spikes_overdispersion),
         cmocka_unit_test(test_spikes_zscore_method),
+        cmocka_unit_test(test_spikes_quiet_series_then_burst),
         cmocka_unit_test(test_spikes_lazy_matches_full_and_steps),
     };
 
