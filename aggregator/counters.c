@@ -824,8 +824,9 @@ struct s_cand {
 /* Min-heap on eng of at most top_posts_n candidates. */
 struct s_heap {
     int64_t day;          /* UTC day start, Unix s */
-    struct s_cand *c;     /* owned */
+    struct s_cand *c;     /* owned; grows to the heap's bound as candidates come */
     size_t n;
+    size_t cap;
 };
 
 /* The records of one topic in a batch, in arrival order. */
@@ -1124,10 +1125,13 @@ s_blob_unref(struct s_blob *bl)
 static struct s_cand *
 s_heap_slot(struct s_heap *h, size_t k, int64_t eng)
 {
-    if (h->c == NULL) {
-        h->c = esc_malloc(k * sizeof(*h->c));
-    }
     if (h->n < k) {
+        if (h->n == h->cap) {
+            size_t cap = h->cap < 2 ? 4 : 2 * h->cap;
+
+            h->cap = cap < k ? cap : k;
+            h->c = esc_realloc(h->c, h->cap * sizeof(*h->c));
+        }
         return &h->c[h->n++];
     }
     if (eng <= h->c[0].eng) {
@@ -1161,6 +1165,7 @@ s_heap_free(struct s_heap *h)
     }
     ESC_FREE(h->c);
     h->n = 0;
+    h->cap = 0;
 }
 
 /* ---- batches ---------------------------------------------------------------------------- */
