@@ -631,6 +631,27 @@ s_str_eq(const msgpack_object *o, const char *s, size_t n)
            && memcmp(o->via.str.ptr, s, n) == 0;
 }
 
+/* Requests the cache lines of the frame buf[0..len) (len > 0) that is about to be read, up
+ * to S_PREFETCH_MAX bytes: the frame scan reads one header after another, and when the frame
+ * is not in the cache (a queue of received frames larger than the cache) each line would
+ * otherwise be waited for in turn. */
+#define S_PREFETCH_MAX 2048
+
+static void
+s_prefetch_frame(const void *buf, size_t len)
+{
+    const char *p = buf;
+    size_t off;
+
+    if (len > S_PREFETCH_MAX) {
+        len = S_PREFETCH_MAX;
+    }
+    for (off = 64; off < len; off += 64) {
+        __builtin_prefetch(p + off);
+    }
+    __builtin_prefetch(p + len - 1);
+}
+
 /* Checks size, shape and framing of buf without unpacking it. */
 static esc_rc
 s_check_frame(const void *buf, size_t len, struct esc_error *err)
@@ -647,6 +668,7 @@ s_check_frame(const void *buf, size_t len, struct esc_error *err)
         esc_error_set(err, 0, "empty message");
         return ESC_INVALID;
     }
+    s_prefetch_frame(buf, len);
     if (!((b[0] >= 0x80 && b[0] <= 0x8f) || b[0] == 0xde || b[0] == 0xdf)) {
         esc_error_set(err, 0, "not a map");
         return ESC_INVALID;

@@ -18,7 +18,12 @@
  *
  *     bench_classifier --corpus corpus-00.jsonl --config topics-1000.json [--posts 100000]
  *                      [--min-cpu 2] [--repeat R]
- *                      [--stages tokenize,match,analyze,process,langid,sentiment,all] */
+ *                      [--stages tokenize,match,analyze,process,langid,sentiment,all]
+ *                      [--dump FILE]
+ * --dump writes, before the stages run, what the classifier gives for every post: the
+ * "classified" message of cls_process (a 4-byte little-endian length, then the bytes) and one
+ * line with language ID's answer and confidence and the sentiment score of the text alone,
+ * so that two builds can be compared byte for byte. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -180,6 +185,58 @@ s_all(void *ctx, size_t i)
     return r;
 }
 
+/* --dump: see the top of the file. Returns 0, or -1 when the file cannot be written. */
+static int
+s_dump(struct b_ctx *c, size_t n, const char *path)
+{
+    FILE *f = fopen(path, "wb");
+    size_t i;
+    int rc = 0;
+
+    if (f == NULL) {
+        fprintf(stderr, "bench_classifier: cannot write %s\n", path);
+        return -1;
+    }
+    for (i = 0; i < n; i++) {
+        size_t len = 0;
+        char *out = cls_process(c->cls, c->frames[i], c->frame_len[i], &len);
+        unsigned char hdr[4];
+
+        hdr[0] = (unsigned char)(len & 0xff);
+        hdr[1] = (unsigned char)((len >> 8) & 0xff);
+        hdr[2] = (unsigned char)((len >> 16) & 0xff);
+        hdr[3] = (unsigned char)((len >> 24) & 0xff);
+        fwrite(hdr, 1, sizeof(hdr), f);
+        if (out != NULL) {
+            fwrite(out, 1, len, f);
+        }
+        esc_free(out);
+#ifdef BENCH_HAVE_LANGID
+        {
+            const char *t = c->posts[i].text;
+            double conf = 0;
+            const char *lang = cls_langid_detect(c->lid, t, strlen(t), &conf);
+
+            fprintf(f, "\n%s %.17g", lang, conf);
+        }
+#endif
+#ifdef BENCH_HAVE_SENTIMENT
+        {
+            const char *t = c->posts[i].text;
+            int label = 0;
+            double s = cls_sentiment_score(c->sent, c->lang[i], t, strlen(t), &label);
+
+            fprintf(f, " %d %.17g", label, s);
+        }
+#endif
+        fputc('\n', f);
+    }
+    if (fclose(f) != 0) {
+        rc = -1;
+    }
+    return rc;
+}
+
 static int
 s_want(const char *stages, const char *name)
 {
@@ -200,6 +257,7 @@ main(int argc, char **argv)
     const char *corpus = bench_opt(argc, argv, "--corpus");
     const char *config = bench_opt(argc, argv, "--config");
     const char *stages = bench_opt(argc, argv, "--stages");
+    const char *dump = bench_opt(argc, argv, "--dump");
     size_t max = (size_t)bench_opt_i64(argc, argv, "--posts", 100000, 1, 10000000);
     double min_cpu = bench_opt_f(argc, argv, "--min-cpu", 2.0);
     int repeat = (int)bench_opt_i64(argc, argv, "--repeat", 1, 1, 100);
@@ -226,7 +284,8 @@ main(int argc, char **argv)
     esc_log_init("bench-classifier", ESC_LOG_WARN);
     if (corpus == NULL || config == NULL) {
         fprintf(stderr, "usage: bench_classifier --corpus FILE.jsonl --config FILE.json "
-                        "[--posts N] [--min-cpu S] [--repeat R] [--stages a,b,...]\n");
+                        "[--posts N] [--min-cpu S] [--repeat R] [--stages a,b,...] "
+                        "[--dump FILE]\n");
         return 2;
     }
     if (stages == NULL) {
@@ -301,6 +360,9 @@ main(int argc, char **argv)
             100.0 * (double)matched / (double)lines.n, (double)hits / (double)lines.n,
             (double)candidates / (double)lines.n);
 
+    if (dump != NULL && s_dump(&c, lines.n, dump) != 0) {
+        return 1;
+    }
     if (s_want(stages, "tokenize")) {
         bench_run_best(&r[nr], "tokenize", s_tokenize, &c, lines.n, min_cpu, repeat);
         bench_print_result("tokenize (text only)", &r[nr++]);

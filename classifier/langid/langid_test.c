@@ -1,6 +1,7 @@
 #define ESC_LOG_MODULE "test"
 /* Unit tests of classifier/langid: detection with the model trained at build time (happy
- * path, accuracy thresholds per length on the evaluation set tests/data/langid, "und" for
+ * path, the same answers from the steps and after the token memo has filled and evicted,
+ * accuracy thresholds per length on the evaluation set tests/data/langid, "und" for
  * texts with nothing to go on, hashtags/mentions/URLs not flipping the answer, restriction to
  * the configured languages, priors, hostile input) and clear errors for bad models and bad
  * configuration. The thresholds sit a little below the measured accuracy (docs/
@@ -173,6 +174,73 @@ test_langid_detect_steps_same_answer(void **state)
     cls_langid_detect_begin(b, NULL, 0);
     cls_langid_detect_lookup(b);
     assert_string_equal(cls_langid_detect_end(b, NULL), CLS_LANGID_UND);
+    cls_langid_destroy(&a);
+    cls_langid_destroy(&b);
+}
+
+/* The totals remembered per token never change an answer: after many distinct new words (far
+ * more than the memo holds, so its sets fill, evict and reorder; some words repeated within a
+ * text), a fixed set of texts gets bit for bit the answers and confidences it got from a
+ * fresh detector. */
+static void
+test_langid_memo_same_answer(void **state)
+{
+    static const char *const texts[] = {
+        "Qué buen partido jugó la selección anoche #VamosPerú",
+        "What a game last night, finally something to cheer about",
+        "Não acredito que aumentaram a passagem de novo",
+        "Allinllachu kachkanki, wawqi? Noqaqa Qosqomantam kani",
+        "Jichhürux janiw uta jaqinakax utjkiti",
+        "hola hola hola holaaaa HOLA",
+        "la la la the the the",
+    };
+    enum { N_TEXTS = sizeof(texts) / sizeof(texts[0]) };
+    const char *ref_lang[N_TEXTS];
+    double ref_conf[N_TEXTS];
+    cls_langid_t *a = s_new(NULL, 0);
+    cls_langid_t *b = s_new(NULL, 0);
+    uint64_t rnd = 0x9e3779b97f4a7c15ULL;
+    char text[512];
+    size_t round;
+    size_t i;
+
+    (void)state;
+    for (i = 0; i < N_TEXTS; i++) {
+        ref_lang[i] = s_detect(a, texts[i], &ref_conf[i]);
+    }
+    for (round = 0; round < 12; round++) {
+        size_t k;
+
+        for (k = 0; k < 1500; k++) {
+            size_t o = 0;
+            size_t w;
+
+            for (w = 0; w < 16 && o + 24 < sizeof(text); w++) {
+                size_t len = 3 + (size_t)(rnd >> 60) % 6;
+                size_t c;
+
+                rnd = rnd * 6364136223846793005ULL + 1442695040888963407ULL;
+                for (c = 0; c < len; c++) {
+                    text[o++] = (char)('a' + (rnd >> (8 + 5 * c)) % 26);
+                }
+                text[o++] = ' ';
+                if (w % 5 == 4) {
+                    /* the same new word twice in one text */
+                    memcpy(text + o, text + o - len - 1, len + 1);
+                    o += len + 1;
+                }
+            }
+            text[o] = '\0';
+            (void)s_detect(b, text, NULL);
+        }
+        for (i = 0; i < N_TEXTS; i++) {
+            double conf = -1;
+            const char *lang = s_detect(b, texts[i], &conf);
+
+            assert_string_equal(lang, ref_lang[i]);
+            assert_true(conf == ref_conf[i]);
+        }
+    }
     cls_langid_destroy(&a);
     cls_langid_destroy(&b);
 }
@@ -481,6 +549,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_langid_detect_happy_path),
         cmocka_unit_test(test_langid_detect_steps_same_answer),
+        cmocka_unit_test(test_langid_memo_same_answer),
         cmocka_unit_test(test_langid_accuracy_posts),
         cmocka_unit_test(test_langid_accuracy_udhr),
         cmocka_unit_test(test_langid_und_without_words),

@@ -338,7 +338,6 @@ s_emit(struct cls_langid_text *t, size_t *used, size_t a, size_t b, bool hashtag
         o = start + UINT16_MAX;
     }
     *used = o;
-    t->toks[t->n_toks].key = s_tok_key(buf + start, o - start);
     t->toks[t->n_toks].off = (uint32_t)start;
     t->toks[t->n_toks].len = (uint16_t)(o - start);
     t->toks[t->n_toks].hashtag = hashtag ? 1 : 0;
@@ -382,85 +381,94 @@ s_hashtag(struct cls_langid_text *t, size_t *used, size_t a, size_t b)
     }
 }
 
-/* Tokenises the chunk t->cp[a..b) (no white space inside). */
-static void
-s_chunk(struct cls_langid_text *t, size_t *used, size_t a, size_t b)
+size_t
+cls_langid_tokenize(struct cls_langid_text *t, const char *s, size_t len)
 {
     const int32_t *cp = t->cp;
     const uint8_t *cl = t->cl;
-    size_t k = a;
+    size_t n = s_decode(t, s, len);
+    size_t used = 0;
+    size_t k = 0;
+    size_t a = 0;      /* start of the chunk (the text between white space) k is in */
+    size_t toks_a = 0; /* t->n_toks, t->n_plain and used when it started */
+    size_t plain_a = 0;
+    size_t used_a = 0;
+    bool dot = false;  /* the chunk has a '.' or a ':' */
 
-    while (k < b) {
-        int32_t c = cp[k];
-        bool at_start = k == a || cl[k - 1] == S_OTHER;
+    t->n_toks = 0;
+    t->n_plain = 0;
+    /* One pass over the text. A chunk that is a link or an e-mail address yields no tokens:
+     * its words are emitted as they come and taken back when the chunk ends and proves to be
+     * one (every link s_is_link knows has a '.' or a ':', "www.", "://", "user@host.tld",
+     * "x.pe", so most chunks need no test). */
+    while (k <= n) {
+        int32_t c;
+        bool at_start;
 
+        if (k == n || cl[k] == S_SPACE) {
+            if (dot && s_is_link(cp, cl, a, k)) {
+                t->n_toks = toks_a;
+                t->n_plain = plain_a;
+                used = used_a;
+            }
+            while (k < n && cl[k] == S_SPACE) {
+                k++;
+            }
+            if (k == n) {
+                break;
+            }
+            a = k;
+            toks_a = t->n_toks;
+            plain_a = t->n_plain;
+            used_a = used;
+            dot = false;
+        }
+        c = cp[k];
+        at_start = k == a || cl[k - 1] == S_OTHER;
         if (c == '@' && at_start) {
             k++;
-            while (k < b && (cl[k] != S_OTHER || cp[k] == '.' || cp[k] == '-' ||
-                             cp[k] == '@')) {
+            while (k < n && cl[k] != S_SPACE
+                   && (cl[k] != S_OTHER || cp[k] == '.' || cp[k] == '-' || cp[k] == '@')) {
+                dot |= cp[k] == '.';
                 k++;
             }
             continue;
         }
-        if (c == '#' && at_start && k + 1 < b && cl[k + 1] >= S_LETTER) {
+        if (c == '#' && at_start && k + 1 < n && cl[k + 1] >= S_LETTER) {
             size_t start = ++k;
 
-            while (k < b && cl[k] >= S_LETTER && cl[k] != S_APOS) {
+            while (k < n && cl[k] >= S_LETTER && cl[k] != S_APOS) {
                 k++;
             }
-            s_hashtag(t, used, start, k);
+            s_hashtag(t, &used, start, k);
             continue;
         }
         if (cl[k] == S_LETTER) {
             size_t start = k;
 
-            while (k < b) {
+            while (k < n) {
                 uint8_t ck = cl[k];
 
                 if (ck == S_LETTER || ck == S_MARK) {
                     k++;
                 }
-                else if (ck == S_APOS && k + 1 < b && cl[k + 1] == S_LETTER) {
+                else if (ck == S_APOS && k + 1 < n && cl[k + 1] == S_LETTER) {
                     k++;
                 }
                 else {
                     break;
                 }
             }
-            s_emit(t, used, start, k, false);
+            s_emit(t, &used, start, k, false);
             continue;
         }
+        dot |= (c == '.') | (c == ':');
         k++;
     }
-}
-
-size_t
-cls_langid_tokenize(struct cls_langid_text *t, const char *s, size_t len)
-{
-    size_t n = s_decode(t, s, len);
-    size_t used = 0;
-    size_t i = 0;
-
-    t->n_toks = 0;
-    t->n_plain = 0;
-    while (i < n) {
-        size_t j;
-        bool dot = false;
-
-        while (i < n && t->cl[i] == S_SPACE) {
-            i++;
-        }
-        j = i;
-        while (j < n && t->cl[j] != S_SPACE) {
-            dot |= (t->cp[j] == '.') | (t->cp[j] == ':');
-            j++;
-        }
-        /* Every link s_is_link knows has a '.' or a ':' ("www.", "://", "user@host.tld",
-         * "x.pe"): a chunk without either is not one. */
-        if (j > i && !(dot && s_is_link(t->cp, t->cl, i, j))) {
-            s_chunk(t, &used, i, j);
-        }
-        i = j;
+    /* The keys are hashed once every token is written: reading eight bytes that were just
+     * stored one by one would wait for the stores (no store-to-load forwarding). */
+    for (k = 0; k < t->n_toks; k++) {
+        t->toks[k].key = s_tok_key(t->buf + t->toks[k].off, t->toks[k].len);
     }
     return t->n_toks;
 }
