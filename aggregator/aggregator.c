@@ -13,6 +13,7 @@
  * frozen batch over its own Redis connection while the loop goes on recording posts, and its
  * pipe, polled here too, says when to collect the result (s_flush_collect). */
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -41,6 +42,20 @@
 #define AGG_ALERTS_KEEP 1000       /* entries kept in <prefix>:alerts:{team} */
 #define AGG_WARN_EVERY_MS 5000     /* rate limit of per-message warnings */
 #define AGG_FEED_MAX 1440          /* minutes read back for one topic at a time */
+#define AGG_PBUF_KEEP (1u << 20)   /* decode memory kept between messages, bytes */
+
+/* The configured topic keys for the intake: open addressing with the key bytes in the slot,
+ * so a lookup costs one cache line where agg_cfg_topic_lookup's costs three (slot, key string,
+ * value); at 10,000 topics those misses were 8 % of the loop. Holds only keys that pass
+ * s_topic_key_valid and fit AGG_TOPIC_KEY_INLINE bytes; any other key takes the slow path. */
+#define AGG_TOPIC_KEY_INLINE 55
+struct agg_topic_slot {
+    uint32_t hash;                         /* s_topic_hash of the key; slot empty when len == 0 */
+    uint32_t index;                        /* flat topic index */
+    uint8_t len;
+    char key[AGG_TOPIC_KEY_INLINE];        /* not NUL-terminated */
+};
+_Static_assert(sizeof(struct agg_topic_slot) == 64, "topic slot is one cache line");
 
 struct agg_parked {
     char *buf;   /* encoded alert; owned */
@@ -64,12 +79,16 @@ struct agg {
     const struct esc_cfg *cfg;             /* borrowed */
     const struct agg_cfg *ac;              /* borrowed */
     const struct esc_cfg_topic **topics;   /* by flat topic index; the array is owned */
+    struct agg_topic_slot *topic_slots;    /* topic_cap slots, 64-byte aligned in topic_mem */
+    void *topic_mem;                       /* owned */
+    size_t topic_cap;                      /* power of two */
     esc_kv_t *kv;
     esc_kv_t *kv_flush;                    /* the counters' flush thread's own connection */
     agg_counters_t *counters;
     agg_acks_t *acks;                      /* acks to collectors (docs/delivery.md), NULL off */
     agg_live_t *live;                      /* matched posts for escucha-api's live view */
     agg_spikes_t *spikes;
+    struct esc_post_buf pbuf;              /* the decoded post's strings, reused per message */
     esc_bus_t *in;                         /* PULL, bound to bus.aggregate */
     esc_bus_t *out;                        /* PUSH, connected to bus.notify */
     int sig_fd;
@@ -102,6 +121,7 @@ struct agg {
     esc_metric_t *m_failed;
     esc_metric_t *m_rejected;
     esc_metric_t *m_calls;
+    esc_metric_t *m_top_prunes;
     esc_metric_t *m_alerts;
     esc_metric_t *m_pending;
     esc_metric_t *m_paused;
@@ -134,11 +154,30 @@ struct agg {
     struct esc_log_every future_every;
 };
 
-/* "team/topic" with two valid identifiers. */
+/* True when s[0, n) is an identifier as esc_ident_valid accepts it: 1 to 64 of [a-z0-9_-],
+ * not starting with '-' or '_'. */
+static int
+s_ident_valid_n(const char *s, size_t n)
+{
+    size_t i;
+
+    if (n == 0 || n > 64 || s[0] == '-' || s[0] == '_') {
+        return 0;
+    }
+    for (i = 0; i < n; i++) {
+        char c = s[i];
+
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_')) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* "team/topic" with two valid identifiers (a team id of at most 63 bytes). */
 static int
 s_topic_key_valid(const char *key)
 {
-    char part[64];
     const char *slash = strchr(key, '/');
     size_t n;
 
@@ -146,12 +185,73 @@ s_topic_key_valid(const char *key)
         return 0;
     }
     n = (size_t)(slash - key);
-    if (n == 0 || n >= sizeof(part)) {
-        return 0;
+    return n < 64 && s_ident_valid_n(key, n) && s_ident_valid_n(slash + 1, strlen(slash + 1));
+}
+
+/* FNV-1a of key; *len_out gets strlen(key). */
+static uint32_t
+s_topic_hash(const char *key, size_t *len_out)
+{
+    uint32_t h = 2166136261u;
+    size_t n = 0;
+
+    for (; key[n] != '\0'; n++) {
+        h = (h ^ (unsigned char)key[n]) * 16777619u;
     }
-    memcpy(part, key, n);
-    part[n] = '\0';
-    return esc_ident_valid(part) && esc_ident_valid(slash + 1);
+    *len_out = n;
+    return h;
+}
+
+/* Fills the topic table (see struct agg_topic_slot) from the configured topics. */
+static void
+s_topics_index(agg_t *self)
+{
+    size_t cap = 16;
+    size_t i;
+
+    while (cap < 2 * self->ac->n_topics) {
+        cap *= 2;
+    }
+    self->topic_mem = esc_calloc(cap + 1, sizeof(struct agg_topic_slot));
+    self->topic_slots = (struct agg_topic_slot *)(void *)(((uintptr_t)self->topic_mem + 63)
+                                                           & ~(uintptr_t)63);
+    self->topic_cap = cap;
+    for (i = 0; i < self->ac->n_topics; i++) {
+        const char *key = self->topics[i]->key;
+        size_t len;
+        uint32_t h = s_topic_hash(key, &len);
+        size_t slot = h & (cap - 1);
+        long ti;
+
+        if (len > AGG_TOPIC_KEY_INLINE || !s_topic_key_valid(key)) {
+            continue;
+        }
+        ti = agg_cfg_topic_lookup(self->ac, key); /* the same index the config answers */
+        while (self->topic_slots[slot].len != 0) {
+            slot = (slot + 1) & (cap - 1);
+        }
+        self->topic_slots[slot].hash = h;
+        self->topic_slots[slot].index = (uint32_t)ti;
+        self->topic_slots[slot].len = (uint8_t)len;
+        memcpy(self->topic_slots[slot].key, key, len);
+    }
+}
+
+/* The flat index of key (len bytes, hash h) when it is in the topic table, else -1. */
+static long
+s_topics_find(const agg_t *self, const char *key, size_t len, uint32_t h)
+{
+    size_t slot = h & (self->topic_cap - 1);
+
+    while (self->topic_slots[slot].len != 0) {
+        const struct agg_topic_slot *t = &self->topic_slots[slot];
+
+        if (t->hash == h && t->len == len && memcmp(t->key, key, len) == 0) {
+            return (long)t->index;
+        }
+        slot = (slot + 1) & (self->topic_cap - 1);
+    }
+    return -1;
 }
 
 static int s_alert_claim(agg_t *self, const char *team, const char *alert_id);
@@ -414,7 +514,9 @@ s_intake_observe(agg_t *self)
     }
 }
 
-/* Handles one frame: decode, count, feed the spike detector. Bad input is logged and skipped. */
+/* Handles one frame: decode, count, feed the spike detector. Bad input is logged and skipped.
+ * The post is decoded into self->pbuf (nothing allocated per message once it has grown): its
+ * strings are borrowed until the next message, and everything that keeps one copies it. */
 static void
 s_on_message(agg_t *self, const void *buf, size_t len)
 {
@@ -422,6 +524,8 @@ s_on_message(agg_t *self, const void *buf, size_t len)
     struct esc_error err;
     enum esc_msg_type type = ESC_MSG_UNKNOWN;
     const char *keys[ESC_POST_LIST_MAX];
+    uint32_t key_hash[ESC_POST_LIST_MAX];
+    size_t key_len[ESC_POST_LIST_MAX];
     size_t idx[ESC_POST_LIST_MAX];
     size_t n_keys = 0;
     size_t n_idx = 0;
@@ -430,7 +534,7 @@ s_on_message(agg_t *self, const void *buf, size_t len)
     char q[300];
 
     memset(&err, 0, sizeof(err));
-    if (esc_post_decode(buf, len, &p, &type, &err) == ESC_OK) {
+    if (esc_post_decode_into(buf, len, &p, &type, &self->pbuf, &err) == ESC_OK) {
         agg_acks_note(self->acks, p.ack_ref); /* consumed, even if skipped: acked after a flush */
     }
     else {
@@ -448,17 +552,21 @@ s_on_message(agg_t *self, const void *buf, size_t len)
                       "invalid message skipped bytes=%zu reason=%s invalid=%llu", len,
                       esc_log_quote(q, sizeof(q), reason, 200),
                       (unsigned long long)self->n_invalid);
-        esc_post_fini(&p);
         return;
     }
     for (i = 0; i < p.n_topics; i++) {
-        long ti;
+        long ti = -1;
         int dup = 0;
+        size_t klen;
+        uint32_t h = s_topic_hash(p.topics[i], &klen);
 
         for (j = 0; j < n_keys && !dup; j++) {
-            dup = strcmp(keys[j], p.topics[i]) == 0;
+            dup = key_hash[j] == h && key_len[j] == klen && memcmp(keys[j], p.topics[i], klen) == 0;
         }
-        if (dup || !s_topic_key_valid(p.topics[i])) {
+        if (!dup && klen <= AGG_TOPIC_KEY_INLINE) {
+            ti = s_topics_find(self, p.topics[i], klen, h); /* found: valid by construction */
+        }
+        if (dup || (ti < 0 && !s_topic_key_valid(p.topics[i]))) {
             self->n_bad_topics++;
             esc_log_every(&self->topic_every, AGG_WARN_EVERY_MS,
                           "topic key skipped post=%s topic=%s reason=%s",
@@ -467,8 +575,13 @@ s_on_message(agg_t *self, const void *buf, size_t len)
                           dup ? "repeated" : "malformed");
             continue;
         }
-        keys[n_keys++] = p.topics[i];
-        ti = agg_cfg_topic_lookup(self->ac, p.topics[i]);
+        keys[n_keys] = p.topics[i];
+        key_hash[n_keys] = h;
+        key_len[n_keys] = klen;
+        n_keys++;
+        if (ti < 0 && klen > AGG_TOPIC_KEY_INLINE) {
+            ti = agg_cfg_topic_lookup(self->ac, p.topics[i]);
+        }
         if (ti >= 0) {
             idx[n_idx++] = (size_t)ti;
         }
@@ -480,7 +593,6 @@ s_on_message(agg_t *self, const void *buf, size_t len)
     if (agg_counters_add(self->counters, &p, keys, n_keys) == 0) {
         /* a re-delivery this process already counted: no second sample for spikes either */
         self->n_dup++;
-        esc_post_fini(&p);
         return;
     }
     s_intake_note(self, p.ingested_at);
@@ -509,7 +621,6 @@ s_on_message(agg_t *self, const void *buf, size_t len)
             self->wm_seen = p.created_at;
         }
     }
-    esc_post_fini(&p);
 }
 
 /* Takes about budget messages without blocking: whole frames, each a single message or a batch
@@ -562,6 +673,10 @@ s_on_input(agg_t *self, int budget)
             }
             invalid = self->n_invalid;
             s_on_message(self, msg, mlen);
+            if (self->pbuf.cap + self->pbuf.objs_cap > AGG_PBUF_KEEP) {
+                /* after a huge message (unpacked, tens of bytes per byte): not kept */
+                esc_post_buf_fini(&self->pbuf);
+            }
             if (it.batch && self->n_invalid != invalid) {
                 /* s_on_message logged what was wrong; this says where */
                 esc_log_debug("invalid message in a batch index=%zu count=%zu", it.index,
@@ -678,6 +793,10 @@ s_metrics_register(agg_t *self)
                                            NULL);
     self->m_calls = esc_metrics_counter("escucha_aggregator_redis_calls_total",
                                         "script calls sent by the flushes", NULL);
+    self->m_top_prunes = esc_metrics_counter(
+        "escucha_aggregator_top_prunes_total",
+        "times the top lists in memory were pruned to their best members (top_max_entries)",
+        NULL);
     self->m_alerts = esc_metrics_counter("escucha_aggregator_alerts_total", "spike alerts raised",
                                          NULL);
     self->m_pending = esc_metrics_gauge("escucha_aggregator_pending_posts",
@@ -714,6 +833,7 @@ s_metrics_update(agg_t *self)
     esc_metric_add(self->m_failed, st.failed_flushes - self->reported.failed_flushes);
     esc_metric_add(self->m_rejected, st.lost - self->reported.lost);
     esc_metric_add(self->m_calls, st.calls - self->reported.calls);
+    esc_metric_add(self->m_top_prunes, st.top_prunes - self->reported.top_prunes);
     self->reported = st;
     self->reported_in = self->n_in;
     self->reported_invalid = self->n_invalid;
@@ -862,6 +982,7 @@ agg_new(const struct esc_cfg *cfg, const struct agg_cfg *ac, int sig_fd)
             self->topics[agg_cfg_topic_index(cfg, t)] = t;
         }
     }
+    s_topics_index(self);
     esc_cfg_kv_opts(cfg, &kv_opts, &password);
     self->kv = esc_kv_new(&kv_opts);
     self->kv_flush = esc_kv_new(&kv_opts);
@@ -880,6 +1001,7 @@ agg_new(const struct esc_cfg *cfg, const struct agg_cfg *ac, int sig_fd)
     co.top_n = (size_t)ac->top_n;
     co.top_posts_n = (size_t)ac->top_posts_n;
     co.top_flush_max = (size_t)ac->top_flush_max;
+    co.top_max_entries = (size_t)ac->top_max_entries;
     co.top_flush_ms = ac->top_flush_ms;
     /* due top lists are written in slices of a quarter of flush_ms, never in one long stop */
     co.top_step_ms = ac->flush_ms / 4 > 10 ? ac->flush_ms / 4 : 10;
@@ -890,6 +1012,7 @@ agg_new(const struct esc_cfg *cfg, const struct agg_cfg *ac, int sig_fd)
         return NULL;
     }
     self->live = agg_live_new(cfg->redis.prefix);
+    esc_post_buf_init(&self->pbuf);
     self->spikes = agg_spikes_new(ac->topic_spike, ac->n_topics, s_on_spike, self);
 
     self->in = esc_bus_new(ESC_BUS_PULL, cfg->bus.aggregate, !ac->connect_in, (int)cfg->bus.hwm);
@@ -1052,11 +1175,13 @@ agg_destroy(agg_t **self_p)
     esc_metrics_shutdown(); /* the metrics above are gone with it */
     agg_spikes_destroy(&self->spikes);
     agg_live_destroy(&self->live);
+    esc_post_buf_fini(&self->pbuf);
     agg_counters_destroy(&self->counters); /* stops the flush thread before its connection */
     esc_kv_destroy(&self->kv_flush);
     esc_kv_destroy(&self->kv);
     esc_free(self->intake);
     esc_free(self->topics);
+    esc_free(self->topic_mem);
     esc_free(self);
     *self_p = NULL;
 }

@@ -1,8 +1,10 @@
 #define ESC_LOG_MODULE "test"
 /* Component tests of the real escucha-aggregator binary: a private redis-server, a PULL socket
  * standing in for the notifier, classified posts pushed over TCP. Checks the counts in Redis,
- * the spike alert on the notify bus and in the team's Redis list, invalid frames skipped, exit 0
- * after SIGTERM, exit 1 when Redis never came up, and --check-config on good and bad files. */
+ * the spike alert on the notify bus and in the team's Redis list, invalid frames skipped, the
+ * topic keys of a post (configured, unknown, too long for the fast table, repeated, malformed),
+ * exit 0 after SIGTERM, exit 1 when Redis never came up, and --check-config on good and bad
+ * files. */
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -34,6 +36,9 @@
 #ifndef AGG_BIN
 #error "AGG_BIN must name the escucha-aggregator binary"
 #endif
+
+/* A configured topic whose key ("gob/" + 60 bytes) is too long for the intake's topic table. */
+#define LONG_TOPIC "tema-con-un-identificador-bastante-largo-para-la-tabla-rapida"
 
 struct fix {
     struct esc_testenv_redis redis;
@@ -91,7 +96,8 @@ s_write_config(struct fix *f, const char *redis, const char *topic_spike)
             "  \"teams\": [ { \"id\": \"gob\", \"name\": \"Gobernanza\", \"topics\": [\n"
             "    { \"id\": \"congreso\", \"name\": \"Congreso\",\n"
             "      \"keywords\": [\"congreso\"]%s%s },\n"
-            "    { \"id\": \"elecciones\", \"name\": \"Elecciones\", \"keywords\": [\"voto\"] }\n"
+            "    { \"id\": \"elecciones\", \"name\": \"Elecciones\", \"keywords\": [\"voto\"] },\n"
+            "    { \"id\": \"" LONG_TOPIC "\", \"name\": \"Largo\", \"keywords\": [\"largo\"] }\n"
             "  ] } ],\n"
             "  \"aggregator\": { \"flush_ms\": 100, \"grace_ms\": 3000, \"drain_quiet_ms\": 100,\n"
             "    \"spike\": { \"window_min\": 10, \"baseline_min\": 60, \"factor\": 4.0,\n"
@@ -592,12 +598,85 @@ test_aggregator_counts_batches(void **state)
     esc_free(log);
 }
 
+/* The topic keys of a post: configured ones count (also one too long for the fast lookup
+ * table), a well-formed key the config does not have counts too, a repeated key counts once,
+ * malformed keys are skipped, and the post still counts for the rest. Then a post of 60 KB
+ * (the decoder's memory is given back after it) and a normal one after it count too. */
+static void
+test_aggregator_topic_keys(void **state)
+{
+    struct fix *f = *state;
+    static const char *const keys[] = {
+        "gob/congreso",
+        "gob/congreso",
+        "Gob/Mayus",
+        "gob",
+        "gob/",
+        "/congreso",
+        "gob/otro-tema",
+        "gob/" LONG_TOPIC,
+        "equipo-con-un-identificador-largo-de-mas-de-cincuenta/tema-nuevo",
+        "gob/elecciones",
+        "gob/" LONG_TOPIC,
+        NULL,
+    };
+    const char *args[] = { "--config", f->cfg_path, NULL };
+    int64_t t0 = (esc_now_ms() / 86400000 - 1) * 86400000;
+    char redis[400];
+    char *big = esc_malloc(60 * 1024 + 1);
+    char *log;
+    int k;
+
+    assert_true(strlen("gob/" LONG_TOPIC) > 55 && strlen(LONG_TOPIC) <= 64);
+    memset(big, 'a', 60 * 1024);
+    big[60 * 1024] = '\0';
+    s_redis_json(f, redis, sizeof(redis));
+    s_write_config(f, redis, "");
+    f->pid = s_spawn(f, args);
+    f->push = esc_bus_new(ESC_BUS_PUSH, f->agg_ep, false, 10000);
+    assert_non_null(f->push);
+    s_send_post(f, 1, t0, "sesión del congreso", keys);
+    s_send_post(f, 2, t0 + 1000, "voto largo", keys + 7);
+    s_send_post(f, 3, t0 + 2000, big, keys);
+    s_send_post(f, 4, t0 + 3000, "congreso", keys);
+    esc_free(big);
+    if (s_wait_processed(f, 4, 15000) != 0) {
+        s_dump_log(f);
+        fail_msg("processed never reached 4");
+    }
+    assert_int_equal(s_get_int(f, "HGET %s %s", "esc:t:{gob/congreso}", "posts"), 3);
+    assert_int_equal(s_get_int(f, "HGET %s %s", "esc:t:{gob/otro-tema}", "posts"), 3);
+    assert_int_equal(s_get_int(f, "HGET %s %s", "esc:t:{gob/elecciones}", "posts"), 4);
+    assert_int_equal(s_get_int(f, "HGET %s %s", "esc:t:{gob/" LONG_TOPIC "}", "posts"), 4);
+    assert_int_equal(
+        s_get_int(f, "HGET %s %s",
+                  "esc:t:{equipo-con-un-identificador-largo-de-mas-de-cincuenta/tema-nuevo}",
+                  "posts"),
+        4);
+    assert_int_equal(s_get_int(f, "EXISTS %s%s", "esc:t:{Gob/Mayus}", ""), 0);
+    assert_int_equal(s_get_int(f, "EXISTS %s%s", "esc:t:{gob/}", ""), 0);
+    assert_int_equal(s_get_int(f, "EXISTS %s%s", "esc:t:{/congreso}", ""), 0);
+
+    kill(f->pid, SIGTERM);
+    k = s_wait_exit(f->pid, 10000);
+    f->pid = 0;
+    log = s_read_file(f, "err.log");
+    if (k != 0 || strstr(log, "topic key skipped") == NULL) {
+        fprintf(stderr, "%s", log);
+    }
+    assert_int_equal(k, 0);
+    assert_non_null(
+        strstr(log, "topic key skipped post=\"p1\" topic=\"gob/congreso\" reason=repeated"));
+    esc_free(log);
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_aggregator_counts_and_alerts, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_aggregator_counts_batches, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_aggregator_topic_keys, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_aggregator_redis_down_exit_1, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_aggregator_check_config, s_setup, s_teardown),
     };

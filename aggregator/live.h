@@ -38,9 +38,9 @@ void agg_live_destroy(agg_live_t **self_p);
 void agg_live_add(agg_live_t *self, const struct esc_post *p, const char *const *topics,
                   size_t n);
 
-/* Sends what was added since the previous flush (one pipelined round trip) and forgets it.
- * Returns ESC_OK (also when there was nothing to send) or ESC_RETRY (Redis unreachable; the
- * posts are dropped and counted). */
+/* Sends what was added since the previous flush (pipelined, one round trip per about 1 MB of
+ * commands) and forgets it. Returns ESC_OK (also when there was nothing to send) or ESC_RETRY
+ * (Redis unreachable; the posts not sent are dropped and counted). */
 esc_rc agg_live_flush(agg_live_t *self, esc_kv_t *kv);
 
 void agg_live_get_stats(const agg_live_t *self, struct agg_live_stats *out);

@@ -1,7 +1,8 @@
 #define ESC_LOG_MODULE "live_test"
 /* Tests of the live publisher against a real redis-server: what a subscriber of each team's
- * channel receives, the topic latest lists, the per-team cap, UTF-8 safe text cuts and Redis
- * being away. The subscriber side uses hiredis directly (the test plays escucha-api). */
+ * channel receives, the topic latest lists, the per-team cap, a flush of several MB (sent in
+ * several round trips), UTF-8 safe text cuts and Redis being away. The subscriber side uses
+ * hiredis directly (the test plays escucha-api). */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -393,6 +394,84 @@ test_live_post_json_matches_jansson(void **state)
     esc_free(long_text);
 }
 
+/* A flush of about 5 MB of commands goes out in several round trips and lands as one would:
+ * the team message holds the newest 50 posts in order, every topic list its own newest 50,
+ * each entry exactly what agg_live_post_json gives for the post. */
+static void
+test_live_large_flush_in_round_trips(void **state)
+{
+    struct s_env *e = *state;
+    agg_live_t *live = agg_live_new("esc");
+    struct agg_live_stats st;
+    struct esc_kv_val v;
+    struct esc_post p;
+    char text[2001];
+    char key[32];
+    char tid[8];
+    char id[32];
+    char ch[64];
+    const char *keys[1];
+    const char *ids[1];
+    json_t *doc;
+    char *want;
+    int t;
+    int k;
+
+    memset(text, 'x', sizeof(text) - 1);
+    text[sizeof(text) - 1] = '\0';
+    for (k = 0; k < 50; k++) {
+        for (t = 0; t < 40; t++) {
+            snprintf(key, sizeof(key), "gob/t%02d", t);
+            snprintf(id, sizeof(id), "%02d-%02d", t, k);
+            memcpy(text, id, 5); /* every text differs */
+            s_post(&p, id, text);
+            p.sentiment = (k % 7) / 10.0 - 0.3;
+            keys[0] = key;
+            agg_live_add(live, &p, keys, 1);
+            esc_post_fini(&p);
+        }
+    }
+    assert_int_equal(agg_live_flush(live, e->kv), ESC_OK);
+    agg_live_get_stats(live, &st);
+    assert_int_equal(st.published, 1);
+    assert_int_equal(st.posts, AGG_LIVE_PER_TEAM);
+    assert_int_equal(st.dropped, 40 * 50 - AGG_LIVE_PER_TEAM);
+
+    doc = s_next(e, ch, sizeof(ch));
+    assert_string_equal(ch, "esc:live:{gob}");
+    assert_int_equal(json_array_size(doc), AGG_LIVE_PER_TEAM);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(doc, 0), "id")),
+                        "30-48");
+    assert_string_equal(json_string_value(json_object_get(json_array_get(doc, 49), "id")),
+                        "39-49");
+    json_decref(doc);
+
+    memset(&v, 0, sizeof(v));
+    for (t = 0; t < 40; t++) {
+        snprintf(key, sizeof(key), "esc:latest:{gob/t%02d}", t);
+        assert_int_equal(esc_kv_cmd(e->kv, &v, "LLEN %s", key), ESC_OK);
+        assert_int_equal(v.integer, 50);
+        esc_kv_val_fini(&v);
+        for (k = 0; k < 50; k += 49) {
+            /* LINDEX 0 is the newest post (k 49), LINDEX 49 the oldest (k 0) */
+            snprintf(id, sizeof(id), "%02d-%02d", t, 49 - k);
+            memcpy(text, id, 5);
+            s_post(&p, id, text);
+            p.sentiment = ((49 - k) % 7) / 10.0 - 0.3;
+            snprintf(tid, sizeof(tid), "t%02d", t);
+            ids[0] = tid;
+            want = agg_live_post_json(&p, ids, 1);
+            esc_post_fini(&p);
+            assert_int_equal(esc_kv_cmd(e->kv, &v, "LINDEX %s %d", key, k), ESC_OK);
+            assert_int_equal(v.type, ESC_KV_STR);
+            assert_string_equal(v.str, want);
+            esc_kv_val_fini(&v);
+            esc_free(want);
+        }
+    }
+    agg_live_destroy(&live);
+}
+
 static void
 test_live_redis_down_drops(void **state)
 {
@@ -424,6 +503,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_live_cap_keeps_newest, s_setup, s_teardown),
         cmocka_unit_test(test_live_text_cut_on_utf8_boundary),
         cmocka_unit_test(test_live_post_json_matches_jansson),
+        cmocka_unit_test_setup_teardown(test_live_large_flush_in_round_trips, s_setup,
+                                        s_teardown),
         cmocka_unit_test_setup_teardown(test_live_redis_down_drops, s_setup, s_teardown),
     };
 

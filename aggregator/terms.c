@@ -8,8 +8,11 @@
  * table, the rest by utf8proc (NFKC compatibility decomposition + case folding, combining
  * marks stripped) except ñ/Ñ, which stays ñ, also when written as n + U+0303. A word is
  * reported when it has >= 3 characters, at least one letter, fits in AGG_TERM_MAX bytes and
- * is not a stopword. Everything lives on the stack; the stopword hash table is built once
- * under pthread_once. */
+ * is not a stopword. Everything lives on the stack; the stopword hash table and a table of the
+ * foldings of the two-byte UTF-8 characters (U+0080 to U+07FF: the accented letters of
+ * Spanish and Portuguese text, which would otherwise each cost a utf8proc decomposition) are
+ * built once under pthread_once. The URL and e-mail test of a chunk looks up the next ':' and
+ * '@' of the whole text (memchr) instead of scanning every chunk. */
 #include <pthread.h>
 #include <stdint.h>
 #include <string.h>
@@ -91,7 +94,24 @@ static const char *const s_stopwords[] = {
 
 static uint16_t s_stop_slot[S_STOP_SLOTS]; /* index + 1 into s_stopwords, 0 = empty */
 static uint8_t s_stop_len[ESC_ARRAY_LEN(s_stopwords)];
+static uint64_t s_stop_key[ESC_ARRAY_LEN(s_stopwords)][2]; /* the word, zero-padded to 16 */
 static pthread_once_t s_stop_once = PTHREAD_ONCE_INIT;
+
+#define S_FOLD2_SLOW 0xFF /* s_fold2.n: fold this one with s_put_folded */
+
+/* What a code point of a two-byte UTF-8 sequence (U+0080 to U+07FF) becomes inside a word. */
+struct s_fold2 {
+    uint8_t cat;   /* utf8proc category */
+    uint8_t n;     /* code points it folds to (0: dropped), or S_FOLD2_SLOW */
+    uint8_t len;   /* bytes of their UTF-8 in b */
+    char b[13];
+};
+
+static struct s_fold2 s_fold2[0x800]; /* by code point; built with the stopwords */
+
+/* ASCII inside a word: the lower-case letter or the digit, 0 for anything else ('_' only
+ * continues hashtags and mentions). Built with the stopwords. */
+static unsigned char s_word[128];
 
 static const unsigned char s_ascii[128] = {
     ['\t'] = S_SPACE, ['\n'] = S_SPACE, ['\v'] = S_SPACE, ['\f'] = S_SPACE, ['\r'] = S_SPACE,
@@ -119,18 +139,18 @@ s_cls(unsigned char c)
     return c < 0x80 ? s_ascii[c] : S_HIGH;
 }
 
+/* Slot of a word of len <= 15 bytes given as its 16 zero-padded bytes (two words). */
 static uint32_t
-s_hash(const char *s, size_t len)
+s_slot(const uint64_t key[2], size_t len)
 {
-    uint32_t h = 2166136261u;
-    size_t i;
+    uint64_t h = key[0] * 0x9E3779B97F4A7C15ULL + key[1] * 0xC2B2AE3D27D4EB4FULL + len;
 
-    for (i = 0; i < len; i++) {
-        h ^= (unsigned char)s[i];
-        h *= 16777619u;
-    }
-    return h;
+    h ^= h >> 29;
+    h *= 0xBF58476D1CE4E5B9ULL;
+    return (uint32_t)(h >> 40) & (S_STOP_SLOTS - 1);
 }
+
+static void s_fold2_build(void);
 
 static void
 s_stop_build(void)
@@ -140,10 +160,14 @@ s_stop_build(void)
     ESC_ASSERT(ESC_ARRAY_LEN(s_stopwords) * 2 < S_STOP_SLOTS);
     for (i = 0; i < ESC_ARRAY_LEN(s_stopwords); i++) {
         const char *w = s_stopwords[i];
-        uint32_t slot = s_hash(w, strlen(w)) & (S_STOP_SLOTS - 1);
+        char pad[16] = { 0 };
+        uint32_t slot;
 
         ESC_ASSERT(strlen(w) <= 15);
         s_stop_len[i] = (uint8_t)strlen(w);
+        memcpy(pad, w, strlen(w));
+        memcpy(s_stop_key[i], pad, sizeof(pad));
+        slot = s_slot(s_stop_key[i], s_stop_len[i]);
 
         while (s_stop_slot[slot] != 0) {
             if (strcmp(s_stopwords[s_stop_slot[slot] - 1], w) == 0) {
@@ -153,22 +177,34 @@ s_stop_build(void)
         }
         s_stop_slot[slot] = (uint16_t)(i + 1);
     }
+    for (i = 0; i < ESC_ARRAY_LEN(s_word); i++) {
+        if (s_ascii[i] == S_LOWER || s_ascii[i] == S_DIGIT) {
+            s_word[i] = (unsigned char)i;
+        }
+        else if (s_ascii[i] == S_UPPER) {
+            s_word[i] = (unsigned char)(i + ('a' - 'A'));
+        }
+    }
+    s_fold2_build();
 }
 
-/* The lookup itself; the table must be built. Stopwords are 3 to 15 bytes. */
+/* The lookup itself; the table must be built. Stopwords are 3 to 15 bytes. w has at least
+ * 16 readable bytes, zero from w[len] on when len <= 15 (s_tok.buf is cleared for that). */
 static int
 s_is_stop(const char *w, size_t len)
 {
+    uint64_t key[2];
     uint32_t slot;
 
     if (len > 15) {
         return 0;
     }
-    slot = s_hash(w, len) & (S_STOP_SLOTS - 1);
+    memcpy(key, w, sizeof(key));
+    slot = s_slot(key, len);
     while (s_stop_slot[slot] != 0) {
         uint16_t k = s_stop_slot[slot] - 1;
 
-        if (s_stop_len[k] == len && memcmp(s_stopwords[k], w, len) == 0) {
+        if (s_stop_key[k][0] == key[0] && s_stop_key[k][1] == key[1] && s_stop_len[k] == len) {
             return 1;
         }
         slot = (slot + 1) & (S_STOP_SLOTS - 1);
@@ -179,8 +215,14 @@ s_is_stop(const char *w, size_t len)
 int
 agg_terms_is_stopword(const char *w, size_t len)
 {
+    char pad[16] = { 0 };
+
     pthread_once(&s_stop_once, s_stop_build);
-    return s_is_stop(w, len);
+    if (len > 15) {
+        return 0;
+    }
+    memcpy(pad, w, len);
+    return s_is_stop(pad, len);
 }
 
 /* Appends one folded code point. */
@@ -234,13 +276,72 @@ s_put_folded(struct s_tok *t, int32_t cp)
     }
 }
 
+/* Fills s_fold2 with what s_put_folded appends for each code point it covers. ñ/Ñ and the
+ * combining tilde (which depends on the byte before it) stay with s_put_folded. */
+static void
+s_fold2_build(void)
+{
+    int32_t cp;
+
+    for (cp = 0x80; cp < 0x800; cp++) {
+        struct s_fold2 *f = &s_fold2[cp];
+        utf8proc_int32_t out[8];
+        utf8proc_ssize_t n;
+        utf8proc_ssize_t i;
+        int last_state = 0;
+        size_t len = 0;
+
+        f->cat = (uint8_t)utf8proc_category(cp);
+        f->n = S_FOLD2_SLOW;
+        if (cp == 0xF1 || cp == 0xD1 || cp == 0x303) {
+            continue;
+        }
+        n = utf8proc_decompose_char(cp, out, (utf8proc_ssize_t)ESC_ARRAY_LEN(out), S_FOLD,
+                                    &last_state);
+        if (n < 0 || n > (utf8proc_ssize_t)ESC_ARRAY_LEN(out)) {
+            continue;
+        }
+        for (i = 0; i < n && len + 4 <= sizeof(f->b); i++) {
+            len += (size_t)utf8proc_encode_char(out[i], (utf8proc_uint8_t *)f->b + len);
+        }
+        if (i < n) {
+            continue; /* does not fit: the slow way */
+        }
+        f->n = (uint8_t)n;
+        f->len = (uint8_t)len;
+    }
+}
+
+/* s_put_folded of a code point from s_fold2 (not S_FOLD2_SLOW): appending the code points
+ * one by one would set toolong exactly when all of them together pass AGG_TERM_MAX. */
+static void
+s_put_fold2(struct s_tok *t, const struct s_fold2 *f)
+{
+    if (t->toolong) {
+        return;
+    }
+    if (t->len + f->len > AGG_TERM_MAX) {
+        t->toolong = 1;
+        return;
+    }
+    memcpy(t->buf + t->len, f->b, f->len);
+    t->len += f->len;
+    t->chars += f->n;
+}
+
 /* Decodes the code point at s[0..n) into *cp; returns its length, or 0 when the bytes are
  * not valid UTF-8. */
 static size_t
 s_decode(const unsigned char *s, size_t n, int32_t *cp)
 {
     utf8proc_int32_t c;
-    utf8proc_ssize_t r = utf8proc_iterate(s, (utf8proc_ssize_t)(n > 4 ? 4 : n), &c);
+    utf8proc_ssize_t r;
+
+    if (s[0] >= 0xC2 && s[0] <= 0xDF && n >= 2 && (s[1] & 0xC0) == 0x80) {
+        *cp = ((int32_t)(s[0] & 0x1F) << 6) | (s[1] & 0x3F);
+        return 2;
+    }
+    r = utf8proc_iterate(s, (utf8proc_ssize_t)(n > 4 ? 4 : n), &c);
 
     if (r <= 0) {
         return 0;
@@ -249,93 +350,166 @@ s_decode(const unsigned char *s, size_t n, int32_t *cp)
     return (size_t)r;
 }
 
+/* Appends the non-ASCII character at s[p] to the word in t when it continues one (a letter, a
+ * combining mark or a number). Returns its length, or 0 when it ends the word (or is not
+ * valid UTF-8). */
+static size_t
+s_read_char(const unsigned char *s, size_t n, size_t p, struct s_tok *t)
+{
+    int32_t cp = 0;
+    size_t r = s_decode(s + p, n - p, &cp);
+    utf8proc_category_t cat;
+
+    if (r == 0) {
+        return 0;
+    }
+    cat = cp < 0x800 ? (utf8proc_category_t)s_fold2[cp].cat : utf8proc_category(cp);
+    if (cat < UTF8PROC_CATEGORY_LU || cat > UTF8PROC_CATEGORY_NO) {
+        return 0;
+    }
+    if (cat <= UTF8PROC_CATEGORY_LO) {
+        t->letters++;
+    }
+    if (cp < 0x800 && s_fold2[cp].n != S_FOLD2_SLOW) {
+        s_put_fold2(t, &s_fold2[cp]);
+    }
+    else {
+        s_put_folded(t, cp);
+    }
+    return r;
+}
+
 /* Reads the word (or hashtag/mention body when under is set: '_' continues it) that starts at
  * s[p] into t. Returns the position after it. */
 static size_t
 s_read_word(const unsigned char *s, size_t n, size_t p, int under, struct s_tok *t)
 {
-    while (p < n) {
-        unsigned char c = s[p];
-        int k = s_cls(c);
+    for (;;) {
+        /* ASCII runs: no folding beyond lower case, one byte per character; the counters stay
+         * in registers (stores into t->buf could alias them) */
+        size_t len = t->len;
+        size_t chars = t->chars;
+        size_t letters = t->letters;
+        int toolong = t->toolong;
+        size_t r;
 
-        if (k == S_LOWER || k == S_UPPER || k == S_DIGIT || (k == S_UNDER && under)) {
-            /* ASCII: no folding beyond lower case, one byte per character */
-            if (t->len < AGG_TERM_MAX) {
-                t->buf[t->len++] = (char)(k == S_UPPER ? c + ('a' - 'A') : c);
-                t->chars++;
+        while (p < n && s[p] < 0x80) {
+            unsigned char c = s[p];
+            unsigned char w = s_word[c];
+
+            if (w == 0) {
+                if (!under || c != '_') {
+                    break;
+                }
+                w = '_';
+            }
+            if (len < AGG_TERM_MAX) {
+                t->buf[len++] = (char)w;
+                chars++;
             }
             else {
-                t->toolong = 1;
+                toolong = 1;
             }
-            t->letters += k == S_LOWER || k == S_UPPER;
+            letters += w >= 'a';
             p++;
         }
-        else if (k == S_HIGH) {
-            int32_t cp = 0;
-            size_t r = s_decode(s + p, n - p, &cp);
-            utf8proc_category_t cat;
-
-            if (r == 0) {
-                break;
-            }
-            cat = utf8proc_category(cp);
-            if (cat < UTF8PROC_CATEGORY_LU || cat > UTF8PROC_CATEGORY_NO) {
-                break;
-            }
-            if (cat <= UTF8PROC_CATEGORY_LO) {
-                t->letters++;
-            }
-            s_put_folded(t, cp);
-            p += r;
+        t->len = len;
+        t->chars = chars;
+        t->letters = letters;
+        t->toolong = toolong;
+        if (p >= n || s[p] < 0x80) {
+            return p;
         }
-        else {
+        r = s_read_char(s, n, p, t);
+        if (r == 0) {
+            return p;
+        }
+        p += r;
+    }
+}
+
+/* The next ":" followed by "//" at or after from in s[0, n), or n. */
+static size_t
+s_next_scheme(const unsigned char *s, size_t n, size_t from)
+{
+    while (from < n) {
+        const unsigned char *c = memchr(s + from, ':', n - from);
+        size_t i;
+
+        if (c == NULL) {
             break;
         }
+        i = (size_t)(c - s);
+        if (i + 2 < n && s[i + 1] == '/' && s[i + 2] == '/') {
+            return i;
+        }
+        from = i + 1;
+    }
+    return n;
+}
+
+/* The next '@' at or after from in s[0, n) that follows a letter, digit, '_', '.' or '-' (an
+ * e-mail address, not a mention), or n. */
+static size_t
+s_next_email(const unsigned char *s, size_t n, size_t from)
+{
+    while (from < n) {
+        const unsigned char *c = memchr(s + from, '@', n - from);
+        size_t i;
+        int k;
+
+        if (c == NULL) {
+            break;
+        }
+        i = (size_t)(c - s);
+        if (i > 0) {
+            k = s_cls(s[i - 1]);
+            if (k == S_LOWER || k == S_UPPER || k == S_DIGIT || k == S_UNDER || s[i - 1] == '.' ||
+                s[i - 1] == '-') {
+                return i;
+            }
+        }
+        from = i + 1;
+    }
+    return n;
+}
+
+/* End of the chunk that starts at s[p]: the next white space, or n. */
+static size_t
+s_chunk_end(const unsigned char *s, size_t n, size_t p)
+{
+    while (p < n && s_cls(s[p]) != S_SPACE) {
+        p++;
     }
     return p;
 }
 
-/* True when the chunk is a URL or an e-mail address. */
+/* True when the chunk that starts at s[p] is a web address: "www." after leading
+ * punctuation ("(www.x.org)"). */
 static int
-s_skip_chunk(const unsigned char *s, size_t n)
+s_www(const unsigned char *s, size_t n, size_t p)
 {
-    size_t i;
-
-    for (i = 0; i < n; i++) {
-        if (s[i] == ':' && i + 2 < n && s[i + 1] == '/' && s[i + 2] == '/') {
-            return 1;
-        }
-        if (s[i] == '@' && i > 0) {
-            int k = s_cls(s[i - 1]);
-
-            if (k == S_LOWER || k == S_UPPER || k == S_DIGIT || k == S_UNDER || s[i - 1] == '.' ||
-                s[i - 1] == '-') {
-                return 1;
-            }
-        }
+    while (p < n && s_cls(s[p]) == S_SEP) {
+        p++;
     }
-    i = 0;
-    while (i < n && s_cls(s[i]) == S_SEP) {
-        i++; /* "(www.x.org)" */
-    }
-    if (n - i >= 4 && (s[i] | 0x20) == 'w' && (s[i + 1] | 0x20) == 'w' &&
-        (s[i + 2] | 0x20) == 'w' && s[i + 3] == '.') {
-        return 1;
-    }
-    return 0;
+    return n - p >= 4 && (s[p] | 0x20) == 'w' && (s[p + 1] | 0x20) == 'w' &&
+           (s[p + 2] | 0x20) == 'w' && s[p + 3] == '.';
 }
 
-/* Terms of one chunk (no white space inside). */
+/* Terms of the chunk that starts at s[p] and ends at the next white space (tokens never
+ * cross white space, so the text's end bounds the reads). Adds them to *count and returns
+ * the end of the chunk. */
 static size_t
-s_chunk(const unsigned char *s, size_t n, agg_term_fn fn, void *arg)
+s_chunk(const unsigned char *s, size_t n, size_t p, agg_term_fn fn, void *arg, size_t *count)
 {
-    size_t p = 0;
-    size_t count = 0;
-
     while (p < n) {
         int k = s_cls(s[p]);
         struct s_tok t;
 
+        if (k == S_SPACE) {
+            break;
+        }
+        memset(t.buf, 0, 16); /* the zero padding s_is_stop reads */
         t.len = 0;
         t.chars = 0;
         t.letters = 0;
@@ -348,7 +522,7 @@ s_chunk(const unsigned char *s, size_t n, agg_term_fn fn, void *arg)
             p = s_read_word(s, n, p + 1, 1, &t);
             if (k == S_HASH && !t.toolong && t.chars >= S_TAG_MIN && t.letters > 0) {
                 fn(arg, t.buf, t.len);
-                count++;
+                (*count)++;
             }
             continue;
         }
@@ -358,8 +532,11 @@ s_chunk(const unsigned char *s, size_t n, agg_term_fn fn, void *arg)
         else if (k == S_HIGH) {
             int32_t cp = 0;
             size_t r = s_decode(s + p, n - p, &cp);
-            utf8proc_category_t cat = r > 0 ? utf8proc_category(cp) : UTF8PROC_CATEGORY_CN;
+            utf8proc_category_t cat = UTF8PROC_CATEGORY_CN;
 
+            if (r > 0) {
+                cat = cp < 0x800 ? (utf8proc_category_t)s_fold2[cp].cat : utf8proc_category(cp);
+            }
             if (cat < UTF8PROC_CATEGORY_LU || cat > UTF8PROC_CATEGORY_NO ||
                 (cat >= UTF8PROC_CATEGORY_MN && cat <= UTF8PROC_CATEGORY_ME)) {
                 p += r > 0 ? r : 1; /* not a word start: symbol, emoji, stray mark, bad byte */
@@ -373,10 +550,10 @@ s_chunk(const unsigned char *s, size_t n, agg_term_fn fn, void *arg)
         }
         if (!t.toolong && t.chars >= S_WORD_MIN && t.letters > 0 && !s_is_stop(t.buf, t.len)) {
             fn(arg, t.buf, t.len);
-            count++;
+            (*count)++;
         }
     }
-    return count;
+    return p;
 }
 
 size_t
@@ -385,25 +562,42 @@ agg_terms_extract(const char *text, size_t len, const char *lang, agg_term_fn fn
     const unsigned char *s = (const unsigned char *)text;
     size_t i = 0;
     size_t count = 0;
+    size_t scheme;
+    size_t email;
 
     (void)lang; /* see terms.h: every list applies to every post */
     pthread_once(&s_stop_once, s_stop_build);
     if (text == NULL) {
         return 0;
     }
+    scheme = s_next_scheme(s, len, 0);
+    email = s_next_email(s, len, 0);
     while (i < len) {
         size_t start;
 
         while (i < len && s_cls(s[i]) == S_SPACE) {
             i++;
         }
+        if (i == len) {
+            break;
+        }
         start = i;
-        while (i < len && s_cls(s[i]) != S_SPACE) {
-            i++;
+        if (scheme < start) {
+            scheme = s_next_scheme(s, len, start);
         }
-        if (i > start && !s_skip_chunk(s + start, i - start)) {
-            count += s_chunk(s + start, i - start, fn, arg);
+        if (email < start) {
+            email = s_next_email(s, len, start);
         }
+        if (scheme < len || email < len || s_www(s, len, start)) {
+            /* a URL or an e-mail address somewhere ahead: is it in this chunk? */
+            size_t end = s_chunk_end(s, len, start);
+
+            if (scheme < end || email < end || s_www(s, len, start)) {
+                i = end;
+                continue;
+            }
+        }
+        i = s_chunk(s, len, start, fn, arg, &count);
     }
     return count;
 }
