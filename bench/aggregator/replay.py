@@ -11,8 +11,10 @@ quietly (no collector, broker or classifier competing for the cores).
       agg_frames send pushes every frame of FILE; once <prefix>:agg:processed reaches the number
       of posts in FILE (agg_frames count: a batch frame carries several), the aggregator's CPU
       time (utime + stime) since the first frame is divided by the posts processed (and
-      redis-server's the same way), and its peak RSS (VmHWM) is read. Then SIGTERM (exit 0 expected). --perf records the aggregator with perf while
-      the frames go through (perf-replay-<run>.data in the work dir). --dump FILE writes
+      redis-server's the same way), and its peak RSS (VmHWM) is read. Then SIGTERM (exit 0
+      expected). --perf records the aggregator with perf while the frames go through
+      (perf-replay-<run>.data in the work dir); --stats prints Redis's INFO commandstats at the
+      end of each run. --dump FILE writes
       what the run left in Redis that does not depend on timing (topic totals, day buckets,
       alerts without their `ts` and `ts_iso`) as sorted JSON lines, to compare two builds.
 
@@ -214,8 +216,9 @@ def run_once(a, k, n_frames, n_posts):
     log("run %d: processed %d of %d posts (frames %d), aggregator CPU %.2f s over %.2f s wall: "
         "%.2f us/post (Redis %.2f), peak RSS %.0f MB, exit %s"
         % (k, done, n_posts, n_frames, (t1 - t0) / CLK_TCK, w1 - w0, us, redis_us, hwm, rc))
-    return {"processed": done, "posts": n_posts, "cpu_s": (t1 - t0) / CLK_TCK, "wall_s": w1 - w0,
-            "us_per_post": us, "redis_us_per_post": redis_us, "peak_rss_mb": round(hwm, 1), "exit": rc}
+    return {"processed": done, "posts": n_posts, "cpu_s": (t1 - t0) / CLK_TCK,
+            "wall_s": w1 - w0, "us_per_post": us, "redis_us_per_post": redis_us,
+            "peak_rss_mb": round(hwm, 1), "exit": rc}
 
 
 def count_frames(path):
@@ -234,8 +237,8 @@ def run(a):
     posts = count_posts(a.bin_dir, a.input)
     runs = [run_once(a, k, n, posts) for k in range(a.runs)]
     us = sorted(x["us_per_post"] for x in runs)
-    res = {"frames": n, "posts": posts, "runs": runs, "us_per_post_min": us[0], "us_per_post_max": us[-1],
-           "us_per_post_median": us[len(us) // 2]}
+    res = {"frames": n, "posts": posts, "runs": runs, "us_per_post_min": us[0],
+           "us_per_post_max": us[-1], "us_per_post_median": us[len(us) // 2]}
     print(json.dumps(res, indent=1))
 
 
