@@ -783,6 +783,8 @@ struct agg_spikes {
     int64_t max_seen_ms;                   /* newest event time seen, S_NONE before any post */
     int64_t history_start;                 /* first minute closed for every topic */
     int closing;                           /* a minute was closed: history_start is fixed */
+    int64_t next_advance_ms;               /* below this max_seen_ms no local topic has a
+                                              minute due (s_advance), INT64_MIN: unknown */
     uint64_t rng;                          /* xorshift state for the text sample */
     agg_spike_fn fn;
     void *arg;
@@ -805,6 +807,7 @@ agg_spikes_new(const struct agg_spike_cfg *cfgs, size_t n_topics, agg_spike_fn f
     self->n = n_topics;
     self->max_seen_ms = S_NONE;
     self->history_start = S_NONE;
+    self->next_advance_ms = INT64_MIN;
     self->rng = 0x9E3779B97F4A7C15ULL;
     self->fn = fn;
     self->arg = arg;
@@ -1599,23 +1602,40 @@ s_close_range(agg_spikes_t *self, size_t ti, int64_t from, int64_t to, int exter
     }
 }
 
-/* Closes, for every local topic, the minutes whose end the watermark has passed. */
+/* Closes, for every local topic, the minutes whose end the watermark has passed, and notes
+ * the newest event time below which none will be due (so that the next posts, most of which
+ * move max_seen_ms by a little, skip the walk over every topic). */
 static void
 s_advance(agg_spikes_t *self)
 {
+    int64_t next = INT64_MAX;
     size_t i;
 
+    if (self->max_seen_ms < self->next_advance_ms) {
+        return;
+    }
     for (i = 0; i < self->n; i++) {
         struct s_topic *t = &self->topics[i];
         int64_t wm = self->max_seen_ms - t->cfg.lateness_s * 1000;
         int64_t due = s_floor_div(wm, S_MINUTE_MS) - 1; /* minute m is due once (m+1)*60s <= wm */
         int64_t from = t->last_closed == S_NONE ? self->history_start : t->last_closed + 1;
 
-        if (t->external || due < from) {
+        if (t->external) {
             continue;
         }
-        s_close_range(self, i, from, due, 0, 0);
+        if (due >= from) {
+            s_close_range(self, i, from, due, 0, 0);
+            from = due + 1;
+        }
+        /* from is due once max_seen_ms >= (from + 1) minutes + lateness */
+        if (from == S_NONE) {
+            next = INT64_MIN;
+        }
+        else if ((from + 1) * S_MINUTE_MS + t->cfg.lateness_s * 1000 < next) {
+            next = (from + 1) * S_MINUTE_MS + t->cfg.lateness_s * 1000;
+        }
     }
+    self->next_advance_ms = next;
 }
 
 /* Counts post p (minute `minute`) in topic t. Returns 0, or -1 when the minute is older than
@@ -1671,6 +1691,7 @@ agg_spikes_add(agg_spikes_t *self, const struct agg_spike_post *p, const size_t 
 
     if (self->history_start == S_NONE || (!self->closing && minute < self->history_start)) {
         self->history_start = minute;
+        self->next_advance_ms = INT64_MIN;
     }
     if (self->max_seen_ms == S_NONE || p->created_at_ms > self->max_seen_ms) {
         self->max_seen_ms = p->created_at_ms;
@@ -1691,6 +1712,7 @@ agg_spikes_set_external(agg_spikes_t *self, size_t topic, int external)
 {
     ESC_ASSERT(topic < self->n);
     self->topics[topic].external = external != 0;
+    self->next_advance_ms = INT64_MIN;
 }
 
 int
