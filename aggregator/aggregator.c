@@ -1011,7 +1011,7 @@ agg_new(const struct esc_cfg *cfg, const struct agg_cfg *ac, int sig_fd)
         agg_destroy(&self);
         return NULL;
     }
-    self->live = agg_live_new(cfg->redis.prefix);
+    self->live = agg_live_new(cfg->redis.prefix, cfg->n_teams, ac->n_topics);
     esc_post_buf_init(&self->pbuf);
     self->spikes = agg_spikes_new(ac->topic_spike, ac->n_topics, s_on_spike, self);
 

@@ -76,12 +76,6 @@ struct s_view {
  * kernel hand it fresh zeroed pages, on every flush. */
 #define S_ROUND_BYTES ((size_t)1 << 20)
 
-/* Hash index slots of the rings (powers of two, at least twice the rings). */
-#define S_IX_TEAMS 512
-#define S_IX_TOPICS 8192
-_Static_assert(S_IX_TEAMS >= 2 * AGG_LIVE_TEAMS_MAX && S_IX_TOPICS >= 2 * AGG_LIVE_TOPICS_MAX,
-               "live ring index too small");
-
 /* head and n first: with the start of the key they share the cache line a lookup reads */
 struct s_ring {
     size_t head;
@@ -121,26 +115,47 @@ struct agg_live {
     struct s_item *pool[S_POOL_CLASSES + 1]; /* free items by class (index 0 unused) */
     size_t pool_n[S_POOL_CLASSES + 1];       /* in each list */
     size_t pool_low[S_POOL_CLASSES + 1];     /* the fewest since the last flush */
-    struct s_ring *teams;
+    struct s_ring *teams;            /* max_teams */
     size_t n_teams;
-    uint32_t *team_ix;               /* S_IX_TEAMS slots: ring index + 1 by key hash, 0 empty */
-    struct s_ring *topics;
+    size_t max_teams;
+    uint32_t *team_ix;               /* ix_teams slots (a power of two, at least twice
+                                        max_teams): ring index + 1 by key hash, 0 empty */
+    size_t ix_teams;
+    struct s_ring *topics;           /* max_topics */
     size_t n_topics;
-    uint32_t *topic_ix;              /* S_IX_TOPICS slots, likewise */
+    size_t max_topics;
+    uint32_t *topic_ix;              /* ix_topics slots, likewise */
+    size_t ix_topics;
     struct agg_live_stats st;
     struct esc_log_every warn_every;
 };
 
+/* The smallest power of two at least twice n. */
+static size_t
+s_ix_size(size_t n)
+{
+    size_t c = 16;
+
+    while (c < 2 * n) {
+        c *= 2;
+    }
+    return c;
+}
+
 agg_live_t *
-agg_live_new(const char *prefix)
+agg_live_new(const char *prefix, size_t teams, size_t topics)
 {
     agg_live_t *self = esc_calloc(1, sizeof(*self));
 
     esc_strlcpy(self->prefix, prefix, sizeof(self->prefix));
-    self->teams = esc_calloc(AGG_LIVE_TEAMS_MAX, sizeof(*self->teams));
-    self->topics = esc_calloc(AGG_LIVE_TOPICS_MAX, sizeof(*self->topics));
-    self->team_ix = esc_calloc(S_IX_TEAMS, sizeof(*self->team_ix));
-    self->topic_ix = esc_calloc(S_IX_TOPICS, sizeof(*self->topic_ix));
+    self->max_teams = teams > AGG_LIVE_TEAMS_MIN ? teams : AGG_LIVE_TEAMS_MIN;
+    self->max_topics = topics > AGG_LIVE_TOPICS_MIN ? topics : AGG_LIVE_TOPICS_MIN;
+    self->ix_teams = s_ix_size(self->max_teams);
+    self->ix_topics = s_ix_size(self->max_topics);
+    self->teams = esc_calloc(self->max_teams, sizeof(*self->teams));
+    self->topics = esc_calloc(self->max_topics, sizeof(*self->topics));
+    self->team_ix = esc_calloc(self->ix_teams, sizeof(*self->team_ix));
+    self->topic_ix = esc_calloc(self->ix_topics, sizeof(*self->topic_ix));
     self->reals = esc_calloc(S_REALS, sizeof(*self->reals));
     return self;
 }
@@ -848,8 +863,8 @@ agg_live_add(agg_live_t *self, const struct esc_post *p, const char *const *topi
                 ids[n_ids++] = topics[j] + tlen + 1;
             }
         }
-        team = s_ring_get(self->teams, &self->n_teams, AGG_LIVE_TEAMS_MAX, self->team_ix,
-                          S_IX_TEAMS, topics[i], tlen);
+        team = s_ring_get(self->teams, &self->n_teams, self->max_teams, self->team_ix,
+                          self->ix_teams, topics[i], tlen);
         if (team == NULL) {
             self->st.dropped++;
             esc_log_every(&self->warn_every, 10000, "live: too many teams, post not published");
@@ -863,8 +878,8 @@ agg_live_add(agg_live_t *self, const struct esc_post *p, const char *const *topi
             if (strncmp(topics[j], topics[i], tlen + 1) != 0) {
                 continue;
             }
-            tr = s_ring_get(self->topics, &self->n_topics, AGG_LIVE_TOPICS_MAX, self->topic_ix,
-                            S_IX_TOPICS, topics[j], strlen(topics[j]));
+            tr = s_ring_get(self->topics, &self->n_topics, self->max_topics, self->topic_ix,
+                            self->ix_topics, topics[j], strlen(topics[j]));
             if (tr != NULL) {
                 s_ring_push(self, tr, it);
             }
@@ -1027,8 +1042,8 @@ agg_live_flush(agg_live_t *self, esc_kv_t *kv)
     s_pool_trim(self, 0);
     self->n_teams = 0;
     self->n_topics = 0;
-    memset(self->team_ix, 0, S_IX_TEAMS * sizeof(*self->team_ix));
-    memset(self->topic_ix, 0, S_IX_TOPICS * sizeof(*self->topic_ix));
+    memset(self->team_ix, 0, self->ix_teams * sizeof(*self->team_ix));
+    memset(self->topic_ix, 0, self->ix_topics * sizeof(*self->topic_ix));
     /* the buffers stay for the next flush unless this one needed far less (a burst is over) */
     if (self->json.cap > ((size_t)1 << 20) && self->json.len < self->json.cap / 4) {
         ESC_FREE(self->json.buf);

@@ -17,8 +17,8 @@
 #define AGG_LIVE_PER_TEAM 50    /* posts in one team's message per flush */
 #define AGG_LIVE_LATEST_KEEP 200 /* entries kept in a topic's latest list */
 #define AGG_LIVE_TEXT_MAX 4096  /* bytes of text kept (cut on a UTF-8 boundary) */
-#define AGG_LIVE_TEAMS_MAX 256  /* distinct teams held between flushes */
-#define AGG_LIVE_TOPICS_MAX 4096 /* distinct topics held between flushes */
+#define AGG_LIVE_TEAMS_MIN 256  /* distinct teams held between flushes, at least */
+#define AGG_LIVE_TOPICS_MIN 4096 /* distinct topics held between flushes, at least */
 
 typedef struct agg_live agg_live_t;
 
@@ -28,8 +28,11 @@ struct agg_live_stats {
     uint64_t dropped;   /* posts not sent: over a cap, or Redis unreachable */
 };
 
-/* prefix is copied. Caller owns the result. */
-agg_live_t *agg_live_new(const char *prefix);
+/* prefix is copied. Between two flushes the feed holds posts of up to max(teams,
+ * AGG_LIVE_TEAMS_MIN) distinct teams and max(topics, AGG_LIVE_TOPICS_MIN) distinct topics (the
+ * deployment's counts: every team and topic fits); beyond that a post is not published for
+ * them (counted in dropped). Caller owns the result. */
+agg_live_t *agg_live_new(const char *prefix, size_t teams, size_t topics);
 void agg_live_destroy(agg_live_t **self_p);
 
 /* Takes a post that was counted for the n topic keys ("team/topic", valid and distinct): it

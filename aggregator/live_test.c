@@ -111,7 +111,7 @@ static void
 test_live_publish_happy_path(void **state)
 {
     struct s_env *e = *state;
-    agg_live_t *live = agg_live_new("esc");
+    agg_live_t *live = agg_live_new("esc", 0, 0);
     const char *keys[] = { "gob/congreso", "dev/anemia", "gob/elecciones" };
     struct esc_post p;
     struct agg_live_stats st;
@@ -192,7 +192,7 @@ static void
 test_live_cap_keeps_newest(void **state)
 {
     struct s_env *e = *state;
-    agg_live_t *live = agg_live_new("esc");
+    agg_live_t *live = agg_live_new("esc", 0, 0);
     const char *keys[] = { "gob/congreso" };
     struct esc_post p;
     struct agg_live_stats st;
@@ -401,7 +401,7 @@ static void
 test_live_large_flush_in_round_trips(void **state)
 {
     struct s_env *e = *state;
-    agg_live_t *live = agg_live_new("esc");
+    agg_live_t *live = agg_live_new("esc", 0, 0);
     struct agg_live_stats st;
     struct esc_kv_val v;
     struct esc_post p;
@@ -476,7 +476,7 @@ static void
 test_live_redis_down_drops(void **state)
 {
     struct s_env *e = *state;
-    agg_live_t *live = agg_live_new("esc");
+    agg_live_t *live = agg_live_new("esc", 0, 0);
     const char *keys[] = { "gob/congreso" };
     struct esc_post p;
     struct agg_live_stats st;
@@ -495,6 +495,49 @@ test_live_redis_down_drops(void **state)
     agg_live_destroy(&live);
 }
 
+/* The feed holds as many teams and topics between two flushes as the deployment has: with
+ * 600 teams (more than AGG_LIVE_TEAMS_MIN) every team's post is published and every topic's
+ * latest list gets it; sized for none, the teams past AGG_LIVE_TEAMS_MIN are counted as
+ * dropped, never lost silently. */
+static void
+test_live_every_configured_team(void **state)
+{
+    struct s_env *e = *state;
+    agg_live_t *sized = agg_live_new("esc", 600, 600);
+    agg_live_t *small = agg_live_new("esc", 0, 0);
+    struct agg_live_stats st;
+    struct esc_kv_val v;
+    struct esc_post p;
+    char key[64];
+    const char *keys[1];
+    int i;
+
+    for (i = 0; i < 600; i++) {
+        snprintf(key, sizeof(key), "t%03d/x", i);
+        keys[0] = key;
+        s_post(&p, "1", "hola");
+        agg_live_add(sized, &p, keys, 1);
+        agg_live_add(small, &p, keys, 1);
+        esc_post_fini(&p);
+    }
+    assert_int_equal(agg_live_flush(sized, e->kv), ESC_OK);
+    agg_live_get_stats(sized, &st);
+    assert_int_equal(st.published, 600);
+    assert_int_equal(st.dropped, 0);
+    for (i = 0; i < 600; i += 37) {
+        memset(&v, 0, sizeof(v));
+        assert_int_equal(esc_kv_cmd(e->kv, &v, "LLEN esc:latest:{t%03d/x}", i), ESC_OK);
+        assert_int_equal(v.integer, 1);
+        esc_kv_val_fini(&v);
+    }
+    assert_int_equal(agg_live_flush(small, e->kv), ESC_OK);
+    agg_live_get_stats(small, &st);
+    assert_int_equal(st.published, AGG_LIVE_TEAMS_MIN);
+    assert_int_equal(st.dropped, 600 - AGG_LIVE_TEAMS_MIN);
+    agg_live_destroy(&sized);
+    agg_live_destroy(&small);
+}
+
 int
 main(void)
 {
@@ -506,6 +549,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_live_large_flush_in_round_trips, s_setup,
                                         s_teardown),
         cmocka_unit_test_setup_teardown(test_live_redis_down_drops, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_live_every_configured_team, s_setup, s_teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
