@@ -403,65 +403,93 @@ s_on_spike(void *arg, const struct agg_spike *s)
     esc_alert_fini(&a);
 }
 
-/* Seeds topic ti's spike history with the posts of its Redis hour buckets
- * (<prefix>:c:{<topic>}:h:<start>) of the AGG_SPIKE_HIST_HOURS complete hours before now_ms,
- * in one pipelined round trip, so a restart keeps the daily and weekly baselines. Hours
- * before the oldest bucket that exists are left unknown. Returns ESC_OK, or ESC_RETRY when
- * Redis is not reachable (nothing seeded). */
-static esc_rc
-s_spikes_seed_topic(agg_t *self, size_t ti, int64_t now_ms)
+/* Reads, inside Redis, the "posts" field of ARGV[3] hour buckets ARGV[1] .. (hour start
+ * ARGV[2] + 3600 i): one call per topic instead of a command per hour (at 10,000 topics the
+ * 8.4 million HGETs of a start-up took 12 s, nearly all of it formatting them); nil at once
+ * when the topic has no totals (KEYS[2]: never counted, so no history). KEYS[1] is the first
+ * hour bucket; both keys route a Redis Cluster call to the topic's slot. */
+static const char s_seed_script[] =
+    "if redis.call('EXISTS', KEYS[2]) == 0 then return false end\n"
+    "local pfx, first, n = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])\n"
+    "local out = {}\n"
+    "for i = 0, n - 1 do\n"
+    "  out[i + 1] = redis.call('HGET', pfx .. string.format('%d', first + 3600 * i), 'posts')\n"
+    "end\n"
+    "return out\n";
+
+#define S_SEED_TOPICS 64 /* topics whose history one round trip reads */
+
+/* Seeds topic ti's spike history from the reply of s_seed_script (the posts of its hour
+ * buckets <prefix>:c:{<topic>}:h:<start> of the AGG_SPIKE_HIST_HOURS complete hours from
+ * first_h), so a restart keeps the daily and weekly baselines. Hours before the oldest
+ * bucket that exists are left unknown. */
+static void
+s_spikes_seed_reply(agg_t *self, size_t ti, int64_t first_h, const struct esc_kv_val *v,
+                    int64_t *counts)
 {
-    const struct esc_cfg_topic *t = self->topics[ti];
-    int64_t first_h = now_ms / 3600000 - AGG_SPIKE_HIST_HOURS;
-    struct esc_kv_val *v = esc_calloc(AGG_SPIKE_HIST_HOURS, sizeof(*v));
-    int64_t *counts = esc_calloc(AGG_SPIKE_HIST_HOURS, sizeof(*counts));
     size_t first = AGG_SPIKE_HIST_HOURS;
     size_t i;
-    esc_rc rc;
 
+    if (v->type == ESC_KV_NIL) {
+        return; /* never counted */
+    }
+    if (v->type != ESC_KV_ARRAY || v->n != AGG_SPIKE_HIST_HOURS) {
+        esc_log_warn("spike history not seeded, unexpected reply topic=%s",
+                     self->topics[ti]->key);
+        return;
+    }
     for (i = 0; i < AGG_SPIKE_HIST_HOURS; i++) {
-        esc_kv_append(self->kv, "HGET %s:c:{%s}:h:%lld posts", self->cfg->redis.prefix, t->key,
-                      (long long)((first_h + (int64_t)i) * 3600));
-    }
-    rc = esc_kv_exec_replies(self->kv, v, AGG_SPIKE_HIST_HOURS, NULL);
-    if (rc == ESC_OK) {
-        for (i = 0; i < AGG_SPIKE_HIST_HOURS; i++) {
-            int64_t c = 0;
+        int64_t c = 0;
 
-            if (v[i].type == ESC_KV_STR && esc_parse_i64(v[i].str, 0, INT64_MAX, &c) == 0) {
-                if (first == AGG_SPIKE_HIST_HOURS) {
-                    first = i;
-                }
-            }
-            counts[i] = c;
-            esc_kv_val_fini(&v[i]);
+        if (v->elem[i].type == ESC_KV_STR && esc_parse_i64(v->elem[i].str, 0, INT64_MAX, &c) == 0
+            && first == AGG_SPIKE_HIST_HOURS) {
+            first = i;
         }
-        if (first < AGG_SPIKE_HIST_HOURS) {
-            agg_spikes_seed_hours(self->spikes, ti, (first_h + (int64_t)first) * 3600000,
-                                  counts + first, AGG_SPIKE_HIST_HOURS - first);
-            esc_log_debug("spike history seeded topic=%s hours=%zu", t->key,
-                          AGG_SPIKE_HIST_HOURS - first);
-        }
+        counts[i] = c;
     }
-    esc_free(counts);
-    esc_free(v);
-    return rc;
+    if (first < AGG_SPIKE_HIST_HOURS) {
+        agg_spikes_seed_hours(self->spikes, ti, (first_h + (int64_t)first) * 3600000,
+                              counts + first, AGG_SPIKE_HIST_HOURS - first);
+        esc_log_debug("spike history seeded topic=%s hours=%zu", self->topics[ti]->key,
+                      AGG_SPIKE_HIST_HOURS - first);
+    }
 }
 
-/* Seeds every topic's spike history from Redis at start-up (see s_spikes_seed_topic). */
+/* Seeds every topic's spike history from Redis at start-up: one script call per topic,
+ * S_SEED_TOPICS calls per round trip. */
 static void
 s_spikes_seed(agg_t *self)
 {
-    int64_t now = esc_now_ms();
+    int64_t first_h = esc_now_ms() / 3600000 - AGG_SPIKE_HIST_HOURS;
+    struct esc_kv_val v[S_SEED_TOPICS];
+    int64_t *counts = esc_calloc(AGG_SPIKE_HIST_HOURS, sizeof(*counts));
+    size_t n = self->ac->n_topics;
     size_t i;
+    size_t k;
 
-    for (i = 0; i < self->ac->n_topics; i++) {
-        if (s_spikes_seed_topic(self, i, now) != ESC_OK) {
+    for (i = 0; i < n; i += S_SEED_TOPICS) {
+        size_t m = n - i < S_SEED_TOPICS ? n - i : S_SEED_TOPICS;
+
+        for (k = 0; k < m; k++) {
+            const char *key = self->topics[i + k]->key;
+
+            esc_kv_append(self->kv, "EVAL %s 2 %s:c:{%s}:h:%lld %s:t:{%s} %s:c:{%s}:h: %lld %d",
+                          s_seed_script, self->cfg->redis.prefix, key,
+                          (long long)(first_h * 3600), self->cfg->redis.prefix, key,
+                          self->cfg->redis.prefix, key, (long long)(first_h * 3600),
+                          AGG_SPIKE_HIST_HOURS);
+        }
+        if (esc_kv_exec_replies(self->kv, v, m, NULL) != ESC_OK) {
             esc_log_warn("spike history not seeded from redis, baselines start empty topics=%zu",
-                         self->ac->n_topics - i);
-            return;
+                         n - i);
+            break;
+        }
+        for (k = 0; k < m; k++) {
+            s_spikes_seed_reply(self, i + k, first_h, &v[k], counts);
+            esc_kv_val_fini(&v[k]);
         }
     }
+    esc_free(counts);
 }
 
 /* Remembers the intake time of a recorded post until a flush has put it in Redis. */
