@@ -12,7 +12,9 @@ quietly (no collector, broker or classifier competing for the cores).
       of posts in FILE (agg_frames count: a batch frame carries several), the aggregator's CPU
       time (utime + stime) since the first frame is divided by the posts processed (and
       redis-server's the same way), and its peak RSS (VmHWM) is read. Then SIGTERM (exit 0
-      expected). --perf records the aggregator with perf while the frames go through
+      expected, or 1 when the frames raised spike alerts: no notifier takes them here, and
+      the aggregator reports alerts it could not hand on). --perf records the aggregator
+      with perf while the frames go through
       (perf-replay-<run>.data in the work dir); --stats prints Redis's INFO commandstats at the
       end of each run. --dump FILE writes
       what the run left in Redis that does not depend on timing (topic totals, day buckets,
