@@ -652,13 +652,11 @@ s_prefetch_frame(const void *buf, size_t len)
     __builtin_prefetch(p + len - 1);
 }
 
-/* Checks size, shape and framing of buf without unpacking it. */
+/* Checks the size of buf and that it is a map. */
 static esc_rc
-s_check_frame(const void *buf, size_t len, struct esc_error *err)
+s_check_size(const void *buf, size_t len, struct esc_error *err)
 {
     const uint8_t *b = buf;
-    size_t used = 0;
-    int rc;
 
     if (len > ESC_MSG_MAX) {
         esc_error_set(err, 0, "message too large (%zu > %d)", len, ESC_MSG_MAX);
@@ -673,7 +671,21 @@ s_check_frame(const void *buf, size_t len, struct esc_error *err)
         esc_error_set(err, 0, "not a map");
         return ESC_INVALID;
     }
-    rc = s_mp_skip(b, len, 1, &used);
+    return ESC_OK;
+}
+
+/* Checks size, shape and framing of buf without unpacking it. */
+static esc_rc
+s_check_frame(const void *buf, size_t len, struct esc_error *err)
+{
+    size_t used = 0;
+    esc_rc erc = s_check_size(buf, len, err);
+    int rc;
+
+    if (erc != ESC_OK) {
+        return erc;
+    }
+    rc = s_mp_skip(buf, len, 1, &used);
     if (rc == S_MP_TRUNC) {
         esc_error_set(err, 0, "truncated message");
         return ESC_INVALID;
@@ -1245,13 +1257,33 @@ s_shallow(const uint8_t *p, const struct s_mp_head *h, msgpack_object *o)
  * a message that nests deeper ("message nested too deep" in s_unpack). */
 #define S_MP_DEPTH 32
 
-/* Skips the object at b[*off] (framing checked), whose head is h, inside `open` containers;
- * -1 when it holds a container that msgpack-c could not open. */
+/* Reads the header at b[off] of a message b[0..len) whose framing is not checked yet: 0 when
+ * it is whole and its body and the objects it announces (at least a byte each) fit in what is
+ * left, else -2. */
+static int
+s_mp_head_checked(const uint8_t *b, size_t len, size_t off, struct s_mp_head *h)
+{
+    size_t left;
+
+    if (s_mp_head_read(b + off, len - off, h) != S_MP_OK) {
+        return -2;
+    }
+    left = len - off - h->hdr; /* s_mp_head_read saw the whole header */
+    if (h->body > left || h->nested > left - (size_t)h->body) {
+        return -2;
+    }
+    return 0;
+}
+
+/* Skips the object at b[*off] whose head is h (checked), inside `open` containers, checking the
+ * framing of what it holds: 0, -1 when it holds a container that msgpack-c could not open, -2
+ * on a framing error (truncated, a byte msgpack never uses). */
 static int
 s_mp_skip_nested(const uint8_t *b, size_t len, size_t *off, const struct s_mp_head *h,
                  unsigned open)
 {
     uint64_t i;
+    int rc;
 
     *off += h->hdr + (size_t)h->body;
     if (h->kind != S_MP_ARRAY && h->kind != S_MP_MAP) {
@@ -1263,17 +1295,23 @@ s_mp_skip_nested(const uint8_t *b, size_t len, size_t *off, const struct s_mp_he
     for (i = 0; i < h->nested; i++) {
         struct s_mp_head c;
 
-        if (s_mp_head_read(b + *off, len - *off, &c) != S_MP_OK
-            || s_mp_skip_nested(b, len, off, &c, open + 1) != 0) {
-            return -1;
+        if (*off >= len || s_mp_head_checked(b, len, *off, &c) != 0) {
+            return -2;
+        }
+        rc = s_mp_skip_nested(b, len, off, &c, open + 1);
+        if (rc != 0) {
+            return rc;
         }
     }
     return 0;
 }
 
-/* Unpacks the checked message b[0..len) (a map) into *top without allocating: its pairs, and
- * the elements of arrays that are values, go into b->objs; anything deeper is left shallow,
- * which is all the field decoders look at. Returns ESC_OK or ESC_INVALID (too deep). */
+/* Unpacks message b[0..len) (a map; size and type checked, framing not) into *top without
+ * allocating, checking its framing on the way, in one pass over the bytes: its pairs, and the
+ * elements of arrays that are values, go into b->objs; anything deeper is left shallow, which
+ * is all the field decoders look at. Any error makes s_check_frame walk the message again, so
+ * that the reason given is the one esc_post_decode gives (framing before depth). Returns
+ * ESC_OK or ESC_INVALID. */
 static esc_rc
 s_unpack_shallow(const uint8_t *b, size_t len, struct esc_post_buf *pb, msgpack_object *top,
                  struct esc_error *err)
@@ -1285,8 +1323,11 @@ s_unpack_shallow(const uint8_t *b, size_t len, struct esc_post_buf *pb, msgpack_
     size_t need;
     uint64_t pairs;
     uint64_t i;
+    int rc = -2;
 
-    (void)s_mp_head_read(b, len, &h);
+    if (s_mp_head_checked(b, len, 0, &h) != 0) {
+        goto bad;
+    }
     pairs = h.nested / 2;
     /* Every object takes at least a byte, so len objects are always enough. */
     need = (size_t)pairs * sizeof(msgpack_object_kv) + len * sizeof(msgpack_object);
@@ -1301,20 +1342,25 @@ s_unpack_shallow(const uint8_t *b, size_t len, struct esc_post_buf *pb, msgpack_
     for (i = 0; i < pairs; i++) {
         struct s_mp_head kh;
         struct s_mp_head vh;
-        size_t voff;
         uint64_t j;
 
-        (void)s_mp_head_read(b + off, len - off, &kh);
-        s_shallow(b + off, &kh, &kv[i].key);
-        if (s_mp_skip_nested(b, len, &off, &kh, 1) != 0) {
-            goto deep;
+        if (off >= len || s_mp_head_checked(b, len, off, &kh) != 0) {
+            goto bad;
         }
-        voff = off;
-        (void)s_mp_head_read(b + voff, len - voff, &vh);
-        s_shallow(b + voff, &vh, &kv[i].val);
+        s_shallow(b + off, &kh, &kv[i].key);
+        rc = s_mp_skip_nested(b, len, &off, &kh, 1);
+        if (rc != 0) {
+            goto bad;
+        }
+        if (off >= len || s_mp_head_checked(b, len, off, &vh) != 0) {
+            rc = -2;
+            goto bad;
+        }
+        s_shallow(b + off, &vh, &kv[i].val);
         if (vh.kind != S_MP_ARRAY) {
-            if (s_mp_skip_nested(b, len, &off, &vh, 1) != 0) {
-                goto deep;
+            rc = s_mp_skip_nested(b, len, &off, &vh, 1);
+            if (rc != 0) {
+                goto bad;
             }
             continue;
         }
@@ -1323,20 +1369,31 @@ s_unpack_shallow(const uint8_t *b, size_t len, struct esc_post_buf *pb, msgpack_
         for (j = 0; j < vh.nested; j++) {
             struct s_mp_head eh;
 
-            (void)s_mp_head_read(b + off, len - off, &eh);
+            if (off >= len || s_mp_head_checked(b, len, off, &eh) != 0) {
+                rc = -2;
+                goto bad;
+            }
             s_shallow(b + off, &eh, o++);
-            if (s_mp_skip_nested(b, len, &off, &eh, 2) != 0) {
-                goto deep;
+            rc = s_mp_skip_nested(b, len, &off, &eh, 2);
+            if (rc != 0) {
+                goto bad;
             }
         }
+    }
+    if (off != len) {
+        rc = -2;
+        goto bad;
     }
     memset(top, 0, sizeof(*top));
     top->type = MSGPACK_OBJECT_MAP;
     top->via.map.size = (uint32_t)pairs;
     top->via.map.ptr = kv;
     return ESC_OK;
-deep:
-    esc_error_set(err, 0, "message nested too deep");
+bad:
+    if (s_check_frame(b, len, err) == ESC_OK) {
+        /* a walk that the framing allows fails only on depth */
+        esc_error_set(err, 0, rc == -1 ? "message nested too deep" : "malformed message");
+    }
     return ESC_INVALID;
 }
 
@@ -1356,9 +1413,9 @@ esc_post_decode_into(const void *buf, size_t len, struct esc_post *out,
     if (type_out != NULL) {
         *type_out = ESC_MSG_UNKNOWN;
     }
-    /* The same checks in the same order as esc_post_decode, so the same reasons; only the
-     * unpacking differs (in place, nothing allocated once b has grown). */
-    rc = s_check_frame(buf, len, err);
+    /* The same checks as esc_post_decode, so the same reasons; only the unpacking differs (in
+     * place, nothing allocated once b has grown, the framing checked as it goes). */
+    rc = s_check_size(buf, len, err);
     if (rc != ESC_OK) {
         return rc;
     }

@@ -1289,6 +1289,51 @@ test_msg_decode_into_nesting(void **state)
     msgpack_sbuffer_destroy(&sb);
 }
 
+/* esc_post_decode_into checks the framing while it unpacks, in one pass; what it refuses, and
+ * why, is still exactly what esc_post_decode says: every prefix of a classified post, the
+ * byte msgpack never uses (0xc1) at every offset, a container claiming more elements than
+ * bytes are left, trailing bytes, and nesting too deep followed by a cut. */
+static void
+test_msg_decode_into_framing_one_pass(void **state)
+{
+    struct esc_post p;
+    msgpack_sbuffer sb;
+    size_t len, cut, at;
+    char *buf;
+    uint8_t *copy;
+
+    (void)state;
+    s_fill_post(&p, 1);
+    buf = esc_post_encode(&p, 1, &len);
+    esc_post_fini(&p);
+    for (cut = 0; cut <= len; cut++) {
+        copy = esc_malloc(cut + 1);
+        memcpy(copy, buf, cut);
+        s_check_into(copy, cut);
+        esc_free(copy);
+    }
+    for (at = 0; at < len; at++) {
+        copy = esc_malloc(len + 1);
+        memcpy(copy, buf, len);
+        copy[at] = 0xc1;
+        s_check_into(copy, len);
+        copy[at] = 0xdd; /* array 32: its count is made of the next 4 bytes */
+        s_check_into(copy, len);
+        copy[len] = 0x01;
+        s_check_into(copy, len + 1); /* and a byte too many */
+        esc_free(copy);
+    }
+    esc_free(buf);
+    s_deep_empty = 0;
+    s_deep_n = 40;
+    s_build(&sb, "post", NULL, "deep", s_pk_deep_n, 1);
+    for (cut = sb.size / 2; cut <= sb.size; cut++) {
+        s_check_into((const uint8_t *)sb.data, cut);
+    }
+    s_expect_invalid("post", sb.data, sb.size - 1, "truncated message");
+    msgpack_sbuffer_destroy(&sb);
+}
+
 static void
 test_msg_decode_into_reuses_buffer(void **state)
 {
@@ -2391,6 +2436,7 @@ main(void)
         cmocka_unit_test(test_msg_json_roundtrip),
         cmocka_unit_test(test_msg_decode_into_reuses_buffer),
         cmocka_unit_test(test_msg_decode_into_nesting),
+        cmocka_unit_test(test_msg_decode_into_framing_one_pass),
         cmocka_unit_test(test_msg_json_repairs_invalid_utf8),
         cmocka_unit_test(test_msg_alert_to_json),
         cmocka_unit_test(test_msg_batch_roundtrip),
