@@ -365,18 +365,19 @@ s_field_present(const struct s_field *f, const void *obj, enum esc_msg_type t)
     return 1;
 }
 
-static char *
+/* Encodes obj into w (its data and cap may come from an earlier message; len is set to 0). */
+static void
 s_encode(const struct s_field *fields, size_t n_fields, const void *obj, enum esc_msg_type t,
-         size_t *len)
+         struct s_wbuf *w)
 {
-    struct s_wbuf w = {NULL, 0, 0};
     msgpack_packer pk;
     size_t i, j, count = 2; /* v, type */
 
     for (i = 0; i < n_fields; i++) {
         count += (size_t)s_field_present(&fields[i], obj, t);
     }
-    msgpack_packer_init(&pk, &w, s_wbuf_write);
+    w->len = 0;
+    msgpack_packer_init(&pk, w, s_wbuf_write);
     msgpack_pack_map(&pk, count);
     s_pack_strn(&pk, "v", 1);
     msgpack_pack_unsigned_int(&pk, ESC_MSG_VERSION);
@@ -411,26 +412,44 @@ s_encode(const struct s_field *fields, size_t n_fields, const void *obj, enum es
         }
         }
     }
-    if (w.len > ESC_MSG_MAX) {
+    if (w->len > ESC_MSG_MAX) {
         /* Receivers will reject it; say so here, where the producer can be identified. */
         esc_log_warn("encoded message exceeds limit type=%s bytes=%zu max=%d", s_type_names[t],
-                     w.len, ESC_MSG_MAX);
+                     w->len, ESC_MSG_MAX);
     }
-    *len = w.len;
-    return w.data;
 }
 
 char *
 esc_post_encode(const struct esc_post *p, int classified, size_t *len)
 {
-    return s_encode(s_post_fields, ESC_ARRAY_LEN(s_post_fields), p,
-                    classified ? ESC_MSG_CLASSIFIED : ESC_MSG_POST, len);
+    struct s_wbuf w = {NULL, 0, 0};
+
+    s_encode(s_post_fields, ESC_ARRAY_LEN(s_post_fields), p,
+             classified ? ESC_MSG_CLASSIFIED : ESC_MSG_POST, &w);
+    *len = w.len;
+    return w.data;
+}
+
+size_t
+esc_post_encode_reuse(const struct esc_post *p, int classified, char **buf, size_t *cap)
+{
+    struct s_wbuf w = {*buf, 0, *cap};
+
+    s_encode(s_post_fields, ESC_ARRAY_LEN(s_post_fields), p,
+             classified ? ESC_MSG_CLASSIFIED : ESC_MSG_POST, &w);
+    *buf = w.data;
+    *cap = w.cap;
+    return w.len;
 }
 
 char *
 esc_alert_encode(const struct esc_alert *a, size_t *len)
 {
-    return s_encode(s_alert_fields, ESC_ARRAY_LEN(s_alert_fields), a, ESC_MSG_ALERT, len);
+    struct s_wbuf w = {NULL, 0, 0};
+
+    s_encode(s_alert_fields, ESC_ARRAY_LEN(s_alert_fields), a, ESC_MSG_ALERT, &w);
+    *len = w.len;
+    return w.data;
 }
 
 /* ---------------------------------------------------------------------------------------------

@@ -1334,6 +1334,45 @@ test_msg_decode_into_framing_one_pass(void **state)
     msgpack_sbuffer_destroy(&sb);
 }
 
+/* esc_post_encode_reuse writes exactly esc_post_encode's bytes, through one buffer that only
+ * grows: a small post, a large one, a small one again, as post and as classified. */
+static void
+test_msg_encode_reuse_same_bytes(void **state)
+{
+    struct esc_post small, big;
+    const struct esc_post *order[3] = { &small, &big, &small };
+    char *buf = NULL;
+    size_t cap = 0;
+    size_t grown = 0;
+    int round;
+    size_t i;
+
+    (void)state;
+    s_fill_post(&small, 0);
+    s_fill_post(&big, 1);
+    ESC_FREE(big.text);
+    big.text = esc_malloc(9000);
+    memset(big.text, 'y', 8999);
+    big.text[8999] = '\0';
+    for (round = 0; round < 2; round++) {
+        for (i = 0; i < 3; i++) {
+            size_t want_len = 0;
+            char *want = esc_post_encode(order[i], round, &want_len);
+            size_t len = esc_post_encode_reuse(order[i], round, &buf, &cap);
+
+            assert_int_equal(len, want_len);
+            assert_memory_equal(buf, want, len);
+            assert_true(cap >= len && cap >= grown);
+            grown = cap;
+            esc_free(want);
+        }
+    }
+    assert_true(cap >= 9000);
+    esc_free(buf);
+    esc_post_fini(&small);
+    esc_post_fini(&big);
+}
+
 static void
 test_msg_decode_into_reuses_buffer(void **state)
 {
@@ -2435,6 +2474,7 @@ main(void)
         cmocka_unit_test(test_msg_json_nesting_limited),
         cmocka_unit_test(test_msg_json_roundtrip),
         cmocka_unit_test(test_msg_decode_into_reuses_buffer),
+        cmocka_unit_test(test_msg_encode_reuse_same_bytes),
         cmocka_unit_test(test_msg_decode_into_nesting),
         cmocka_unit_test(test_msg_decode_into_framing_one_pass),
         cmocka_unit_test(test_msg_json_repairs_invalid_utf8),

@@ -26,6 +26,8 @@ struct c_ctx {
     char **cframes;         /* "classified" messages */
     size_t *cframe_len;
     struct esc_post_buf pbuf; /* reused by esc_post_decode_into, as the classifier does */
+    char *ebuf;             /* reused by esc_post_encode_reuse */
+    size_t ebuf_cap;
 };
 
 static char *s_topics[2] = { "team0001/topic00042", "canary/plain" };
@@ -141,6 +143,19 @@ s_encode_classified(void *ctx, size_t i)
     return len;
 }
 
+/* The classifier's encode: into a buffer reused from post to post. */
+static size_t
+s_encode_classified_reuse(void *ctx, size_t i)
+{
+    struct c_ctx *c = ctx;
+    size_t len;
+
+    s_classify(&c->posts[i]);
+    len = esc_post_encode_reuse(&c->posts[i], 1, &c->ebuf, &c->ebuf_cap);
+    s_unclassify(&c->posts[i]);
+    return len;
+}
+
 static size_t
 s_decode_classified(void *ctx, size_t i)
 {
@@ -165,15 +180,16 @@ main(int argc, char **argv)
     int repeat = (int)bench_opt_i64(argc, argv, "--repeat", 1, 1, 100);
     struct bench_lines lines;
     struct c_ctx c;
-    struct bench_result r[7];
-    const char *label[7] = {
+    struct bench_result r[8];
+    const char *label[8] = {
         "json -> post (esc_post_from_json)", "json -> post -> msgpack (collector)",
         "msgpack encode post", "msgpack decode post", "msgpack encode classified",
         "msgpack decode classified", "msgpack decode post into a reused buffer",
+        "msgpack encode classified into a reused buffer",
     };
-    size_t (*fn[7])(void *, size_t) = { s_json, s_json_encode, s_encode, s_decode,
+    size_t (*fn[8])(void *, size_t) = { s_json, s_json_encode, s_encode, s_decode,
                                          s_encode_classified, s_decode_classified,
-                                         s_decode_into };
+                                         s_decode_into, s_encode_classified_reuse };
     size_t bytes = 0;
     size_t fbytes = 0;
     size_t i;
@@ -238,6 +254,7 @@ main(int argc, char **argv)
     esc_free(c.frames);
     esc_free(c.frame_len);
     esc_free(c.cframes);
+    esc_free(c.ebuf);
     esc_free(c.cframe_len);
     esc_post_buf_fini(&c.pbuf);
     bench_lines_fini(&lines);

@@ -93,6 +93,12 @@ void esc_strlist_free(char ***list, size_t *n);
 /* Encodes p as a "post" (or "classified" when `classified` is non-zero) message.
  * Returns a caller-owned buffer (esc_free) and sets *len. */
 char *esc_post_encode(const struct esc_post *p, int classified, size_t *len);
+
+/* Encodes p as esc_post_encode does, into *buf: a buffer of *cap bytes kept by the caller from
+ * one message to the next (NULL and 0 at first; grown with esc_realloc when a message needs
+ * more; esc_free it at the end), so that a service encoding a message per post allocates
+ * nothing once the buffer has grown. Returns the message's length. */
+size_t esc_post_encode_reuse(const struct esc_post *p, int classified, char **buf, size_t *cap);
 /* Decodes a "post" or "classified" message into out (initialised here; caller must
  * esc_post_fini it whatever the result). *type_out (may be NULL) receives the type.
  * Returns ESC_OK or ESC_INVALID with err filled. */
