@@ -94,6 +94,8 @@ struct col {
     struct esc_batch batch;                /* encoded posts not sent yet */
     size_t batch_src[ESC_BATCH_MSGS];      /* index of the source of each of them */
     int64_t batch_t0;                      /* when its first post came (monotonic ms) */
+    char *enc;                             /* the post being encoded; reused, owned */
+    size_t enc_cap;
     int bus_failed;  /* the bus returned a hard error */
     int idle_logged; /* "all sources done" was logged */
     struct esc_log_every busy_log;
@@ -329,6 +331,7 @@ col_destroy(col_t **self_p)
     col_delivery_destroy(&self->dlv);
     /* col_run sends the batch before it returns: nothing is left in it here */
     esc_batch_fini(&self->batch);
+    esc_free(self->enc);
     esc_free(self);
     *self_p = NULL;
 }
@@ -511,16 +514,16 @@ s_emit(void *arg, struct col_source *ins, struct esc_post *post)
     if (self->dlv != NULL) {
         col_delivery_stamp(self->dlv, post);
     }
-    buf = esc_post_encode(post, 0, &len);
+    /* Encoded into one buffer kept from post to post: the journal and the batch copy it. */
+    len = esc_post_encode_reuse(post, 0, &self->enc, &self->enc_cap);
+    buf = self->enc;
     if (len > ESC_MSG_MAX) {
-        esc_free(buf);
         return ESC_INVALID;
     }
     if (self->dlv != NULL) {
         rc = s_journal(self, buf, len);
         if (rc != ESC_OK) {
             /* not taken: the source keeps it (a jsonl file is read again, a cursor stays) */
-            esc_free(buf);
             if (rc == ESC_ERR) {
                 self->bus_failed = 1;
                 s_begin_drain(self);
@@ -530,7 +533,6 @@ s_emit(void *arg, struct col_source *ins, struct esc_post *post)
         }
     }
     rc = s_queue(self, ins, buf, len);
-    esc_free(buf);
     if (rc != ESC_OK) {
         return ESC_CLOSED;
     }
