@@ -1,15 +1,17 @@
 #define ESC_LOG_MODULE "classifier"
 /* The classifier service: posts come in from the broker (PULL connected to bus.classify, so
  * several classifiers share the load), each is decoded once, tokenised once (text plus the
- * fields queries can test: hashtags, mentions, author, url, language, platform) and matched
+ * fields the topics can test: hashtags, mentions, author, url, language, platform) and matched
  * against every topic of every team by the compiled matcher, and goes out to the aggregator
  * as a "classified" message (PUSH connected to bus.aggregate), also when it matched nothing,
- * so the aggregator counts everything processed. Invalid messages are logged, counted and
- * skipped. Sends wait while the aggregator is behind (backpressure instead of loss) but keep
- * watching the signalfd, so a stop signal is never ignored. SIGHUP swaps in a freshly
- * compiled configuration, or keeps the old one when the new file is bad; the new one is read
- * and compiled on a short-lived helper thread while the loop keeps classifying with the
- * running one, and the loop thread swaps it in between two posts. Everything else runs on the
+ * so the aggregator counts everything processed. Language ID and sentiment run for matched
+ * posts only (and language ID first when a candidate topic tests lang:): nothing downstream
+ * reads them for the others, which go out with "und" and 0. Invalid messages are logged,
+ * counted and skipped. Sends wait while the aggregator is behind (backpressure instead of
+ * loss) but keep watching the signalfd, so a stop signal is never ignored. SIGHUP swaps in a
+ * freshly compiled configuration, or keeps the old one when the new file is bad; the new one
+ * is read and compiled on a short-lived helper thread while the loop keeps classifying with
+ * the running one, and the loop thread swaps it in between two posts. Everything else runs on the
  * loop thread: signals arrive through a signalfd polled next to the input socket. Topic edits
  * made through escucha-api take the same path: every classifier.topics_poll_ms the loop reads
  * one Redis key (<prefix>:topics:version) and, when it changed, every team's stored overrides
@@ -112,6 +114,8 @@ struct cls {
     cls_text_t *norm;             /* --explain: the normalised text */
     struct cls_match_result res;  /* hits of the post being classified */
     struct esc_post_buf pbuf;     /* strings of the post being classified (decode_into) */
+    char *enc;                    /* the classified message cls_process returns; reused */
+    size_t enc_cap;
     char **keys;                  /* copies of the topic keys, by topic index */
     size_t n_keys;
     char **topics;                /* scratch list handed to the encoder (borrows keys) */
@@ -468,6 +472,7 @@ cls_destroy(cls_t **self_p)
     s_keys_free(self);
     cls_match_result_fini(&self->res);
     esc_post_buf_fini(&self->pbuf);
+    esc_free(self->enc);
     cls_text_destroy(&self->txt);
     cls_text_destroy(&self->norm);
     cls_langid_destroy(&self->lid);
@@ -550,51 +555,107 @@ s_sentiment(cls_t *self, const char *text, size_t len)
 }
 
 /* Tokenises p (whose text is text[0..len)): the text, then the fields queries can test but
- * its language (s_tokenize_lang). With lid_begun (cls_langid_detect_begin has run), language
- * ID takes its next step between the two. */
+ * its language (s_tokenize_lang), those of the token kinds in `kinds` only (bit 1 << kind:
+ * cls_match_token_kinds leaves out what no topic tests, such as the url without site:). With
+ * lid_begun (cls_langid_detect_begin has run), language ID takes its next step between the
+ * two. */
 static void
-s_tokenize(cls_t *self, const struct esc_post *p, const char *text, size_t len, bool lid_begun)
+s_tokenize(cls_t *self, const struct esc_post *p, const char *text, size_t len, uint32_t kinds,
+           bool lid_begun)
 {
     const struct cls_text_opts *opts = cls_match_opts(self->conf.match);
     size_t i;
 
+    cls_text_set_links(self->txt, (kinds & (1u << CLS_TOK_LINK)) != 0);
     cls_text_tokenize(self->txt, opts, text, len);
     if (lid_begun) {
         cls_langid_detect_lookup(self->lid);
     }
-    for (i = 0; i < p->n_hashtags; i++) {
-        cls_text_add_field(self->txt, opts, CLS_TOK_META_HASHTAG, p->hashtags[i]);
+    if (kinds & (1u << CLS_TOK_META_HASHTAG)) {
+        for (i = 0; i < p->n_hashtags; i++) {
+            cls_text_add_field(self->txt, opts, CLS_TOK_META_HASHTAG, p->hashtags[i]);
+        }
     }
-    for (i = 0; i < p->n_mentions; i++) {
-        cls_text_add_field(self->txt, opts, CLS_TOK_META_MENTION, p->mentions[i]);
+    if (kinds & (1u << CLS_TOK_META_MENTION)) {
+        for (i = 0; i < p->n_mentions; i++) {
+            cls_text_add_field(self->txt, opts, CLS_TOK_META_MENTION, p->mentions[i]);
+        }
     }
-    cls_text_add_field(self->txt, opts, CLS_TOK_AUTHOR, p->author);
-    cls_text_add_field(self->txt, opts, CLS_TOK_LINK, p->url);
-    cls_text_add_field(self->txt, opts, CLS_TOK_PLATFORM, p->platform);
+    if (kinds & (1u << CLS_TOK_AUTHOR)) {
+        cls_text_add_field(self->txt, opts, CLS_TOK_AUTHOR, p->author);
+    }
+    if (kinds & (1u << CLS_TOK_LINK)) {
+        cls_text_add_field(self->txt, opts, CLS_TOK_LINK, p->url);
+    }
+    if (kinds & (1u << CLS_TOK_PLATFORM)) {
+        cls_text_add_field(self->txt, opts, CLS_TOK_PLATFORM, p->platform);
+    }
 }
 
-/* The last token of a post: its language, once s_language has decided it. */
+/* The last token of a post: its language, once s_language has decided it (when kinds has
+ * CLS_TOK_LANG, as for s_tokenize). */
 static void
-s_tokenize_lang(cls_t *self)
+s_tokenize_lang(cls_t *self, uint32_t kinds)
 {
-    cls_text_add_field(self->txt, cls_match_opts(self->conf.match), CLS_TOK_LANG, self->lang);
+    if (kinds & (1u << CLS_TOK_LANG)) {
+        cls_text_add_field(self->txt, cls_match_opts(self->conf.match), CLS_TOK_LANG,
+                           self->lang);
+    }
+}
+
+/* What a post that matched no topic carries: nothing downstream reads its language or
+ * sentiment (the aggregator only counts it as processed), so neither is computed for it. */
+static void
+s_unmatched(cls_t *self)
+{
+    esc_strlcpy(self->lang, CLS_LANGID_UND, sizeof(self->lang));
+    self->lang_conf = 0.0;
+    self->sentiment = 0.0;
+    self->label = 0;
 }
 
 const struct cls_match_result *
 cls_analyze(cls_t *self, const struct esc_post *p)
 {
+    const cls_match_t *m = self->conf.match;
     const char *text = p->text != NULL ? p->text : "";
     size_t len = strlen(text);
+    uint32_t kinds = cls_match_token_kinds(m);
     struct cls_match_post mp;
+    bool have_lang = false;
 
-    /* Language ID reads tables larger than the caches: what it needs is requested, the post is
-     * tokenised for the matcher while that arrives, then the language is decided. */
-    cls_langid_detect_begin(self->lid, text, len);
-    s_tokenize(self, p, text, len, true);
-    s_language_end(self, p);
-    s_tokenize_lang(self);
     mp.followers = p->followers;
-    cls_match_run(self->conf.match, self->txt, &mp, &self->res);
+    if (cls_match_lang_triggers(m)) {
+        /* A topic can become a candidate through its lang: atom alone, so the language comes
+         * first. Language ID reads tables larger than the caches: what it needs is requested,
+         * the post is tokenised for the matcher while that arrives, then the language is
+         * decided. */
+        cls_langid_detect_begin(self->lid, text, len);
+        s_tokenize(self, p, text, len, kinds, true);
+        s_language_end(self, p);
+        s_tokenize_lang(self, kinds);
+        cls_match_run(m, self->txt, &mp, &self->res);
+    }
+    else {
+        /* The candidates do not depend on the language: it is decided only when one of them
+         * tests lang: or the post matched. */
+        s_tokenize(self, p, text, len, kinds, false);
+        cls_match_collect(m, self->txt, &mp, &self->res);
+        if (cls_match_need_lang(m, &self->res)) {
+            s_language(self, p, text, len);
+            s_tokenize_lang(self, kinds);
+            cls_match_collect_more(m, self->txt, &self->res);
+            have_lang = true;
+        }
+        cls_match_eval(m, &self->res);
+        if (self->res.n_hits > 0 && !have_lang) {
+            s_language(self, p, text, len);
+        }
+    }
+    if (self->res.n_hits == 0) {
+        s_unmatched(self);
+        return &self->res;
+    }
     s_sentiment(self, text, len);
     return &self->res;
 }
@@ -614,8 +675,8 @@ cls_explain(cls_t *self, const struct esc_post *p, FILE *f)
         fprintf(f, "invalid_utf8_bytes: %zu\n", cls_text_invalid(self->norm));
     }
     s_language(self, p, text, strlen(text));
-    s_tokenize(self, p, text, strlen(text), false);
-    s_tokenize_lang(self);
+    s_tokenize(self, p, text, strlen(text), UINT32_MAX, false);
+    s_tokenize_lang(self, UINT32_MAX);
     toks = cls_text_tokens(self->txt, &n);
     fprintf(f, "tokens:%s\n", n == 0 ? " none" : "");
     for (i = 0; i < n; i++) {
@@ -655,14 +716,13 @@ s_invalid(cls_t *self, const char *reason)
                   esc_log_quote(q, sizeof(q), reason, 256));
 }
 
-char *
+const char *
 cls_process(cls_t *self, const void *buf, size_t len, size_t *out_len)
 {
     struct esc_post p;
     struct esc_error err;
     enum esc_msg_type type = ESC_MSG_UNKNOWN;
     const struct cls_match_result *res;
-    char *enc;
     size_t i;
     size_t n;
 
@@ -707,8 +767,8 @@ cls_process(cls_t *self, const void *buf, size_t len, size_t *out_len)
     p.n_topics = n;
     p.language = self->lang;
     p.sentiment = self->sentiment;
-    enc = esc_post_encode(&p, 1, out_len);
-    return enc;
+    *out_len = esc_post_encode_reuse(&p, 1, &self->enc, &self->enc_cap);
+    return self->enc;
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -1270,7 +1330,7 @@ static void
 s_on_post(cls_t *self, const struct esc_batch_iter *it, const void *buf, size_t len,
           struct esc_batch *out, double t_batch, int64_t wall_batch)
 {
-    char *enc;
+    const char *enc;
     size_t enc_len = 0;
     double t0;
     double t1;
@@ -1299,7 +1359,6 @@ s_on_post(cls_t *self, const struct esc_batch_iter *it, const void *buf, size_t 
         s_send_out(self, out);
     }
     esc_batch_add(out, enc, enc_len);
-    esc_free(enc);
 }
 
 /* Handles at most about `budget` messages that are already queued (a frame, possibly a batch of

@@ -84,11 +84,18 @@ void cls_destroy(cls_t **self_p);
 /* Borrowed, valid until the next reload. */
 const struct cls_conf *cls_get_conf(const cls_t *self);
 const struct cls_stats *cls_get_stats(const cls_t *self);
-/* Tokens of the post last analysed; borrowed until the next analyse/process. */
+/* Tokens of the post last analysed; borrowed until the next analyse/process. The fields of
+ * the post (hashtags, mentions, author, url, platform, language) are among them when some
+ * topic can test them (cls_match_token_kinds), the language when a candidate topic tests
+ * lang:. */
 const cls_text_t *cls_get_tokens(const cls_t *self);
 
 /* Tokenises p (text, hashtags, mentions, author, url, platform, language) with the current
- * matcher's options and matches it. Returns the hits, borrowed until the next call. */
+ * matcher's options and matches it; decides the post's language (language ID, else the
+ * platform's hint) and sentiment when it matched a topic, and leaves them "und" and 0 when it
+ * matched none (docs/classifier.md, "Language and sentiment"). Language ID runs before the
+ * topics are evaluated when some topic may test lang:. Returns the hits, borrowed until the
+ * next call. */
 const struct cls_match_result *cls_analyze(cls_t *self, const struct esc_post *p);
 /* --explain: prints the normalised text, the tokens, every matched topic with the clause that
  * made it match, the near misses with the clause that failed, the language and the
@@ -96,10 +103,12 @@ const struct cls_match_result *cls_analyze(cls_t *self, const struct esc_post *p
 void cls_explain(cls_t *self, const struct esc_post *p, FILE *f);
 
 /* Classifies one bus message: decode a "post", analyse it, encode it as "classified" with
- * topics (config order, possibly none), language and sentiment 0. Returns a caller-owned
- * buffer (esc_free) with its size in *out_len, or NULL when the message is invalid (logged
- * at warn with the reason and counted in stats.invalid). */
-char *cls_process(cls_t *self, const void *buf, size_t len, size_t *out_len);
+ * topics (config order, possibly none), language and sentiment (cls_analyze: "und" and 0
+ * when there are no topics). Returns the message, borrowed: it is encoded into a buffer of
+ * self's, valid until the next cls_process or cls_destroy (nothing is allocated per post);
+ * its size is in *out_len. NULL when the message is invalid (logged at warn with the reason
+ * and counted in stats.invalid). */
+const char *cls_process(cls_t *self, const void *buf, size_t len, size_t *out_len);
 
 /* Language from a platform hint: the leading 2-3 letters, lower-cased, when followed by the
  * end, '-' or '_' ("es-PE" -> "es", "QUZ" -> "quz"); "und" otherwise or for NULL. */

@@ -1,7 +1,9 @@
 #define ESC_LOG_MODULE "test"
 /* Unit tests of classifier/classifier.c without sockets: a "post" message in, a "classified"
- * message out (topics in config order, unmatched posts forwarded with no topics, language
- * from the hint, sentiment 0), invalid messages counted and skipped, post hashtags/mentions
+ * message out (topics in config order; language from language ID, else the hint, and
+ * sentiment for matched posts; unmatched posts forwarded with no topics, language "und" and
+ * sentiment 0), lang: queries matching the same whether language ID runs first or only for
+ * the candidates that test it, invalid messages counted and skipped, post hashtags/mentions
  * used by #tag/@handle keywords, the classifier config section, and SIGHUP reloads that swap
  * in a new matcher or keep the old one when the file is bad. */
 #include <setjmp.h>
@@ -79,7 +81,7 @@ s_classify(cls_t *c, const char *text, const char *lang, const char *tag, struct
     size_t len;
     size_t olen = 0;
     char *in = s_post("p1", text, lang, tag, &len);
-    char *enc = cls_process(c, in, len, &olen);
+    const char *enc = cls_process(c, in, len, &olen);
     enum esc_msg_type type;
     struct esc_error err;
 
@@ -87,7 +89,6 @@ s_classify(cls_t *c, const char *text, const char *lang, const char *tag, struct
     assert_non_null(enc);
     assert_int_equal(esc_post_decode(enc, olen, out, &type, &err), ESC_OK);
     assert_int_equal(type, ESC_MSG_CLASSIFIED);
-    esc_free(enc);
 }
 
 static void
@@ -121,21 +122,20 @@ test_cls_process_forwards_unmatched(void **state)
     cls_t *c = s_cls(s_json);
     struct esc_post p;
 
-    /* language ID reads the text; with no hint and no usable words it says "und" */
-    s_classify(c, "nothing to see here", NULL, NULL, &p);
+    /* nothing downstream reads the language or sentiment of a post without topics: neither
+     * is decided, the message says "und" and 0 */
+    s_classify(c, "What a wonderful day, nothing to see here, I love it", "en", NULL, &p);
     assert_int_equal(p.n_topics, 0);
     assert_null(p.topics);
-    assert_string_equal(p.language, "en");
-    esc_post_fini(&p);
-    s_classify(c, "12345 :-)", NULL, NULL, &p);
     assert_string_equal(p.language, "und");
+    assert_true(p.sentiment == 0.0);
     esc_post_fini(&p);
-    /* the platform's hint is used only when the text says nothing */
     s_classify(c, "", "en", NULL, &p);
     assert_int_equal(p.n_topics, 0);
-    assert_string_equal(p.language, "en");
+    assert_string_equal(p.language, "und");
+    assert_true(p.sentiment == 0.0);
     esc_post_fini(&p);
-    assert_int_equal(cls_get_stats(c)->in, 3);
+    assert_int_equal(cls_get_stats(c)->in, 2);
     assert_int_equal(cls_get_stats(c)->matched, 0);
     cls_destroy(&c);
 }
@@ -146,19 +146,31 @@ test_cls_process_language_and_sentiment(void **state)
     cls_t *c = s_cls(s_json);
     struct esc_post p;
 
-    /* the text decides the language even when the platform's hint says otherwise */
+    /* the text decides the language even when the platform's hint says otherwise (the
+     * posts match through their hashtag field, which language ID does not read) */
     s_classify(c, "No es bueno lo que hizo el Congreso, qué vergüenza 😡", "en", NULL, &p);
     assert_string_equal(p.language, "es");
     assert_true(p.sentiment < -0.3);
     esc_post_fini(&p);
-    s_classify(c, "Great news: the congress finally approved the health budget!", "es", NULL,
-               &p);
+    s_classify(c, "Great news: the congress finally approved the health budget!", "es",
+               "#congresoperu", &p);
+    assert_int_equal(p.n_topics, 1);
     assert_string_equal(p.language, "en");
     assert_true(p.sentiment > 0.3);
     esc_post_fini(&p);
     s_classify(c, "El congreso sesiona el martes a las 10", NULL, NULL, &p);
     assert_string_equal(p.language, "es");
     assert_true(p.sentiment > -0.05 && p.sentiment < 0.05);
+    esc_post_fini(&p);
+    /* with no hint and no usable words language ID says "und" */
+    s_classify(c, "12345 :-)", NULL, "#congresoperu", &p);
+    assert_int_equal(p.n_topics, 1);
+    assert_string_equal(p.language, "und");
+    esc_post_fini(&p);
+    /* the platform's hint is used only when the text says nothing */
+    s_classify(c, "", "en", "#congresoperu", &p);
+    assert_int_equal(p.n_topics, 1);
+    assert_string_equal(p.language, "en");
     esc_post_fini(&p);
     cls_destroy(&c);
 }
@@ -180,6 +192,228 @@ test_cls_process_uses_post_hashtags_and_mentions(void **state)
     cls_destroy(&c);
 }
 
+/* Topics that test the language in every way a query can: lang: with a term, NOT lang:, a
+ * topic's exclude query, a team with an exclusion list; plus plain keyword topics. No lang:
+ * atom can make a topic a candidate here, so language ID runs only for candidates that test
+ * it and for matched posts. */
+#define S_LANG_TEAMS                                                                          \
+    "  { \"id\": \"g\", \"topics\": ["                                                        \
+    "    { \"id\": \"es_x\", \"query\": \"lang:es AND congreso\" },"                          \
+    "    { \"id\": \"not_en\", \"query\": \"congreso NOT lang:en\" },"                        \
+    "    { \"id\": \"no_pt\", \"keywords\": [\"congreso\"], \"exclude\": \"lang:pt\" },"      \
+    "    { \"id\": \"anemia\", \"keywords\": [\"anemia\"] } ] },"                             \
+    "  { \"id\": \"h\", \"exclude\": { \"phrases\": [\"fraude\"] }, \"topics\": ["            \
+    "    { \"id\": \"es_x\", \"query\": \"(congreso OR anemia) AND lang:es\" } ] }"
+
+static const char s_lang_json[] = "{ \"teams\": [" S_LANG_TEAMS "] }";
+/* The same plus a topic that is only lang:qu: the language must be known before the
+ * candidates, so language ID runs first for every post, as it always did. */
+static const char s_lang_qu_json[] =
+    "{ \"teams\": [" S_LANG_TEAMS ","
+    "  { \"id\": \"z\", \"topics\": [ { \"id\": \"qu\", \"query\": \"lang:qu\" } ] } ] }";
+
+/* Classifies text (hint lang) and checks the topics against want (space-separated keys, ""
+ * for none). */
+static void
+s_expect_topics(cls_t *c, const char *text, const char *lang, const char *want)
+{
+    struct esc_post p;
+    char got[256];
+    size_t off = 0;
+    size_t i;
+
+    s_classify(c, text, lang, NULL, &p);
+    got[0] = '\0';
+    for (i = 0; i < p.n_topics; i++) {
+        off += (size_t)snprintf(got + off, sizeof(got) - off, "%s%s", i > 0 ? " " : "",
+                                p.topics[i]);
+    }
+    if (strcmp(got, want) != 0) {
+        fail_msg("\"%s\": topics \"%s\", want \"%s\"", text, got, want);
+    }
+    if (p.n_topics == 0) {
+        assert_string_equal(p.language, "und");
+        assert_true(p.sentiment == 0.0);
+    }
+    esc_post_fini(&p);
+}
+
+static void
+test_cls_process_lang_queries_match_as_before(void **state)
+{
+    static const char es[] = "El congreso aprobó hoy la ley de presupuesto para la salud pública";
+    static const char en[] = "The congreso approved the budget for public health today, finally";
+    static const char pt[] = "O congreso aprovou hoje o orçamento da saúde pública do país";
+    static const char fr[] = "El congreso y el fraude electoral: nadie explica nada de lo que pasó";
+    static const char an[] = "La anemia infantil sigue alta en la sierra, dice el ministerio";
+    cls_t *lazy = s_cls(s_lang_json);
+    cls_t *eager = s_cls(s_lang_qu_json);
+    cls_t *c;
+    int round;
+
+    assert_false(cls_match_lang_triggers(cls_get_conf(lazy)->match));
+    assert_true(cls_match_lang_triggers(cls_get_conf(eager)->match));
+    for (round = 0; round < 2; round++) {
+        c = round == 0 ? lazy : eager;
+        s_expect_topics(c, es, NULL, "g/es_x g/not_en g/no_pt h/es_x");
+        s_expect_topics(c, en, NULL, "g/no_pt");
+        s_expect_topics(c, pt, NULL, "g/not_en");
+        /* the team's exclusion list removes its topic, not the other team's */
+        s_expect_topics(c, fr, NULL, "g/es_x g/not_en g/no_pt");
+        /* a topic that tests no language matches with language ID left for later */
+        s_expect_topics(c, an, NULL, "g/anemia h/es_x");
+        s_expect_topics(c, "nada que ver con nada de esto, de verdad", "es", "");
+    }
+    /* lang:qu alone: no usable words, so the platform's hint decides the language */
+    s_expect_topics(eager, "12345", "qu", "z/qu");
+    s_expect_topics(lazy, "12345", "qu", "");
+    s_expect_topics(eager, "12345", "es", "");
+    cls_destroy(&lazy);
+    cls_destroy(&eager);
+}
+
+/* Encodes text through c; returns the message (caller frees) and its length in *olen. */
+static char *
+s_process(cls_t *c, const char *text, const char *lang, const char *tag, size_t *olen)
+{
+    size_t len;
+    char *in = s_post("p1", text, lang, tag, &len);
+    const char *enc = cls_process(c, in, len, olen);
+    char *copy;
+
+    esc_free(in);
+    assert_non_null(enc);
+    copy = esc_malloc(*olen);
+    memcpy(copy, enc, *olen);
+    return copy;
+}
+
+static void
+test_cls_process_lazy_language_same_output(void **state)
+{
+    /* what a matched post carries does not depend on when language ID ran: the messages of
+     * the lazy classifier are byte for byte those of the one that runs it first */
+    static const char *const posts[][3] = {
+        { "El congreso aprobó hoy la ley de presupuesto, qué vergüenza 😡", NULL, NULL },
+        { "Great news: the congress finally approved the health budget!", "es", "#congresoperu" },
+        { "La anemia infantil sigue alta en la sierra, es terrible y triste", "es-PE", NULL },
+        { "Anemia: good progress in Puno, thanks to the nurses! 🎉", NULL, NULL },
+        { "O congreso aprovou hoje o orçamento da saúde, ótimo trabalho", "pt", NULL },
+        { "congreso", "en", NULL },
+        { "anemia", NULL, NULL },
+        { "", "es", "#congresoperu" },
+        { "12345 anemia :-)", NULL, NULL },
+        { "El congreso y el fraude electoral: nadie explica nada", NULL, "@jne_peru" },
+        { "Nothing to see here, just a lovely day at the beach", "en", NULL },
+        { "nada que ver", NULL, NULL },
+        { "Allillanchu, congreso runakuna", "qu", NULL },
+        { "anemia\xff\xfe congreso \xc3", NULL, NULL },
+    };
+    static const char json_a[] =
+        "{ \"teams\": [" S_LANG_TEAMS ","
+        "  { \"id\": \"k\", \"topics\": [ { \"id\": \"c\", \"keywords\": [\"#congresoperu\", "
+        "\"@jne_peru\"] } ] } ] }";
+    static const char json_b[] =
+        "{ \"teams\": [" S_LANG_TEAMS ","
+        "  { \"id\": \"k\", \"topics\": [ { \"id\": \"c\", \"keywords\": [\"#congresoperu\", "
+        "\"@jne_peru\"] } ] },"
+        "  { \"id\": \"z\", \"topics\": [ { \"id\": \"ay\", \"query\": \"lang:ay\" } ] } ] }";
+    cls_t *lazy = s_cls(json_a);
+    cls_t *eager = s_cls(json_b);
+    size_t matched = 0;
+    size_t i;
+
+    assert_false(cls_match_lang_triggers(cls_get_conf(lazy)->match));
+    assert_true(cls_match_lang_triggers(cls_get_conf(eager)->match));
+    for (i = 0; i < sizeof(posts) / sizeof(posts[0]); i++) {
+        size_t la = 0;
+        size_t lb = 0;
+        char *a = s_process(lazy, posts[i][0], posts[i][1], posts[i][2], &la);
+        char *b = s_process(eager, posts[i][0], posts[i][1], posts[i][2], &lb);
+        struct esc_post p;
+        enum esc_msg_type type;
+        struct esc_error err;
+
+        assert_int_equal(esc_post_decode(b, lb, &p, &type, &err), ESC_OK);
+        for (size_t k = 0; k < p.n_topics; k++) {
+            assert_string_not_equal(p.topics[k], "z/ay"); /* the texts are not Aymara */
+        }
+        if (la != lb || memcmp(a, b, la) != 0) {
+            fail_msg("post %zu \"%s\": the messages differ (language %s)", i, posts[i][0],
+                     p.language);
+        }
+        matched += p.n_topics > 0;
+        esc_post_fini(&p);
+        esc_free(a);
+        esc_free(b);
+    }
+    assert_true(matched >= 10);
+    assert_int_equal(cls_get_stats(lazy)->matched, matched);
+    cls_destroy(&lazy);
+    cls_destroy(&eager);
+}
+
+static void
+test_cls_process_fields_match_when_topics_test_them(void **state)
+{
+    /* the post's fields are tokenised only for the kinds some topic tests: each still
+     * matches, alone or with the others in the config */
+    static const char json_all[] =
+        "{ \"teams\": [ { \"id\": \"f\", \"topics\": ["
+        "  { \"id\": \"author\", \"query\": \"author:ana_q\" },"
+        "  { \"id\": \"site\", \"query\": \"site:gob.pe\" },"
+        "  { \"id\": \"platform\", \"query\": \"hola AND platform:bluesky\" },"
+        "  { \"id\": \"tag\", \"keywords\": [\"#CongresoPerú\"] },"
+        "  { \"id\": \"mention\", \"keywords\": [\"@jne_peru\"] } ] } ] }";
+    static const char *const one[] = {
+        "{ \"teams\": [ { \"id\": \"f\", \"topics\": [ { \"id\": \"author\", \"query\": "
+        "\"author:ana_q\" } ] } ] }",
+        "{ \"teams\": [ { \"id\": \"f\", \"topics\": [ { \"id\": \"site\", \"query\": "
+        "\"site:gob.pe\" } ] } ] }",
+        "{ \"teams\": [ { \"id\": \"f\", \"topics\": [ { \"id\": \"platform\", \"query\": "
+        "\"hola AND platform:bluesky\" } ] } ] }",
+        "{ \"teams\": [ { \"id\": \"f\", \"topics\": [ { \"id\": \"tag\", \"keywords\": "
+        "[\"#CongresoPerú\"] } ] } ] }",
+        "{ \"teams\": [ { \"id\": \"f\", \"topics\": [ { \"id\": \"mention\", \"keywords\": "
+        "[\"@jne_peru\"] } ] } ] }",
+    };
+    struct esc_post in;
+    struct esc_post p;
+    enum esc_msg_type type;
+    struct esc_error err;
+    size_t len;
+    size_t olen = 0;
+    char *buf;
+    const char *enc;
+    cls_t *c;
+    size_t i;
+
+    esc_post_init(&in);
+    in.id = esc_strdup("f1");
+    in.platform = esc_strdup("bluesky");
+    in.author = esc_strdup("@ana_q");
+    in.url = esc_strdup("https://www.gob.pe/institucion/congreso/noticias/1");
+    in.text = esc_strdup("hola a todos");
+    in.created_at = 1763300000000;
+    esc_strlist_push(&in.hashtags, &in.n_hashtags, "CongresoPerú");
+    esc_strlist_push(&in.mentions, &in.n_mentions, "JNE_Peru");
+    buf = esc_post_encode(&in, 0, &len);
+    esc_post_fini(&in);
+    for (i = 0; i <= sizeof(one) / sizeof(one[0]); i++) {
+        c = s_cls(i == 0 ? json_all : one[i - 1]);
+        enc = cls_process(c, buf, len, &olen);
+        assert_non_null(enc);
+        assert_int_equal(esc_post_decode(enc, olen, &p, &type, &err), ESC_OK);
+        assert_int_equal(p.n_topics, i == 0 ? 5 : 1);
+        if (i > 0) {
+            assert_non_null(strstr(one[i - 1], strchr(p.topics[0], '/') + 1));
+        }
+        esc_post_fini(&p);
+        cls_destroy(&c);
+    }
+    esc_free(buf);
+}
+
 static void
 test_cls_process_invalid_messages_counted(void **state)
 {
@@ -189,6 +423,7 @@ test_cls_process_invalid_messages_counted(void **state)
     size_t olen = 0;
     char *enc;
     char *classified;
+    const char *out;
 
     assert_null(cls_process(c, "\xc1garbage", 8, &olen));
     assert_null(cls_process(c, "", 0, &olen));
@@ -205,9 +440,8 @@ test_cls_process_invalid_messages_counted(void **state)
     assert_int_equal(cls_get_stats(c)->in, 3);
     /* and the classifier carries on */
     enc = s_post("ok", "congreso", NULL, NULL, &len);
-    classified = cls_process(c, enc, len, &olen);
-    assert_non_null(classified);
-    esc_free(classified);
+    out = cls_process(c, enc, len, &olen);
+    assert_non_null(out);
     esc_free(enc);
     cls_destroy(&c);
 }
@@ -382,6 +616,9 @@ main(void)
         cmocka_unit_test(test_cls_process_forwards_unmatched),
         cmocka_unit_test(test_cls_process_language_and_sentiment),
         cmocka_unit_test(test_cls_process_uses_post_hashtags_and_mentions),
+        cmocka_unit_test(test_cls_process_lang_queries_match_as_before),
+        cmocka_unit_test(test_cls_process_lazy_language_same_output),
+        cmocka_unit_test(test_cls_process_fields_match_when_topics_test_them),
         cmocka_unit_test(test_cls_process_invalid_messages_counted),
         cmocka_unit_test(test_cls_process_repairs_utf8),
         cmocka_unit_test(test_cls_process_caps_topics_per_message),

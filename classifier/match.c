@@ -88,6 +88,7 @@ struct s_topic {
     int32_t team;     /* -1: none */
     uint32_t incl;    /* include root */
     uint32_t excl;    /* exclude root or S_NONE */
+    bool lang;        /* its include, exclude or team exclusion tests a lang: atom */
 };
 
 /* A necessary condition for a topic's include side: one or two groups of atoms, each of
@@ -155,6 +156,9 @@ struct cls_match {
     size_t n_clauses;
     size_t cap_clauses;
     uint32_t *trig_list;      /* clause entries by trigger atom */
+    uint32_t *atom_trig;      /* by atom: its trig and n_trig, packed (the candidate pass reads
+                                 them for every atom present, the atoms array would cost a
+                                 cache line each) */
     uint32_t *ilist;          /* atoms of the index slots; with tagged, each entry is the atom
                                  (low S_ITAG_SHIFT bits) and s_itag of it above, so that the
                                  common checks need not read the atom */
@@ -165,6 +169,8 @@ struct cls_match {
     size_t n_keywords;
     size_t n_queries;
     bool has_fold;            /* some atom folds ñ */
+    bool lang_trig;           /* some lang: atom is a trigger (cls_match_lang_triggers) */
+    uint32_t tok_kinds;       /* token kinds some atom matches (cls_match_token_kinds) */
     bool built;
 };
 
@@ -228,6 +234,7 @@ struct cls_match_scratch {
     size_t cap_fold;
     uint64_t *th;             /* by token: the hash of its text (s_collect) */
     size_t cap_th;
+    size_t n_toks;            /* tokens of the post looked up so far */
     size_t cap_hits;
     int64_t followers;
 };
@@ -390,6 +397,7 @@ cls_match_destroy(cls_match_t **self_p)
     esc_free(self->dedup);
     esc_free(self->pairs);
     esc_free(self->trig_list);
+    esc_free(self->atom_trig);
     esc_free(self->clauses);
     esc_free(self->ilist);
     esc_free(self->exact.slots);
@@ -1264,6 +1272,41 @@ s_pair_cmp(const void *a, const void *b)
     return x[1] < y[1] ? -1 : (x[1] > y[1] ? 1 : 0);
 }
 
+/* True when the subtree of node id (S_NONE: none) tests a lang: atom. */
+static bool
+s_uses_lang(const cls_match_t *self, uint32_t id)
+{
+    const struct s_node *n;
+    uint32_t k;
+
+    if (id == S_NONE) {
+        return false;
+    }
+    n = &self->nodes[id];
+    switch (n->type) {
+    case N_ATOM:
+        return self->atoms[n->first].kind == CLS_QK_LANG;
+    case N_FOLLOWERS:
+        return false;
+    case N_PHRASE:
+    case N_SLOPPY:
+        for (k = 0; k < n->count; k++) {
+            if (self->atoms[self->refs[n->first + k]].kind == CLS_QK_LANG) {
+                return true;
+            }
+        }
+        return false;
+    default:
+        break;
+    }
+    for (k = 0; k < n->count; k++) {
+        if (s_uses_lang(self, self->refs[n->first + k])) {
+            return true;
+        }
+    }
+    return false;
+}
+
 void
 cls_match_build(cls_match_t *self)
 {
@@ -1320,6 +1363,23 @@ cls_match_build(cls_match_t *self)
         }
         self->atoms[a].n_trig++;
         self->trig_list[out++] = t;
+    }
+    /* what the post's language decides (cls_match_lang_triggers, cls_match_need_lang), and
+     * which tokens can matter at all (cls_match_token_kinds) */
+    self->atom_trig = esc_calloc(2 * self->n_atoms + 2, sizeof(*self->atom_trig));
+    for (i = 0; i < self->n_atoms; i++) {
+        if (self->atoms[i].kind == CLS_QK_LANG && self->atoms[i].n_trig > 0) {
+            self->lang_trig = true;
+        }
+        self->tok_kinds |= s_term_kinds[self->atoms[i].kind];
+        self->atom_trig[2 * i] = self->atoms[i].trig;
+        self->atom_trig[2 * i + 1] = self->atoms[i].n_trig;
+    }
+    for (i = 0; i < self->n_topics; i++) {
+        struct s_topic *t = &self->topics[i];
+
+        t->lang = s_uses_lang(self, t->incl) || s_uses_lang(self, t->excl)
+                  || (t->team >= 0 && s_uses_lang(self, self->teams[t->team].excl));
     }
     ESC_FREE(self->pairs);
     ESC_FREE(self->dedup);
@@ -1744,29 +1804,21 @@ s_fold(struct cls_match_scratch *s, const char *text, size_t len)
     return o;
 }
 
-/* The token pass, grouping and candidates; leaves s->cand sorted. */
+/* The token pass over the tokens of txt from index `from` on: every atom a token holds is
+ * recorded (s_rec). */
 static void
-s_collect(const cls_match_t *self, cls_text_t *txt, struct cls_match_scratch *s)
+s_tokens(const cls_match_t *self, cls_text_t *txt, struct cls_match_scratch *s, size_t from)
 {
     const struct cls_token *toks;
     size_t n_toks;
     size_t i;
-    uint32_t off = 0;
-    size_t n_cand = 0;
-    size_t lo = SIZE_MAX;
-    size_t hi = 0;
-    size_t w;
 
-    s->n_present = 0;
-    s->n_recs = 0;
-    s->n_cand = 0;
-    s->top = 0;
     toks = cls_text_tokens(txt, &n_toks);
     /* The exact table is larger than the first-level cache: the slots of the tokens its bloom
      * filter lets through are requested for all tokens first, so that their cache misses
      * overlap, and looked at in the second pass. */
     s->th = s_grow(s->th, &s->cap_th, n_toks + 1, sizeof(*s->th));
-    for (i = 0; i < n_toks; i++) {
+    for (i = from; i < n_toks; i++) {
         const struct cls_token *t = &toks[i];
         uint64_t h;
 
@@ -1779,7 +1831,7 @@ s_collect(const cls_match_t *self, cls_text_t *txt, struct cls_match_scratch *s)
             __builtin_prefetch(&self->exact.slots[(size_t)h & (self->exact.n_slots - 1)]);
         }
     }
-    for (i = 0; i < n_toks; i++) {
+    for (i = from; i < n_toks; i++) {
         const struct cls_token *t = &toks[i];
         const char *text = cls_text_tok_str(txt, t);
         struct s_tokctx tc;
@@ -1799,7 +1851,17 @@ s_collect(const cls_match_t *self, cls_text_t *txt, struct cls_match_scratch *s)
             s_lookup(self, s, &tc, s->fold, flen, s_hash(s->fold, flen));
         }
     }
-    /* group the records per atom, keeping token order (positions ascending, meta last) */
+    s->n_toks = n_toks;
+}
+
+/* Groups all records of the post per atom into occ, keeping token order (positions ascending,
+ * meta last). Each present atom's cnt is its number of records on entry and on return. */
+static void
+s_occ_group(struct cls_match_scratch *s)
+{
+    size_t i;
+    uint32_t off = 0;
+
     for (i = 0; i < s->n_present; i++) {
         struct s_ast *st = &s->ast[s->present[i]];
 
@@ -1815,17 +1877,44 @@ s_collect(const cls_match_t *self, cls_text_t *txt, struct cls_match_scratch *s)
         o->pos = s->recs[i].pos;
         o->kind = s->recs[i].kind;
     }
-    /* candidates: the topics of the clauses whose groups all have a present atom, set in a
-     * bitmap and read back in topic order (the words read are cleared again) */
-    for (i = 0; i < s->n_present; i++) {
-        const struct s_atom *a = &self->atoms[s->present[i]];
+}
+
+/* Sets the bit of topic t in the candidate bitmap; true when it was not set yet. */
+static inline bool
+s_cand_mark(struct cls_match_scratch *s, uint32_t t, size_t *lo, size_t *hi)
+{
+    uint64_t bit = 1ULL << (t & 63);
+
+    if (s->cbits[t >> 6] & bit) {
+        return false;
+    }
+    s->cbits[t >> 6] |= bit;
+    *lo = (t >> 6) < *lo ? (t >> 6) : *lo;
+    *hi = (t >> 6) > *hi ? (t >> 6) : *hi;
+    return true;
+}
+
+/* Candidates: the topics of the clauses whose groups all have a present atom. The atoms
+ * present[from..n_present) fill their clause groups (the states of the clauses filled by the
+ * earlier ones carry over); the topics completed are set in a bitmap with those already in
+ * s->cand and read back in topic order, so s->cand stays sorted (the words read are cleared
+ * again). */
+static void
+s_cands(const cls_match_t *self, struct cls_match_scratch *s, size_t from)
+{
+    size_t i;
+    size_t n_cand = 0;
+    size_t lo = SIZE_MAX;
+    size_t hi = 0;
+    size_t w;
+
+    for (i = from; i < s->n_present; i++) {
+        const uint32_t *at = &self->atom_trig[2 * (size_t)s->present[i]];
         uint32_t k;
 
-        for (k = a->trig; k < a->trig + a->n_trig; k++) {
+        for (k = at[0]; k < at[0] + at[1]; k++) {
             uint32_t e = self->trig_list[k];
             struct s_cstate *cs = &s->cstate[e >> 1];
-            uint32_t t;
-            uint64_t bit;
 
             if (cs->gen != s->gen) {
                 cs->gen = s->gen;
@@ -1835,21 +1924,17 @@ s_collect(const cls_match_t *self, cls_text_t *txt, struct cls_match_scratch *s)
             if (cs->mask != self->clauses[e >> 1].need) {
                 continue;
             }
-            t = self->clauses[e >> 1].topic;
-            bit = 1ULL << (t & 63);
-            if (s->cbits[t >> 6] & bit) {
-                continue;
-            }
-            s->cbits[t >> 6] |= bit;
-            lo = (t >> 6) < lo ? (t >> 6) : lo;
-            hi = (t >> 6) > hi ? (t >> 6) : hi;
-            n_cand++;
+            n_cand += s_cand_mark(s, self->clauses[e >> 1].topic, &lo, &hi) ? 1 : 0;
         }
     }
     if (n_cand == 0) {
         return;
     }
+    for (i = 0; i < s->n_cand; i++) {
+        n_cand += s_cand_mark(s, s->cand[i], &lo, &hi) ? 1 : 0;
+    }
     s->cand = s_grow(s->cand, &s->cap_cand, n_cand, sizeof(*s->cand));
+    s->n_cand = 0;
     for (w = lo; w <= hi; w++) {
         uint64_t bits = s->cbits[w];
 
@@ -1859,6 +1944,19 @@ s_collect(const cls_match_t *self, cls_text_t *txt, struct cls_match_scratch *s)
         }
         s->cbits[w] = 0;
     }
+}
+
+/* The token pass, grouping and candidates of a new post; leaves s->cand sorted. */
+static void
+s_collect(const cls_match_t *self, cls_text_t *txt, struct cls_match_scratch *s)
+{
+    s->n_present = 0;
+    s->n_recs = 0;
+    s->n_cand = 0;
+    s->top = 0;
+    s_tokens(self, txt, s, 0);
+    s_occ_group(s);
+    s_cands(self, s, 0);
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -2253,25 +2351,13 @@ s_topic_match(const cls_match_t *self, struct cls_match_scratch *s, uint32_t top
         && !s_team_excluded(self, s, t->team);
 }
 
-/* cls_match_run and cls_match_run_all. */
+/* Evaluates the candidates in s->cand into res->hits. */
 static size_t
-s_run(const cls_match_t *self, cls_text_t *txt, const struct cls_match_post *post,
-      struct cls_match_result *res, bool all)
+s_eval_cands(const cls_match_t *self, struct cls_match_result *res)
 {
     struct cls_match_scratch *s = res->s;
     size_t i;
 
-    ESC_ASSERT(self->built);
-    s_scratch_fit(self, res);
-    s->followers = post != NULL ? post->followers : 0;
-    s_collect(self, txt, s);
-    if (all) {
-        s->cand = s_grow(s->cand, &s->cap_cand, self->n_topics + 1, sizeof(*s->cand));
-        for (i = 0; i < self->n_topics; i++) {
-            s->cand[i] = (uint32_t)i;
-        }
-        s->n_cand = self->n_topics;
-    }
     if (s->cap_hits < s->n_cand) {
         res->hits = esc_realloc(res->hits, s->n_cand * sizeof(*res->hits));
         s->cap_hits = s->n_cand;
@@ -2286,18 +2372,98 @@ s_run(const cls_match_t *self, cls_text_t *txt, const struct cls_match_post *pos
     return res->n_hits;
 }
 
+/* cls_match_collect: a new post's token pass and candidates. */
+static void
+s_begin(const cls_match_t *self, cls_text_t *txt, const struct cls_match_post *post,
+        struct cls_match_result *res)
+{
+    struct cls_match_scratch *s = res->s;
+
+    ESC_ASSERT(self->built);
+    s_scratch_fit(self, res);
+    s->followers = post != NULL ? post->followers : 0;
+    s_collect(self, txt, s);
+    res->n_hits = 0;
+    res->n_candidates = s->n_cand;
+}
+
 size_t
 cls_match_run(const cls_match_t *self, cls_text_t *txt, const struct cls_match_post *post,
               struct cls_match_result *res)
 {
-    return s_run(self, txt, post, res, false);
+    s_begin(self, txt, post, res);
+    return s_eval_cands(self, res);
 }
 
 size_t
 cls_match_run_all(const cls_match_t *self, cls_text_t *txt, const struct cls_match_post *post,
                   struct cls_match_result *res)
 {
-    return s_run(self, txt, post, res, true);
+    struct cls_match_scratch *s = res->s;
+    size_t i;
+
+    s_begin(self, txt, post, res);
+    s->cand = s_grow(s->cand, &s->cap_cand, self->n_topics + 1, sizeof(*s->cand));
+    for (i = 0; i < self->n_topics; i++) {
+        s->cand[i] = (uint32_t)i;
+    }
+    s->n_cand = self->n_topics;
+    return s_eval_cands(self, res);
+}
+
+bool
+cls_match_lang_triggers(const cls_match_t *self)
+{
+    return self->lang_trig;
+}
+
+uint32_t
+cls_match_token_kinds(const cls_match_t *self)
+{
+    ESC_ASSERT(self->built);
+    return self->tok_kinds;
+}
+
+size_t
+cls_match_collect(const cls_match_t *self, cls_text_t *txt, const struct cls_match_post *post,
+                  struct cls_match_result *res)
+{
+    s_begin(self, txt, post, res);
+    return res->n_candidates;
+}
+
+size_t
+cls_match_collect_more(const cls_match_t *self, cls_text_t *txt, struct cls_match_result *res)
+{
+    struct cls_match_scratch *s = res->s;
+    size_t from = s->n_present;
+
+    ESC_ASSERT(s->gen == res->gen);
+    s_tokens(self, txt, s, s->n_toks);
+    s_occ_group(s);
+    s_cands(self, s, from);
+    res->n_candidates = s->n_cand;
+    return s->n_cand;
+}
+
+bool
+cls_match_need_lang(const cls_match_t *self, const struct cls_match_result *res)
+{
+    const struct cls_match_scratch *s = res->s;
+    size_t i;
+
+    for (i = 0; i < s->n_cand; i++) {
+        if (self->topics[s->cand[i]].lang) {
+            return true;
+        }
+    }
+    return false;
+}
+
+size_t
+cls_match_eval(const cls_match_t *self, struct cls_match_result *res)
+{
+    return s_eval_cands(self, res);
 }
 
 /* ---------------------------------------------------------------------------------------------

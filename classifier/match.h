@@ -122,6 +122,34 @@ size_t cls_match_run(const cls_match_t *self, cls_text_t *txt, const struct cls_
 size_t cls_match_run_all(const cls_match_t *self, cls_text_t *txt,
                          const struct cls_match_post *post, struct cls_match_result *res);
 
+/* cls_match_run in steps, so that the caller can leave out what no candidate needs (the
+ * classifier runs language ID only when a topic that might match tests lang:):
+ *   cls_match_collect      the token pass and the candidates of a new post, nothing
+ *                          evaluated (res->n_hits 0); returns res->n_candidates
+ *   cls_match_need_lang    true when a candidate's query, exclude query or team exclusion
+ *                          tests lang:, so that its answer depends on the language token
+ *   cls_match_collect_more looks up the tokens added to txt since the collect (the language)
+ *                          and adds the candidates they complete; returns res->n_candidates
+ *   cls_match_eval         evaluates the candidates; returns res->n_hits
+ * collect, [collect_more,] eval gives what cls_match_run gives for the tokens then in txt.
+ * Leaving the language token out of the collect cannot lose a candidate only when no lang:
+ * atom is a trigger: see cls_match_lang_triggers. */
+size_t cls_match_collect(const cls_match_t *self, cls_text_t *txt,
+                         const struct cls_match_post *post, struct cls_match_result *res);
+bool cls_match_need_lang(const cls_match_t *self, const struct cls_match_result *res);
+size_t cls_match_collect_more(const cls_match_t *self, cls_text_t *txt,
+                              struct cls_match_result *res);
+size_t cls_match_eval(const cls_match_t *self, struct cls_match_result *res);
+/* True when some topic can become a candidate through its lang: atom alone (a topic that is
+ * just `lang:qu`, or whose cheapest trigger is a lang: atom), i.e. the candidates depend on
+ * the language token: then it must be in txt before cls_match_collect. */
+bool cls_match_lang_triggers(const cls_match_t *self);
+/* The token kinds (bit 1 << enum cls_tok_kind) that some atom can match. A token of another
+ * kind changes no result, so a caller may leave such fields out of txt (the classifier does
+ * not tokenise the post's url when no topic or team tests site:). Phrases and NEAR only use
+ * positioned tokens of these kinds too. */
+uint32_t cls_match_token_kinds(const cls_match_t *self);
+
 /* Runs the match and prints, for every topic that matched, the clause that made it match
  * ("  team/topic keyword=\"...\"" or "query=\"...\""), then under "near misses:" every topic
  * that did not match although one of its terms is in the post, with the clause that failed

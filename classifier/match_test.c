@@ -931,6 +931,268 @@ test_match_triggers_never_drop_a_match(void **state)
     cls_match_destroy(&m);
 }
 
+/* A matcher of one query, or NULL when it does not compile. */
+static cls_match_t *
+s_one_query(const char *query)
+{
+    static const struct cls_text_opts o = { .fold_enye = false };
+    cls_match_t *m = cls_match_new(&o);
+    struct cls_topic_src src;
+    struct esc_error err;
+
+    memset(&src, 0, sizeof(src));
+    src.key = "t/q";
+    src.query = query;
+    src.team = -1;
+    if (cls_match_add_topic_src(m, &src, "teams[0].topics[0]", &err) < 0) {
+        cls_match_destroy(&m);
+        return NULL;
+    }
+    cls_match_build(m);
+    return m;
+}
+
+static void
+test_match_lang_triggers_only_when_lang_alone_decides(void **state)
+{
+    static const struct {
+        const char *query;
+        bool triggers;
+    } cases[] = {
+        { "lang:qu", true },
+        { "lang:es OR congreso", true },
+        { "lang:es AND congreso", false },
+        { "congreso NOT lang:en", false },
+        { "(congreso OR voto) AND lang:pt", false },
+        { "\"poder legislativo\" AND (lang:es OR lang:pt)", false },
+        { "congreso", false },
+    };
+    size_t i;
+
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        cls_match_t *m = s_one_query(cases[i].query);
+
+        assert_non_null(m);
+        if (cls_match_lang_triggers(m) != cases[i].triggers) {
+            fail_msg("%s: lang triggers %d, expected %d", cases[i].query,
+                     cls_match_lang_triggers(m), cases[i].triggers);
+        }
+        cls_match_destroy(&m);
+    }
+}
+
+/* The posts of the step tests: the text, then the language token (NULL: none). */
+static void
+s_steps_post(uint32_t *seed, char *text, size_t cap, size_t *len, const char **lang)
+{
+    static const char *const words[] = { "uno", "dos", "tres", "cuatro", "cuatros", "cinco", "año",
+                                         "ano", "#seis", "@siete", "ocho", "nueve", "x", "y" };
+    static const char *const langs[] = { "es", "en", "pt", "und" };
+    size_t off = 0;
+    int k;
+    int n;
+
+    *seed = *seed * 1103515245u + 12345u;
+    n = 1 + (int)((*seed >> 16) % 8);
+    *lang = langs[(*seed >> 8) % 4];
+    for (k = 0; k < n; k++) {
+        *seed = *seed * 1103515245u + 12345u;
+        off += (size_t)snprintf(text + off, cap - off, "%s ", words[(*seed >> 16) % 14]);
+    }
+    *len = off;
+}
+
+static void
+test_match_steps_leave_out_the_language(void **state)
+{
+    static const struct cls_text_opts o = { .fold_enye = false };
+    cls_match_t *m = cls_match_new(&o);
+    cls_text_t *t = cls_text_new();
+    struct cls_match_result r1;
+    struct cls_match_result r2;
+    uint32_t seed = 7;
+    size_t n_topics = 0;
+    size_t n_lang = 0;
+    size_t hits = 0;
+    size_t lang_hits = 0;
+    size_t skipped = 0;
+    int i;
+
+    /* random queries (some test lang:es) and exclude queries, kept when lang: alone cannot
+     * make them a candidate; plus fixed ones that test the language in each way */
+    static const char *const fixed[][2] = {
+        { "lang:es AND uno", NULL },
+        { "dos NOT lang:en", NULL },
+        { "(tres OR cuatro) AND (lang:pt OR lang:en)", "lang:es" },
+        { "cinco", "lang:es OR ocho" },
+    };
+    for (i = 0; i < 4; i++) {
+        struct cls_topic_src src;
+        struct esc_error err;
+        char key[32];
+
+        snprintf(key, sizeof(key), "f/%d", i);
+        memset(&src, 0, sizeof(src));
+        src.key = key;
+        src.query = fixed[i][0];
+        src.exclude = fixed[i][1];
+        src.team = -1;
+        assert_int_equal(cls_match_add_topic_src(m, &src, "teams[0].topics[0]", &err), i);
+        n_topics++;
+    }
+    while (n_topics < 300) {
+        struct cls_topic_src src;
+        struct esc_error err;
+        cls_match_t *probe;
+        char query[1024];
+        char excl[1024];
+        char key[32];
+        bool ok;
+
+        s_rand_query(&seed, query, sizeof(query), 0);
+        s_rand_query(&seed, excl, sizeof(excl), 1);
+        probe = s_one_query(query);
+        ok = probe != NULL && !cls_match_lang_triggers(probe);
+        cls_match_destroy(&probe);
+        if (!ok) {
+            continue;
+        }
+        snprintf(key, sizeof(key), "t/%zu", n_topics);
+        memset(&src, 0, sizeof(src));
+        src.key = key;
+        src.query = query;
+        src.exclude = n_topics % 3 == 0 ? excl : NULL;
+        src.team = -1;
+        if (cls_match_add_topic_src(m, &src, "teams[0].topics[0]", &err) >= 0) {
+            n_topics++;
+            n_lang += strstr(query, "lang:") != NULL || (src.exclude != NULL
+                                                         && strstr(excl, "lang:") != NULL);
+        }
+    }
+    cls_match_build(m);
+    assert_false(cls_match_lang_triggers(m));
+    assert_true(n_lang > 20);
+    cls_match_result_init(&r1);
+    cls_match_result_init(&r2);
+    for (i = 0; i < 4000; i++) {
+        struct cls_match_post post = { .followers = i % 20 };
+        char text[256];
+        size_t len;
+        const char *lang;
+        size_t n1;
+        size_t n2;
+        bool need;
+
+        s_steps_post(&seed, text, sizeof(text), &len, &lang);
+        /* the whole post at once, the language token included */
+        cls_text_tokenize(t, &o, text, len);
+        cls_text_add_field(t, &o, CLS_TOK_LANG, lang);
+        n1 = cls_match_run(m, t, &post, &r1);
+        /* in steps: the language token only when a candidate tests it */
+        cls_text_tokenize(t, &o, text, len);
+        cls_match_collect(m, t, &post, &r2);
+        assert_int_equal(r2.n_hits, 0);
+        need = cls_match_need_lang(m, &r2);
+        if (need) {
+            cls_text_add_field(t, &o, CLS_TOK_LANG, lang);
+            assert_int_equal(cls_match_collect_more(m, t, &r2), r2.n_candidates);
+            lang_hits += n1;
+        }
+        else {
+            skipped++;
+        }
+        n2 = cls_match_eval(m, &r2);
+        if (n1 != n2 || memcmp(r1.hits, r2.hits, n1 * sizeof(*r1.hits)) != 0) {
+            fail_msg("post \"%s\" lang %s: %zu hits at once, %zu in steps (language %s)", text,
+                     lang, n1, n2, need ? "added" : "left out");
+        }
+        assert_int_equal(r1.n_candidates, r2.n_candidates);
+        hits += n1;
+    }
+    /* not vacuous: matches with and without the language, and posts that needed none */
+    assert_true(hits > 1000);
+    assert_true(lang_hits > 100);
+    assert_true(skipped > 100);
+    cls_match_result_fini(&r1);
+    cls_match_result_fini(&r2);
+    cls_text_destroy(&t);
+    cls_match_destroy(&m);
+}
+
+static void
+test_match_collect_more_adds_candidates(void **state)
+{
+    /* collect_more is general: a token added later may complete clauses (here lang:qu alone
+     * makes t/qu a candidate), and the candidates stay in topic order */
+    static const char *const topics[][3] = {
+        { "t/qu", "lang:qu", NULL },
+        { "t/uno", "uno", NULL },
+        { "t/both", "uno AND lang:qu", NULL },
+        { NULL, NULL, NULL },
+    };
+    cls_match_t *m = s_queries(topics, false);
+    const struct cls_text_opts *o = cls_match_opts(m);
+    cls_text_t *t = cls_text_new();
+    struct cls_match_result r;
+
+    cls_match_result_init(&r);
+    assert_true(cls_match_lang_triggers(m));
+    cls_text_tokenize(t, o, "uno", 3);
+    assert_int_equal(cls_match_collect(m, t, NULL, &r), 2);
+    assert_true(cls_match_need_lang(m, &r));
+    cls_text_add_field(t, o, CLS_TOK_LANG, "qu");
+    assert_int_equal(cls_match_collect_more(m, t, &r), 3);
+    assert_int_equal(cls_match_eval(m, &r), 3);
+    assert_int_equal(r.hits[0].topic, 0);
+    assert_int_equal(r.hits[1].topic, 1);
+    assert_int_equal(r.hits[2].topic, 2);
+    /* nothing added: the same candidates */
+    assert_int_equal(cls_match_collect_more(m, t, &r), 3);
+    assert_int_equal(cls_match_eval(m, &r), 3);
+    cls_text_tokenize(t, o, "dos", 3);
+    assert_int_equal(cls_match_collect(m, t, NULL, &r), 0);
+    assert_false(cls_match_need_lang(m, &r));
+    assert_int_equal(cls_match_eval(m, &r), 0);
+    cls_match_result_fini(&r);
+    cls_text_destroy(&t);
+    cls_match_destroy(&m);
+}
+
+static void
+test_match_token_kinds_follow_the_atoms(void **state)
+{
+    static const struct {
+        const char *query;
+        uint32_t has;  /* kinds that must be in the mask */
+        uint32_t lacks; /* kinds that must not */
+    } cases[] = {
+        { "congreso", 1u << CLS_TOK_WORD | 1u << CLS_TOK_HASHTAG | 1u << CLS_TOK_HASHPART,
+          1u << CLS_TOK_LINK | 1u << CLS_TOK_AUTHOR | 1u << CLS_TOK_PLATFORM | 1u << CLS_TOK_LANG
+              | 1u << CLS_TOK_META_HASHTAG | 1u << CLS_TOK_META_MENTION },
+        { "#congreso", 1u << CLS_TOK_HASHTAG | 1u << CLS_TOK_META_HASHTAG,
+          1u << CLS_TOK_LINK | 1u << CLS_TOK_META_MENTION },
+        { "@jne_peru", 1u << CLS_TOK_MENTION | 1u << CLS_TOK_META_MENTION,
+          1u << CLS_TOK_LINK | 1u << CLS_TOK_META_HASHTAG },
+        { "congreso AND site:gob.pe", 1u << CLS_TOK_LINK, 1u << CLS_TOK_AUTHOR },
+        { "congreso AND author:ana", 1u << CLS_TOK_AUTHOR, 1u << CLS_TOK_LINK },
+        { "congreso AND platform:bluesky", 1u << CLS_TOK_PLATFORM, 1u << CLS_TOK_LANG },
+        { "congreso NOT lang:en", 1u << CLS_TOK_LANG, 1u << CLS_TOK_PLATFORM },
+    };
+    size_t i;
+
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        cls_match_t *m = s_one_query(cases[i].query);
+        uint32_t k;
+
+        assert_non_null(m);
+        k = cls_match_token_kinds(m);
+        if ((k & cases[i].has) != cases[i].has || (k & cases[i].lacks) != 0) {
+            fail_msg("%s: token kinds 0x%x", cases[i].query, (unsigned)k);
+        }
+        cls_match_destroy(&m);
+    }
+}
+
 static void
 test_match_result_reused_across_matchers(void **state)
 {
@@ -980,6 +1242,10 @@ main(void)
         cmocka_unit_test(test_match_ten_thousand_topics),
         cmocka_unit_test(test_match_triggers_never_drop_a_match),
         cmocka_unit_test(test_match_result_reused_across_matchers),
+        cmocka_unit_test(test_match_lang_triggers_only_when_lang_alone_decides),
+        cmocka_unit_test(test_match_steps_leave_out_the_language),
+        cmocka_unit_test(test_match_collect_more_adds_candidates),
+        cmocka_unit_test(test_match_token_kinds_follow_the_atoms),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -11,12 +11,12 @@
  * only when asked for (cls_text_tok_raw). URLs become link tokens ("host/path") for site:
  * queries; post fields (hashtags, mentions, author, url, language, platform) are appended as
  * meta tokens after the text's, their code points after the text's. Two fast paths keep the
- * common case cheap: a class table for ASCII, and a table of the folded form of every letter
- * and digit of Latin-1 and Latin Extended-A/B, computed once by the general path itself (one
- * such character never composes with its neighbours, so folding it alone gives the same
- * bytes). All buffers live in the cls_text_t and only grow, so a warmed-up tokeniser does not
- * allocate. Not thread-safe: one cls_text_t per thread (the shared tables are built once,
- * under pthread_once). */
+ * common case cheap: class tables for ASCII and for Latin-1 and Latin Extended-A/B, and a
+ * table of the folded form of every letter and digit of those, computed once by the general
+ * path itself (one such character never composes with its neighbours, so folding it alone
+ * gives the same bytes). All buffers live in the cls_text_t and only grow, so a warmed-up
+ * tokeniser does not allocate. Not thread-safe: one cls_text_t per thread (the shared tables
+ * are built once, under pthread_once). */
 #include <pthread.h>
 #include <string.h>
 
@@ -80,6 +80,7 @@ struct cls_text {
     size_t cap_pos;
     size_t invalid;          /* invalid UTF-8 bytes replaced */
     bool truncated;          /* input was cut at CLS_TEXT_MAX */
+    bool no_links;           /* cls_text_set_links(false): no link tokens */
 };
 
 /* Folded form of one Latin letter or digit, as the general path gives it. */
@@ -90,6 +91,7 @@ struct s_latin {
 };
 
 static struct s_latin s_latin_fold[2][S_LATIN_END - 0x80]; /* [fold_enye][cp - 0x80] */
+static uint8_t s_latin_class[S_LATIN_END - 0x80]; /* s_class_slow of cp, [cp - 0x80] */
 static pthread_once_t s_latin_once = PTHREAD_ONCE_INIT;
 
 static void s_latin_init(void);
@@ -308,10 +310,18 @@ s_class_slow(int32_t cp)
     return prop->ignorable ? S_MARK : S_OTHER;
 }
 
+/* Class of a code point: through a table below S_LATIN_END (the accented letters of the
+ * Latin languages, filled by s_latin_init, which every cls_text_new runs first). */
 static inline enum s_class
 s_class(int32_t cp)
 {
-    return cp < 0x80 ? (enum s_class)s_ascii_classes[cp] : s_class_slow(cp);
+    if (cp < 0x80) {
+        return (enum s_class)s_ascii_classes[cp];
+    }
+    if (cp < S_LATIN_END) {
+        return (enum s_class)s_latin_class[cp - 0x80];
+    }
+    return s_class_slow(cp);
 }
 
 static enum s_case
@@ -446,7 +456,7 @@ s_norm_general(cls_text_t *self, const struct cls_text_opts *opts, const int32_t
     return enye;
 }
 
-/* Fills the Latin fold tables (once per process). */
+/* Fills the Latin class and fold tables (once per process). */
 static void
 s_latin_init(void)
 {
@@ -457,6 +467,9 @@ s_latin_init(void)
 
     memset(&tmp, 0, sizeof(tmp));
     memset(&out, 0, sizeof(out));
+    for (cp = 0x80; cp < S_LATIN_END; cp++) {
+        s_latin_class[cp - 0x80] = (uint8_t)s_class_slow(cp);
+    }
     for (fe = 0; fe < 2; fe++) {
         struct cls_text_opts o = { .fold_enye = fe != 0 };
 
@@ -951,7 +964,9 @@ cls_text_tokenize(cls_text_t *self, const struct cls_text_opts *opts, const char
             j = s_scan_url(self, i);
             if (j > i) {
                 s_gap(self);
-                s_link(self, opts, i, j);
+                if (!self->no_links) {
+                    s_link(self, opts, i, j);
+                }
                 i = j;
                 continue;
             }
@@ -1017,7 +1032,9 @@ cls_text_add_field(cls_text_t *self, const struct cls_text_opts *opts, enum cls_
         return;
     }
     if (kind == CLS_TOK_LINK) {
-        s_link(self, opts, k, end);
+        if (!self->no_links) {
+            s_link(self, opts, k, end);
+        }
         return;
     }
     s_emit(self, opts, kind, k, end, CLS_POS_NONE);
@@ -1041,6 +1058,12 @@ void
 cls_text_add_mention(cls_text_t *self, const struct cls_text_opts *opts, const char *handle)
 {
     cls_text_add_field(self, opts, CLS_TOK_META_MENTION, handle);
+}
+
+void
+cls_text_set_links(cls_text_t *self, bool on)
+{
+    self->no_links = !on;
 }
 
 void

@@ -84,6 +84,11 @@ void cls_text_add_field(cls_text_t *self, const struct cls_text_opts *opts, enum
                         const char *value);
 /* Empties the token list (as tokenising ""). */
 void cls_text_reset(cls_text_t *self);
+/* With on false (the default is true), link tokens are left out: a URL in the text still
+ * leaves its gap in the positions, but no CLS_TOK_LINK token is made for it or for
+ * cls_text_add_field(CLS_TOK_LINK). For a caller whose topics test no site: (see
+ * cls_match_token_kinds). Stays until changed. */
+void cls_text_set_links(cls_text_t *self, bool on);
 
 /* The tokens, in text order (parts right after their tag); borrowed, valid until the next
  * tokenize/add call. */

@@ -2,7 +2,8 @@
 /* Unit tests of classifier/text.c: exact normalisation outputs (accents, ñ, case, width,
  * ligatures, apostrophes, Hangul composition, ignorables, invalid UTF-8) and the token stream
  * (words, hashtags and their parts, mentions, URLs skipped, positions for phrases, meta
- * tokens, very long input). Token lists are compared as one "kind:text ..." string. */
+ * tokens, very long input, link tokens switched off). Token lists are compared as one
+ * "kind:text ..." string. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -44,6 +45,37 @@ s_tok(cls_text_t *t, const char *s, char *out, size_t outsz)
 {
     cls_text_tokenize(t, &s_keep, s, strlen(s));
     return s_dump(t, out, outsz);
+}
+
+static void
+test_text_links_off_keeps_the_gap(void **state)
+{
+    static const char text[] = "ver https://www.Congreso.gob.pe/noticias/ hoy #Perú";
+    cls_text_t *t = cls_text_new();
+    char with[512];
+    char without[512];
+    const struct cls_token *a;
+
+    cls_text_tokenize(t, &s_keep, text, strlen(text));
+    cls_text_add_field(t, &s_keep, CLS_TOK_LINK, "https://gob.pe/x");
+    s_dump(t, with, sizeof(with));
+    assert_string_equal(with, "word:ver link:www.congreso.gob.pe/noticias word:hoy hashtag:peru "
+                              "link:gob.pe/x");
+    /* off: the same tokens and positions, only the links left out */
+    cls_text_set_links(t, false);
+    cls_text_tokenize(t, &s_keep, text, strlen(text));
+    cls_text_add_field(t, &s_keep, CLS_TOK_LINK, "https://gob.pe/x");
+    assert_string_equal(s_dump(t, without, sizeof(without)), "word:ver word:hoy hashtag:peru");
+    assert_null(cls_text_at(t, 1)); /* the URL's gap: "ver" and "hoy" are not adjacent */
+    a = cls_text_at(t, 2);
+    assert_non_null(a);
+    assert_int_equal(a->pos, 2);
+    /* and on again */
+    cls_text_set_links(t, true);
+    cls_text_tokenize(t, &s_keep, text, strlen(text));
+    cls_text_add_field(t, &s_keep, CLS_TOK_LINK, "https://gob.pe/x");
+    assert_string_equal(s_dump(t, without, sizeof(without)), with);
+    cls_text_destroy(&t);
 }
 
 static void
@@ -482,6 +514,7 @@ main(void)
         cmocka_unit_test(test_text_meta_tokens),
         cmocka_unit_test(test_text_long_input),
         cmocka_unit_test(test_text_kind_names),
+        cmocka_unit_test(test_text_links_off_keeps_the_gap),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -3,11 +3,10 @@
  * one deployment file (bench/corpus/gen_topics.py: 10, 1,000 or 10,000 topics):
  *   tokenize   normalisation + tokenisation of the text only (cls_text_tokenize)
  *   match      tokens of text and fields + topic matching (cls_match_run), nothing else
- *   analyze    cls_analyze: tokens + matching, and language ID and sentiment once cls_core
- *              calls them
+ *   analyze    cls_analyze: tokens + matching, and language ID and sentiment of the posts
+ *              that match (cls_core leaves them out for the others)
  *   process    what the service does per bus message: decode the "post", analyse, encode the
- *              "classified" message (cls_process; with language ID and sentiment once they are
- *              part of cls_core)
+ *              "classified" message (cls_process)
  *   langid     language identification of the text alone (cls_langid_detect)
  *   sentiment  sentiment of the text alone, in the language found by language ID
  *   all        process + langid + sentiment (= process once cls_core calls them itself)
@@ -19,7 +18,10 @@
  *     bench_classifier --corpus corpus-00.jsonl --config topics-1000.json [--posts 100000]
  *                      [--min-cpu 2] [--repeat R]
  *                      [--stages tokenize,match,analyze,process,langid,sentiment,all]
- *                      [--dump FILE]
+ *                      [--dump FILE] [--select all|matched|unmatched]
+ * --select matched (unmatched) runs the stages over the posts that match some topic (none)
+ * only: the classifier decides language and sentiment for matched posts only, so that gives
+ * the cost of a post that matches, as in a corpus where every post does.
  * --dump writes, before the stages run, what the classifier gives for every post: the
  * "classified" message of cls_process (a 4-byte little-endian length, then the bytes) and one
  * line with language ID's answer and confidence and the sentiment score of the text alone,
@@ -128,9 +130,7 @@ s_process(void *ctx, size_t i)
 {
     struct b_ctx *c = ctx;
     size_t len = 0;
-    char *out = cls_process(c->cls, c->frames[i], c->frame_len[i], &len);
-
-    esc_free(out);
+    (void)cls_process(c->cls, c->frames[i], c->frame_len[i], &len);
     return len;
 }
 
@@ -199,7 +199,7 @@ s_dump(struct b_ctx *c, size_t n, const char *path)
     }
     for (i = 0; i < n; i++) {
         size_t len = 0;
-        char *out = cls_process(c->cls, c->frames[i], c->frame_len[i], &len);
+        const char *out = cls_process(c->cls, c->frames[i], c->frame_len[i], &len);
         unsigned char hdr[4];
 
         hdr[0] = (unsigned char)(len & 0xff);
@@ -210,7 +210,6 @@ s_dump(struct b_ctx *c, size_t n, const char *path)
         if (out != NULL) {
             fwrite(out, 1, len, f);
         }
-        esc_free(out);
 #ifdef BENCH_HAVE_LANGID
         {
             const char *t = c->posts[i].text;
@@ -258,6 +257,7 @@ main(int argc, char **argv)
     const char *config = bench_opt(argc, argv, "--config");
     const char *stages = bench_opt(argc, argv, "--stages");
     const char *dump = bench_opt(argc, argv, "--dump");
+    const char *select = bench_opt(argc, argv, "--select");
     size_t max = (size_t)bench_opt_i64(argc, argv, "--posts", 100000, 1, 10000000);
     double min_cpu = bench_opt_f(argc, argv, "--min-cpu", 2.0);
     int repeat = (int)bench_opt_i64(argc, argv, "--repeat", 1, 1, 100);
@@ -274,6 +274,9 @@ main(int argc, char **argv)
     size_t candidates = 0;
     size_t n_topics;
     size_t n_atoms;
+    size_t n_run;
+    int keep = -1; /* --select: -1 every post, 1 the matched ones, 0 the unmatched ones */
+    unsigned char *hit;
     long rss0;
     long rss1;
     double t0;
@@ -290,6 +293,16 @@ main(int argc, char **argv)
     }
     if (stages == NULL) {
         stages = "tokenize,match,analyze,process,langid,sentiment,all";
+    }
+    if (select != NULL && strcmp(select, "matched") == 0) {
+        keep = 1;
+    }
+    else if (select != NULL && strcmp(select, "unmatched") == 0) {
+        keep = 0;
+    }
+    else if (select != NULL && strcmp(select, "all") != 0) {
+        fprintf(stderr, "bench_classifier: --select takes all, matched or unmatched\n");
+        return 2;
     }
     if (bench_lines_load(&lines, corpus, max) != 0) {
         return 1;
@@ -341,6 +354,7 @@ main(int argc, char **argv)
 #endif
 
     c.lang = esc_calloc(lines.n, sizeof(*c.lang));
+    hit = esc_calloc(lines.n, 1);
     for (i = 0; i < lines.n; i++) {
         const struct cls_match_result *res = cls_analyze(c.cls, &c.posts[i]);
 
@@ -349,6 +363,7 @@ main(int argc, char **argv)
         c.lang[i] = cls_langid_detect(c.lid, c.posts[i].text, strlen(c.posts[i].text), NULL);
 #endif
 
+        hit[i] = res->n_hits > 0;
         matched += res->n_hits > 0;
         hits += res->n_hits;
         candidates += res->n_candidates;
@@ -363,36 +378,69 @@ main(int argc, char **argv)
     if (dump != NULL && s_dump(&c, lines.n, dump) != 0) {
         return 1;
     }
+    /* --select: the posts kept move to the front; the others stay (freed at the end) */
+    n_run = lines.n;
+    if (keep >= 0) {
+        n_run = 0;
+        for (i = 0; i < lines.n; i++) {
+            struct esc_post tp;
+            char *tf;
+            size_t tl;
+            const char *tg;
+
+            if (hit[i] != keep) {
+                continue;
+            }
+            tp = c.posts[n_run];
+            c.posts[n_run] = c.posts[i];
+            c.posts[i] = tp;
+            tf = c.frames[n_run];
+            c.frames[n_run] = c.frames[i];
+            c.frames[i] = tf;
+            tl = c.frame_len[n_run];
+            c.frame_len[n_run] = c.frame_len[i];
+            c.frame_len[i] = tl;
+            tg = c.lang[n_run];
+            c.lang[n_run] = c.lang[i];
+            c.lang[i] = tg;
+            n_run++;
+        }
+        fprintf(stderr, "bench_classifier: --select %s: the stages run over %zu posts\n", select,
+                n_run);
+        if (n_run == 0) {
+            return 1;
+        }
+    }
     if (s_want(stages, "tokenize")) {
-        bench_run_best(&r[nr], "tokenize", s_tokenize, &c, lines.n, min_cpu, repeat);
+        bench_run_best(&r[nr], "tokenize", s_tokenize, &c, n_run, min_cpu, repeat);
         bench_print_result("tokenize (text only)", &r[nr++]);
     }
     if (s_want(stages, "match")) {
-        bench_run_best(&r[nr], "match", s_match, &c, lines.n, min_cpu, repeat);
+        bench_run_best(&r[nr], "match", s_match, &c, n_run, min_cpu, repeat);
         bench_print_result("match (tokens + topics only)", &r[nr++]);
     }
     if (s_want(stages, "analyze")) {
-        bench_run_best(&r[nr], "analyze", s_analyze, &c, lines.n, min_cpu, repeat);
+        bench_run_best(&r[nr], "analyze", s_analyze, &c, n_run, min_cpu, repeat);
         bench_print_result("analyze (tokenize + match)", &r[nr++]);
     }
     if (s_want(stages, "process")) {
-        bench_run_best(&r[nr], "process", s_process, &c, lines.n, min_cpu, repeat);
+        bench_run_best(&r[nr], "process", s_process, &c, n_run, min_cpu, repeat);
         bench_print_result("process (decode+analyze+encode)", &r[nr++]);
     }
 #ifdef BENCH_HAVE_LANGID
     if (s_want(stages, "langid")) {
-        bench_run_best(&r[nr], "langid", s_langid, &c, lines.n, min_cpu, repeat);
+        bench_run_best(&r[nr], "langid", s_langid, &c, n_run, min_cpu, repeat);
         bench_print_result("langid", &r[nr++]);
     }
 #endif
 #ifdef BENCH_HAVE_SENTIMENT
     if (s_want(stages, "sentiment")) {
-        bench_run_best(&r[nr], "sentiment", s_sentiment, &c, lines.n, min_cpu, repeat);
+        bench_run_best(&r[nr], "sentiment", s_sentiment, &c, n_run, min_cpu, repeat);
         bench_print_result("sentiment", &r[nr++]);
     }
 #endif
     if (s_want(stages, "all")) {
-        bench_run_best(&r[nr], "all", s_all, &c, lines.n, min_cpu, repeat);
+        bench_run_best(&r[nr], "all", s_all, &c, n_run, min_cpu, repeat);
         bench_print_result("all (process + langid + sentiment)", &r[nr++]);
     }
 
@@ -405,7 +453,8 @@ main(int argc, char **argv)
     printf(", \"posts\": %zu, \"topics\": %zu, \"atoms\": %zu, \"compile_cpu_s\": %.3f, "
            "\"matcher_rss_kb\": %ld, \"peak_rss_kb\": %ld, \"matched_share\": %.4f, "
            "\"topics_per_post\": %.3f, \"candidates_per_post\": %.2f, \"langid\": %s, "
-           "\"sentiment\": %s, \"langid_sentiment_in_process\": %s, \"stages\": [",
+           "\"sentiment\": %s, \"langid_sentiment_in_process\": %s, \"select\": \"%s\", "
+           "\"stages\": [",
            lines.n, n_topics, n_atoms, compile_s, rss1 - rss0, bench_vm_hwm_kb(),
            (double)matched / (double)lines.n, (double)hits / (double)lines.n,
            (double)candidates / (double)lines.n, langid_on ? "true" : "false",
@@ -415,7 +464,8 @@ main(int argc, char **argv)
 #else
            "false"
 #endif
-    );
+           ,
+           keep < 0 ? "all" : (keep ? "matched" : "unmatched"));
     for (k = 0; k < nr; k++) {
         printf("%s", k ? ", " : "");
         bench_json_result(stdout, &r[k]);
@@ -436,6 +486,7 @@ main(int argc, char **argv)
         esc_free(c.frames[i]);
     }
     esc_free(c.lang);
+    esc_free(hit);
     esc_free(c.posts);
     esc_free(c.frames);
     esc_free(c.frame_len);
