@@ -372,6 +372,34 @@ s_hash_bytes(const char *s, size_t len)
     return s_mix(h);
 }
 
+/* s_hash_bytes of len bytes at s, which has at least (len & ~7) + 8 readable bytes: the last
+ * partial word is loaded whole and masked (copying its bytes one by one into a zeroed word
+ * and then loading the word costs a store-forwarding stall on every term). Same value. */
+static uint64_t
+s_hash_bytes_wide(const char *s, size_t len)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    uint64_t h = 0x9e3779b97f4a7c15ULL ^ len;
+    uint64_t w;
+
+    while (len >= 8) {
+        memcpy(&w, s, 8);
+        h = (h ^ w) * 0xff51afd7ed558ccdULL;
+        h ^= h >> 32;
+        s += 8;
+        len -= 8;
+    }
+    if (len > 0) {
+        memcpy(&w, s, 8);
+        w &= ~0ULL >> (64 - 8 * len);
+        h = (h ^ w) * 0xc4ceb9fe1a85ec53ULL;
+    }
+    return s_mix(h);
+#else
+    return s_hash_bytes(s, len);
+#endif
+}
+
 /* Map from a non-zero 64-bit key to a 32-bit value; open addressing, linear probing, key and
  * value side by side (one cache line per probe). Keys are never removed one by one;
  * s_map_clear empties it in time proportional to its size. */
@@ -551,6 +579,17 @@ s_recent_fini(struct s_recent *r)
     ESC_FREE(r->gen[1].keys);
 }
 
+/* Asks the CPU for the slots where s_recent_check_put looks id up first. */
+static void
+s_recent_prefetch(const struct s_recent *r, const uint8_t *id)
+{
+    uint64_t h;
+
+    memcpy(&h, id, sizeof(h));
+    __builtin_prefetch(r->gen[0].keys[h & (r->gen[0].cap - 1)]);
+    __builtin_prefetch(r->gen[1].keys[h & (r->gen[1].cap - 1)]);
+}
+
 /* Returns 1 when id was seen; otherwise remembers it and returns 0. */
 static int
 s_recent_check_put(struct s_recent *r, const uint8_t *id)
@@ -717,18 +756,50 @@ s_intern_prefetch(const struct s_strtab *t, uint32_t h)
     __builtin_prefetch(&t->slots[h & (t->cap_slots - 1)]);
 }
 
-/* s_intern with s_str_hash(s, len) already computed. */
-static uint32_t
-s_intern_h(struct s_strtab *t, const char *s, size_t len, uint32_t h)
+/* s_text_eq eight bytes at a time, for an s with at least (len & ~7) + 8 readable bytes (text
+ * is an interned string: s_intern_at pads it with zeros to a multiple of eight bytes). A word
+ * of text is only read while text matched s so far, so never past text's padding. */
+static int
+s_text_eq_wide(const char *text, const char *s, size_t len)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    size_t lo = 0;
+    uint64_t a;
+    uint64_t b;
+    uint64_t mask_b;
+
+    for (; lo + 8 <= len; lo += 8) {
+        memcpy(&a, text + lo, 8);
+        memcpy(&b, s + lo, 8);
+        if (a != b) {
+            return 0;
+        }
+    }
+    /* the word holding text[len], which must be its NUL: s's bytes from len on count as 0 */
+    memcpy(&a, text + lo, 8);
+    memcpy(&b, s + lo, 8);
+    mask_b = len > lo ? ~0ULL >> (64 - 8 * (len - lo)) : 0;
+    return (a & (~0ULL >> (56 - 8 * (len - lo)))) == (b & mask_b);
+#else
+    return s_text_eq(text, s, len);
+#endif
+}
+
+/* s_intern with s_str_hash(s, len) already computed; wide: s has (len & ~7) + 8 readable
+ * bytes (s_text_eq_wide). */
+static inline uint32_t
+s_intern_at(struct s_strtab *t, const char *s, size_t len, uint32_t h, int wide)
 {
     size_t i = h & (t->cap_slots - 1);
     struct s_str *e;
     char *copy;
+    size_t padded;
 
     while (t->slots[i].sid1 != 0) {
         const struct s_islot *sl = &t->slots[i];
 
-        if (sl->hash == h && s_text_eq(sl->s, s, len)) {
+        if (sl->hash == h
+            && (wide ? s_text_eq_wide(sl->s, s, len) : s_text_eq(sl->s, s, len))) {
             return sl->sid1 - 1;
         }
         i = (i + 1) & (t->cap_slots - 1);
@@ -756,7 +827,9 @@ s_intern_h(struct s_strtab *t, const char *s, size_t len, uint32_t h)
     }
     ESC_ASSERT(t->n < (1u << 31));
     t->strs = s_grow(t->strs, &t->cap, t->n + 1, sizeof(*t->strs));
-    copy = s_arena_alloc(t, len + 1);
+    padded = (len + 8) & ~(size_t)7; /* the NUL and zeros to a multiple of 8 bytes */
+    copy = s_arena_alloc(t, padded);
+    memset(copy + (padded - 8), 0, 8);
     memcpy(copy, s, len);
     copy[len] = '\0';
     e = &t->strs[t->n];
@@ -768,6 +841,20 @@ s_intern_h(struct s_strtab *t, const char *s, size_t len, uint32_t h)
     t->slots[i].hash = h;
     t->slots[i].sid1 = (uint32_t)(t->n + 1);
     return (uint32_t)t->n++;
+}
+
+/* s_intern with s_str_hash(s, len) already computed. */
+static uint32_t
+s_intern_h(struct s_strtab *t, const char *s, size_t len, uint32_t h)
+{
+    return s_intern_at(t, s, len, h, 0);
+}
+
+/* s_intern_h of an s with (len & ~7) + 8 readable bytes (interned text, a term buffer). */
+static uint32_t
+s_intern_hw(struct s_strtab *t, const char *s, size_t len, uint32_t h)
+{
+    return s_intern_at(t, s, len, h, 1);
 }
 
 /* The sid of the len bytes at s, interned when new. */
@@ -837,7 +924,8 @@ struct s_tlist {
     size_t cap;
     struct s_heap *heaps; /* top-post candidates, one heap per day; owned */
     size_t n_heaps;
-    int32_t bar;          /* the topic's s_bar (index), -1 until looked up */
+    int32_t bar;          /* the topic's s_bar (index), -1 until looked up, -2 when its hash
+                             is another topic's */
 };
 
 /* Per topic, kept by the loop thread: the engagement of the top_posts_n most engaged posts it
@@ -871,6 +959,13 @@ struct s_list {
     int done;
 };
 
+/* What the records of a run (s_part_applied) add to one batch string as a member of the
+ * hashtags and terms lists and, as an author, where its sums are in s_run.auth. */
+struct s_acc {
+    uint32_t n[2];         /* posts that carry it: [0] hashtag, [1] term */
+    uint32_t author;       /* index + 1 in s_run.auth, 0 = not an author of the run */
+};
+
 struct s_batch {
     uint64_t seq;          /* 0 while open */
     struct s_strtab st;
@@ -894,6 +989,9 @@ struct s_batch {
     uint32_t *tsid;        /* batch sid -> sid in the top lists (tops_gen), S_NONE unknown */
     size_t cap_tsid;
     uint64_t tsid_gen;     /* the top-list table tsid refers to */
+    struct s_acc *acc;     /* batch sid -> its sums in the run being added (all zero between
+                              runs) */
+    size_t cap_acc;
 };
 
 /* Top lists accumulated in memory from acknowledged posts, written every top_flush_ms. */
@@ -906,6 +1004,12 @@ struct s_tentry {
     int64_t infl_milli;    /* authors only: the score */
 };
 
+/* A slot of a list's index of its entries. */
+struct s_gslot {
+    uint32_t sid;          /* member */
+    uint32_t entry1;       /* entry + 1; 0 = empty slot */
+};
+
 struct s_tgroup {
     uint32_t topic;        /* sid */
     int kind;              /* enum agg_top */
@@ -913,6 +1017,10 @@ struct s_tgroup {
     uint32_t *entries;     /* owned */
     size_t n;
     size_t cap;
+    struct s_gslot *tab;   /* member -> entry, open addressing; owned. One table per list:
+                              the lists a part feeds stay in cache while it is added, where one
+                              table of every list's entries made each look-up a cache miss */
+    size_t cap_tab;        /* power of two, or 0 */
     struct s_heap heap;    /* AGG_TOP_POSTS only */
 };
 
@@ -936,7 +1044,6 @@ struct s_tops {
     struct s_tgroup *groups;
     size_t n_groups;
     size_t cap_groups;
-    struct s_map entries_m; /* (group, sid) -> entry */
     struct s_tentry *entries;
     size_t n_entries;
     size_t cap_entries;
@@ -972,6 +1079,25 @@ struct s_args {
     size_t cap_argv;
 };
 
+/* An author's sums over a run. */
+struct s_asum {
+    int64_t posts;
+    int64_t reach;
+    int64_t eng;
+    int64_t infl_milli;
+};
+
+/* The members a run of records adds to the top lists, in the order they first came:
+ * sid << 2 | kind (enum agg_top). */
+struct s_run {
+    uint32_t *upd;
+    size_t n;
+    size_t cap_upd;
+    struct s_asum *auth;
+    size_t n_auth;
+    size_t cap_auth;
+};
+
 struct s_ws {
     struct s_map cells_m;
     struct s_map dyn_m;
@@ -998,6 +1124,7 @@ struct s_ws {
     int64_t *row;          /* one cell's deltas, by column */
     size_t cap_row;
     struct s_args args;
+    struct s_run run;      /* s_part_applied */
 };
 
 struct agg_counters {
@@ -1233,6 +1360,7 @@ s_batch_free(struct s_batch **bp)
     esc_free(b->refs);
     esc_free(b->recs);
     esc_free(b->tsid);
+    esc_free(b->acc);
     s_strtab_fini(&b->st);
     esc_free(b);
     *bp = NULL;
@@ -1281,7 +1409,6 @@ s_tops_new(agg_counters_t *self)
     s_strtab_init(&t->st);
     s_map_init(&t->groups_m);
     s_map_init(&t->days_m);
-    s_map_init(&t->entries_m);
     return t;
 }
 
@@ -1296,6 +1423,7 @@ s_tops_free(struct s_tops **tp)
     }
     for (i = 0; i < t->n_groups; i++) {
         esc_free(t->groups[i].entries);
+        esc_free(t->groups[i].tab);
         s_heap_free(&t->groups[i].heap);
     }
     for (i = 0; i < t->n_tt; i++) {
@@ -1307,7 +1435,6 @@ s_tops_free(struct s_tops **tp)
     esc_free(t->days);
     s_map_fini(&t->groups_m);
     s_map_fini(&t->days_m);
-    s_map_fini(&t->entries_m);
     s_strtab_fini(&t->st);
     esc_free(t);
     *tp = NULL;
@@ -1321,6 +1448,8 @@ s_tops_reset(agg_counters_t *self, struct s_tops *t)
 
     for (i = 0; i < t->n_groups; i++) {
         ESC_FREE(t->groups[i].entries);
+        ESC_FREE(t->groups[i].tab);
+        t->groups[i].cap_tab = 0;
         s_heap_free(&t->groups[i].heap);
     }
     for (i = 0; i < t->n_tt; i++) {
@@ -1333,7 +1462,6 @@ s_tops_reset(agg_counters_t *self, struct s_tops *t)
     t->n_entries = 0;
     s_map_clear(&t->groups_m);
     s_map_clear(&t->days_m);
-    s_map_clear(&t->entries_m);
     s_strtab_reset(&t->st);
     t->seq = 0;
     t->gen = ++self->tops_gen;
@@ -1377,27 +1505,68 @@ s_tops_group(struct s_tops *t, uint32_t topic, int kind, int64_t day)
     return (uint32_t)t->n_groups++;
 }
 
+/* First slot of member sid in a list's index of cap_tab slots. */
+static size_t
+s_gslot_of(uint32_t sid, size_t cap_tab)
+{
+    return (size_t)(((uint64_t)sid * 0x9E3779B97F4A7C15ULL) >> 32) & (cap_tab - 1);
+}
+
+/* Rebuilds the index of list g from its entries, with room for at least `room` entries. */
+static void
+s_tgroup_index(const struct s_tops *t, struct s_tgroup *g, size_t room)
+{
+    size_t cap = 16;
+    size_t k;
+
+    while (cap < 2 * room) {
+        cap *= 2;
+    }
+    if (cap != g->cap_tab) {
+        esc_free(g->tab);
+        g->tab = esc_malloc(cap * sizeof(*g->tab));
+        g->cap_tab = cap;
+    }
+    memset(g->tab, 0, cap * sizeof(*g->tab));
+    for (k = 0; k < g->n; k++) {
+        uint32_t sid = t->entries[g->entries[k]].sid;
+        size_t i = s_gslot_of(sid, cap);
+
+        while (g->tab[i].entry1 != 0) {
+            i = (i + 1) & (cap - 1);
+        }
+        g->tab[i].sid = sid;
+        g->tab[i].entry1 = g->entries[k] + 1;
+    }
+}
+
 static struct s_tentry *
 s_tops_entry(struct s_tops *t, uint32_t group, uint32_t sid)
 {
-    int found;
-    uint32_t *v = s_map_put(&t->entries_m, (1ULL << 63) | ((uint64_t)group << 32) | sid,
-                            (uint32_t)t->n_entries, &found);
+    struct s_tgroup *g = &t->groups[group];
     struct s_tentry *e;
-    struct s_tgroup *g;
+    size_t i;
 
-    if (found) {
-        return &t->entries[*v];
+    if ((g->n + 1) * 2 > g->cap_tab) {
+        s_tgroup_index(t, g, g->n + 1);
     }
-    ESC_ASSERT(group < (1u << 31));
+    i = s_gslot_of(sid, g->cap_tab);
+    while (g->tab[i].entry1 != 0) {
+        if (g->tab[i].sid == sid) {
+            return &t->entries[g->tab[i].entry1 - 1];
+        }
+        i = (i + 1) & (g->cap_tab - 1);
+    }
+    ESC_ASSERT(group < (1u << 31) && t->n_entries < UINT32_MAX);
     t->entries = s_grow(t->entries, &t->cap_entries, t->n_entries + 1, sizeof(*t->entries));
     e = &t->entries[t->n_entries];
     memset(e, 0, sizeof(*e));
     e->group = group;
     e->sid = sid;
-    g = &t->groups[group];
     g->entries = s_grow(g->entries, &g->cap, g->n + 1, sizeof(*g->entries));
     g->entries[g->n++] = (uint32_t)t->n_entries;
+    g->tab[i].sid = sid;
+    g->tab[i].entry1 = (uint32_t)t->n_entries + 1;
     return &t->entries[t->n_entries++];
 }
 
@@ -1420,8 +1589,9 @@ s_post_id(const struct esc_post *p, uint8_t *out)
     }
 }
 
-/* True when s is 1..max bytes of printable ASCII without spaces (a field name part). */
-static int
+/* The length of s when it is 1..max bytes of printable ASCII without spaces (a field name
+ * part), else 0. */
+static size_t
 s_token_ok(const char *s, size_t max)
 {
     size_t i;
@@ -1434,7 +1604,7 @@ s_token_ok(const char *s, size_t max)
             return 0;
         }
     }
-    return 1;
+    return i;
 }
 
 static int64_t
@@ -1454,7 +1624,7 @@ agg_counters_influence(int64_t followers, int64_t engagement)
 
 /* A term waiting to be interned, with its hashes (as a term, and as a tag without the '#'). */
 struct s_pterm {
-    char s[AGG_TERM_MAX + 1];
+    char s[AGG_TERM_MAX + 8]; /* the term (len bytes, not NUL-terminated) and what followed */
     uint32_t len;
     uint32_t h;
     uint32_t h_tag;
@@ -1469,23 +1639,31 @@ struct s_collect {
     int tags_only;        /* keep only "#tag" terms, without the '#' */
     uint32_t *tags;       /* when not NULL, "#tag" terms also go here (without '#') */
     size_t n_tags;
+    uint64_t bloom_out;   /* s_add_distinct of out */
+    uint64_t bloom_tags;  /* s_add_distinct of tags */
     int defer;            /* terms go to pend first (s_on_term_defer); s_pend_run interns them */
     struct s_pterm pend[S_PEND_MAX];
     size_t n_pend;
 };
 
+/* Appends sid to out[0..*n) (at most max) unless it is there. *bloom has bit sid % 64 set for
+ * every sid in out: a sid whose bit is clear is new without a scan of out. */
 static void
-s_add_distinct(uint32_t *out, size_t *n, size_t max, uint32_t sid)
+s_add_distinct(uint32_t *out, size_t *n, size_t max, uint32_t sid, uint64_t *bloom)
 {
+    uint64_t bit = 1ULL << (sid & 63);
     size_t i;
 
-    for (i = 0; i < *n; i++) {
-        if (out[i] == sid) {
-            return;
+    if ((*bloom & bit) != 0) {
+        for (i = 0; i < *n; i++) {
+            if (out[i] == sid) {
+                return;
+            }
         }
     }
     if (*n < max) {
         out[(*n)++] = sid;
+        *bloom |= bit;
     }
 }
 
@@ -1495,20 +1673,25 @@ s_add_distinct(uint32_t *out, size_t *n, size_t max, uint32_t sid)
 static void
 s_term_add(struct s_collect *c, const char *term, size_t len, uint32_t h, uint32_t h_tag)
 {
+    int wide = len <= AGG_TERM_MAX; /* then term is in a buffer of AGG_TERM_MAX + 8 bytes */
+
     if (term[0] == '#' && (c->tags_only || c->tags != NULL)) {
-        uint32_t sid = s_intern_h(c->st, term + 1, len - 1, h_tag);
+        uint32_t sid = wide ? s_intern_hw(c->st, term + 1, len - 1, h_tag)
+                            : s_intern_h(c->st, term + 1, len - 1, h_tag);
 
         if (c->tags_only) {
-            s_add_distinct(c->out, &c->n, c->max, sid);
+            s_add_distinct(c->out, &c->n, c->max, sid, &c->bloom_out);
             return;
         }
-        s_add_distinct(c->tags, &c->n_tags, S_TAGS_PER_POST, sid);
+        s_add_distinct(c->tags, &c->n_tags, S_TAGS_PER_POST, sid, &c->bloom_tags);
     }
     else if (c->tags_only) {
         return;
     }
     if (c->n < c->max) {
-        s_add_distinct(c->out, &c->n, c->max, s_intern_h(c->st, term, len, h));
+        s_add_distinct(c->out, &c->n, c->max,
+                       wide ? s_intern_hw(c->st, term, len, h) : s_intern_h(c->st, term, len, h),
+                       &c->bloom_out);
     }
 }
 
@@ -1561,11 +1744,13 @@ s_on_term_defer(void *arg, const char *term, size_t len)
         s_pend_run(c);
     }
     pt = &c->pend[c->n_pend++];
-    memcpy(pt->s, term, len);
-    pt->s[len] = '\0';
+    /* fixed size: no call (the buffer is that large); no NUL either: the byte store would
+     * stall the word loads of s_text_eq_wide, which ignore the bytes from len on */
+    memcpy(pt->s, term, sizeof(pt->s));
     pt->len = (uint32_t)len;
-    pt->h = s_str_hash(term, len);
-    pt->h_tag = term[0] == '#' ? s_str_hash(term + 1, len - 1) : 0;
+    /* term is in a buffer of AGG_TERM_MAX + 8 bytes (terms.h) */
+    pt->h = (uint32_t)s_hash_bytes_wide(term, len);
+    pt->h_tag = term[0] == '#' ? (uint32_t)s_hash_bytes_wide(term + 1, len - 1) : 0;
     s_intern_prefetch(c->st, pt->h);
     if (term[0] == '#') {
         s_intern_prefetch(c->st, pt->h_tag);
@@ -1600,7 +1785,7 @@ s_bar_of(agg_counters_t *self, const struct s_batch *b, struct s_tlist *t)
     uint32_t *v;
     int found;
 
-    if (t->bar < 0) {
+    if (t->bar == -1) {
         v = s_map_put(&self->bars_m, (1ULL << 63) | s_hash_bytes(name->s, name->len),
                       (uint32_t)self->n_bars, &found);
         if (!found) {
@@ -1614,9 +1799,10 @@ s_bar_of(agg_counters_t *self, const struct s_batch *b, struct s_tlist *t)
             nb->eng = esc_malloc(self->top_posts_n * sizeof(*nb->eng));
             nb->n = 0;
         }
-        t->bar = (int32_t)*v;
+        /* checked once per batch and topic, not at every post */
+        t->bar = strcmp(self->bars[*v].topic, name->s) == 0 ? (int32_t)*v : -2;
     }
-    if (strcmp(self->bars[t->bar].topic, name->s) != 0) {
+    if (t->bar < 0) {
         return NULL;
     }
     return &self->bars[t->bar];
@@ -1776,14 +1962,98 @@ agg_counters_add(agg_counters_t *self, const struct esc_post *p, const char *con
     double sent;
     int64_t eng;
     uint32_t rec;
+    uint32_t lang_sid;
+    uint32_t plat_sid;
+    uint32_t author = S_NONE;
+    uint32_t h_author = 0;
+    size_t author_len = 0;
+    size_t slen;
     size_t i;
     size_t n_tags = 0;
+    size_t n_terms = 0;
 
     b->processed++;
     if (n == 0) {
         return 1;
     }
+    /* the recent ids are a large table (a cache miss or two): their slots are fetched now and
+     * read once the post's strings are interned (wasted work for the rare duplicate) */
     s_post_id(p, id);
+    s_recent_prefetch(&self->recent, id);
+    slen = s_token_ok(p->language, S_LANG_MAX);
+    if (slen > 0 && strcmp(p->language, "und") != 0) {
+        lang = p->language;
+    }
+    else {
+        slen = s_token_ok(p->lang, S_LANG_MAX);
+        lang = slen > 0 ? p->lang : "und";
+        slen = slen > 0 ? slen : 3;
+    }
+    lang_sid = s_intern(&b->st, lang, slen);
+    slen = s_token_ok(p->platform, S_PLATFORM_MAX);
+    if (slen > 0) {
+        plat_sid = s_intern(&b->st, p->platform, slen);
+    }
+    else {
+        plat_sid = s_intern(&b->st, "other", 5);
+    }
+    if (!self->counters_only) {
+        /* the author's slot too is fetched now and read after the terms */
+        author_len = p->author != NULL ? strlen(p->author) : 0;
+        if (author_len > S_AUTHOR_MAX) {
+            author_len = 0;
+        }
+        if (author_len > 0) {
+            h_author = s_str_hash(p->author, author_len);
+            s_intern_prefetch(&b->st, h_author);
+        }
+
+        /* hashtags: the platform's list folded like terms; without one, the text's #tags.
+         * Field by field: a memset would also clear the pending terms (2.4 kB) every post. */
+        col.st = &b->st;
+        col.out = tags;
+        col.n = 0;
+        col.max = S_TAGS_PER_POST;
+        col.tags_only = 1;
+        col.tags = NULL;
+        col.n_tags = 0;
+        col.bloom_out = 0;
+        col.bloom_tags = 0;
+        col.defer = 0;
+        col.n_pend = 0;
+        for (i = 0; i < p->n_hashtags && col.n < S_TAGS_PER_POST; i++) {
+            char buf[AGG_TERM_MAX + 2];
+            size_t len = strlen(p->hashtags[i]);
+
+            if (len > 0 && len < AGG_TERM_MAX) {
+                buf[0] = '#';
+                memcpy(buf + 1, p->hashtags[i], len);
+                agg_terms_extract(buf, len + 1, NULL, s_on_term, &col);
+            }
+        }
+        n_tags = col.n;
+        col.out = terms;
+        col.n = 0;
+        col.max = AGG_TERMS_PER_POST;
+        col.tags_only = 0;
+        col.tags = p->n_hashtags == 0 ? tags : NULL;
+        col.n_tags = n_tags;
+        col.bloom_tags = col.bloom_out; /* the tags kept so far */
+        col.bloom_out = 0;
+        if (p->text != NULL) {
+            col.defer = 1;
+            col.n_pend = 0;
+            agg_terms_extract(p->text, strlen(p->text), lang, s_on_term_defer, &col);
+            s_pend_run(&col);
+        }
+        if (p->n_hashtags == 0) {
+            n_tags = col.n_tags;
+        }
+        n_terms = col.n;
+        if (author_len > 0) {
+            author = s_intern_h(&b->st, p->author, author_len, h_author);
+        }
+    }
     if (s_recent_check_put(&self->recent, id)) {
         self->stats.dup_memory++;
         return 0;
@@ -1803,91 +2073,29 @@ agg_counters_add(agg_counters_t *self, const struct esc_post *p, const char *con
     sent = isfinite(p->sentiment) ? p->sentiment : 0.0;
     sent = sent > 1.0 ? 1.0 : (sent < -1.0 ? -1.0 : sent);
     r->sent_milli = (int32_t)lround(sent * 1000.0);
-    if (s_token_ok(p->language, S_LANG_MAX) && strcmp(p->language, "und") != 0) {
-        lang = p->language;
-    }
-    else {
-        lang = s_token_ok(p->lang, S_LANG_MAX) ? p->lang : "und";
-    }
-    r->lang = s_intern(&b->st, lang, strlen(lang));
-    if (s_token_ok(p->platform, S_PLATFORM_MAX)) {
-        r->platform = s_intern(&b->st, p->platform, strlen(p->platform));
-    }
-    else {
-        r->platform = s_intern(&b->st, "other", 5);
-    }
-    r->author = S_NONE;
-    if (self->counters_only) {
-        r->n_topics = (uint16_t)n;
-        r->n_tags = 0;
-        r->n_terms = 0;
-        r->refs = (uint32_t)b->n_refs;
-        b->refs = s_grow(b->refs, &b->cap_refs, b->n_refs + n, sizeof(*b->refs));
-        for (i = 0; i < n; i++) {
-            struct s_tlist *t;
-
-            b->refs[b->n_refs++] = s_intern(&b->st, topics[i], strlen(topics[i]));
-            t = s_tlist_get(b, b->refs[b->n_refs - 1]);
-            t->recs = s_grow(t->recs, &t->cap, t->n + 1, sizeof(*t->recs));
-            t->recs[t->n++] = rec;
-        }
-        return 1;
-    }
-    if (p->author != NULL && p->author[0] != '\0' && strlen(p->author) <= S_AUTHOR_MAX) {
-        r->author = s_intern(&b->st, p->author, strlen(p->author));
-    }
-
-    /* hashtags: the platform's list folded like terms; without one, the text's #tags */
-    memset(&col, 0, sizeof(col));
-    col.st = &b->st;
-    col.out = tags;
-    col.max = S_TAGS_PER_POST;
-    col.tags_only = 1;
-    for (i = 0; i < p->n_hashtags && col.n < S_TAGS_PER_POST; i++) {
-        char buf[AGG_TERM_MAX + 2];
-        size_t len = strlen(p->hashtags[i]);
-
-        if (len > 0 && len < AGG_TERM_MAX) {
-            buf[0] = '#';
-            memcpy(buf + 1, p->hashtags[i], len);
-            agg_terms_extract(buf, len + 1, NULL, s_on_term, &col);
-        }
-    }
-    n_tags = col.n;
-    col.out = terms;
-    col.n = 0;
-    col.max = AGG_TERMS_PER_POST;
-    col.tags_only = 0;
-    col.tags = p->n_hashtags == 0 ? tags : NULL;
-    col.n_tags = n_tags;
-    if (p->text != NULL) {
-        col.defer = 1;
-        col.n_pend = 0;
-        agg_terms_extract(p->text, strlen(p->text), lang, s_on_term_defer, &col);
-        s_pend_run(&col);
-    }
-    if (p->n_hashtags == 0) {
-        n_tags = col.n_tags;
-    }
-
+    r->lang = lang_sid;
+    r->platform = plat_sid;
+    r->author = author;
     r->n_topics = (uint16_t)n;
     r->n_tags = (uint16_t)n_tags;
-    r->n_terms = (uint16_t)col.n;
+    r->n_terms = (uint16_t)n_terms;
     r->refs = (uint32_t)b->n_refs;
-    b->refs = s_grow(b->refs, &b->cap_refs, b->n_refs + n + n_tags + col.n, sizeof(*b->refs));
+    b->refs = s_grow(b->refs, &b->cap_refs, b->n_refs + n + n_tags + n_terms, sizeof(*b->refs));
     for (i = 0; i < n; i++) {
         b->refs[b->n_refs++] = s_intern(&b->st, topics[i], strlen(topics[i]));
     }
     memcpy(b->refs + b->n_refs, tags, n_tags * sizeof(*tags));
     b->n_refs += n_tags;
-    memcpy(b->refs + b->n_refs, terms, col.n * sizeof(*terms));
-    b->n_refs += col.n;
+    memcpy(b->refs + b->n_refs, terms, n_terms * sizeof(*terms));
+    b->n_refs += n_terms;
     for (i = 0; i < n; i++) {
         struct s_tlist *t = s_tlist_get(b, b->refs[r->refs + i]);
 
         t->recs = s_grow(t->recs, &t->cap, t->n + 1, sizeof(*t->recs));
         t->recs[t->n++] = rec;
-        s_offer_candidate(self, b, t, rec, p, &blob);
+        if (!self->counters_only) {
+            s_offer_candidate(self, b, t, rec, p, &blob);
+        }
     }
     return 1;
 }
@@ -2199,6 +2407,8 @@ s_ws_clear(struct s_ws *ws)
 /* Builds part pt's script call into ws.args: aggregates its records (leaving out the excluded
  * ones and repeated ids, which are excluded from now on) and orders the sent ids by hour.
  * Returns the number of post ids the call carries; 0 means there is nothing to send. */
+#define S_PF_RECS_BUILD 8 /* records fetched ahead by s_build_part */
+
 static size_t
 s_build_part(agg_counters_t *self, struct s_batch *b, struct s_part *pt)
 {
@@ -2232,6 +2442,13 @@ s_build_part(agg_counters_t *self, struct s_batch *b, struct s_part *pt)
         uint32_t *v;
         int64_t hour;
 
+        if (k + S_PF_RECS_BUILD < pt->b) {
+            /* a topic's records are spread over the batch: fetch them ahead (both lines) */
+            const char *ahead = (const char *)&b->recs[t->recs[k + S_PF_RECS_BUILD]];
+
+            __builtin_prefetch(ahead);
+            __builtin_prefetch(ahead + sizeof(struct s_rec) - 1);
+        }
         if (pt->n_excl > 0 && s_excluded(pt, rec)) {
             continue;
         }
@@ -2404,17 +2621,18 @@ s_tsid(agg_counters_t *self, struct s_batch *b, uint32_t sid)
     }
     if (b->tsid[sid] == S_NONE) {
         e = &b->st.strs[sid];
-        b->tsid[sid] = s_intern_h(&t->st, e->s, e->len, e->hash); /* same hash function */
+        b->tsid[sid] = s_intern_hw(&t->st, e->s, e->len, e->hash); /* same hash function */
     }
     return b->tsid[sid];
 }
 
-/* Prefetch distances, in records, of the three stages of s_applied_prefetch. */
+/* Prefetch distances, in updates, of the three stages of s_run_prefetch. */
 #define S_PF_FAR 8
 #define S_PF_MID 4
 #define S_PF_NEAR 2
+#define S_PF_RECS 4 /* records ahead whose accumulator slots are fetched */
 
-/* Stage 1 and 2 of s_applied_prefetch for batch string sid in group: the top-list string
+/* Stage 1 and 2 of s_run_prefetch for batch string sid in group: the top-list string
  * table's slot when sid is not mapped yet; else the entries-map slot of (group, tsid), or
  * (stage 2) the entry itself once its slot is there. */
 static void
@@ -2422,7 +2640,7 @@ s_entry_prefetch(const struct s_tops *t, const struct s_batch *b, uint32_t group
                  int stage)
 {
     uint32_t tsid = b->tsid[sid];
-    uint64_t key;
+    const struct s_tgroup *g = &t->groups[group];
     size_t i;
 
     if (tsid == S_NONE) {
@@ -2431,116 +2649,212 @@ s_entry_prefetch(const struct s_tops *t, const struct s_batch *b, uint32_t group
         }
         return;
     }
-    key = (1ULL << 63) | ((uint64_t)group << 32) | tsid;
-    i = (size_t)s_mix(key) & (t->entries_m.cap - 1);
-    if (stage == 1) {
-        __builtin_prefetch(&t->entries_m.slots[i]);
+    if (g->cap_tab == 0) {
         return;
     }
-    while (t->entries_m.slots[i].key != 0) {
-        if (t->entries_m.slots[i].key == key) {
-            __builtin_prefetch(&t->entries[t->entries_m.slots[i].val]);
+    i = s_gslot_of(tsid, g->cap_tab);
+    if (stage == 1) {
+        __builtin_prefetch(&g->tab[i]);
+        return;
+    }
+    while (g->tab[i].entry1 != 0) {
+        if (g->tab[i].sid == tsid) {
+            __builtin_prefetch(&t->entries[g->tab[i].entry1 - 1]);
             return;
         }
-        i = (i + 1) & (t->entries_m.cap - 1);
+        i = (i + 1) & (g->cap_tab - 1);
     }
 }
 
-/* What s_part_applied reads for record r a few records later, fetched ahead: each look-up is
- * a cache miss (the top-list tables hold every term and author of top_flush_ms), and without
- * this they come one after the other. Stage 0: the batch-to-top-list sid cache of r's strings
- * and the strings; stages 1 and 2: what s_entry_prefetch says, in the groups g of day `day`
- * (a record of another day is skipped). b->tsid must be current (s_tsid called for b). */
+/* What s_run_apply reads for update u a few updates later, fetched ahead: each look-up is a
+ * cache miss (the top-list tables hold every term and author of top_flush_ms), and without
+ * this they come one after the other. Stage 0: the batch-to-top-list sid cache of the string
+ * and the string; stages 1 and 2: what s_entry_prefetch says. b->tsid must be current (s_tsid
+ * called for b). */
 static void
-s_applied_prefetch(const agg_counters_t *self, const struct s_batch *b, const struct s_rec *r,
-                   int stage, int64_t day, const uint32_t *g)
+s_run_prefetch(const agg_counters_t *self, const struct s_batch *b, uint32_t u, int stage,
+               const uint32_t *g)
 {
-    const struct s_tops *t = self->tops;
-    const uint32_t *refs = b->refs + r->refs + r->n_topics;
-    size_t n = (size_t)r->n_tags + r->n_terms;
-    size_t k;
+    uint32_t sid = u >> 2;
 
     if (stage == 0) {
-        if (r->author != S_NONE) {
-            __builtin_prefetch(&b->tsid[r->author]);
-            __builtin_prefetch(&b->st.strs[r->author]);
-        }
-        for (k = 0; k < n; k++) {
-            __builtin_prefetch(&b->tsid[refs[k]]);
-            __builtin_prefetch(&b->st.strs[refs[k]]);
-        }
+        __builtin_prefetch(&b->tsid[sid]);
+        __builtin_prefetch(&b->st.strs[sid]);
         return;
     }
-    if (s_bucket(r->created_at, AGG_RES_DAY) != day) {
-        return;
+    s_entry_prefetch(self->tops, b, g[u & 3], sid, stage);
+}
+
+/* Adds the run of updates gathered by s_run_note (the records of one day of a part, summed
+ * per member) to the top lists of groups g, in the order the members first came (so that
+ * members get their top-list sids and entries in record order, as when each record was added
+ * by itself), and empties the run. */
+static void
+s_run_apply(agg_counters_t *self, struct s_batch *b, const uint32_t *g)
+{
+    struct s_tops *t = self->tops;
+    struct s_run *run = &self->ws.run;
+    size_t n = run->n;
+    size_t i;
+
+    for (i = 0; i < n; i++) {
+        uint32_t u = run->upd[i];
+        uint32_t sid = u >> 2;
+        int kind = (int)(u & 3);
+        struct s_acc *acc = &b->acc[sid];
+        struct s_tentry *e;
+
+        if (i + S_PF_FAR < n) {
+            s_run_prefetch(self, b, run->upd[i + S_PF_FAR], 0, g);
+        }
+        if (i + S_PF_MID < n) {
+            s_run_prefetch(self, b, run->upd[i + S_PF_MID], 1, g);
+        }
+        if (i + S_PF_NEAR < n) {
+            s_run_prefetch(self, b, run->upd[i + S_PF_NEAR], 2, g);
+        }
+        e = s_tops_entry(t, g[kind], s_tsid(self, b, sid));
+        if (kind == AGG_TOP_AUTHORS) {
+            const struct s_asum *a = &run->auth[acc->author - 1];
+
+            e->posts += a->posts;
+            e->reach += a->reach;
+            e->eng += a->eng;
+            e->infl_milli += a->infl_milli;
+            acc->author = 0;
+        }
+        else {
+            e->posts += acc->n[kind - AGG_TOP_HASHTAGS];
+            acc->n[kind - AGG_TOP_HASHTAGS] = 0;
+        }
     }
+    run->n = 0;
+    run->n_auth = 0;
+}
+
+/* Notes that member sid of list kind (hashtags or terms) is carried by one more post of the
+ * run. */
+static void
+s_run_count(struct s_run *run, struct s_acc *acc, uint32_t sid, int kind)
+{
+    uint32_t *c = &acc->n[kind - AGG_TOP_HASHTAGS];
+
+    if (*c == 0) {
+        run->upd[run->n++] = (sid << 2) | (uint32_t)kind;
+    }
+    (*c)++;
+}
+
+/* Adds record r to the run: its author, hashtags and terms. The run has room for r. */
+static void
+s_run_note(struct s_run *run, struct s_batch *b, const struct s_rec *r)
+{
+    const uint32_t *refs = b->refs + r->refs + r->n_topics;
+    size_t k;
+
     if (r->author != S_NONE) {
-        s_entry_prefetch(t, b, g[AGG_TOP_AUTHORS], r->author, stage);
+        struct s_acc *acc = &b->acc[r->author];
+        struct s_asum *a;
+
+        if (acc->author == 0) {
+            run->upd[run->n++] = (r->author << 2) | AGG_TOP_AUTHORS;
+            a = &run->auth[run->n_auth++];
+            memset(a, 0, sizeof(*a));
+            acc->author = (uint32_t)run->n_auth;
+        }
+        a = &run->auth[acc->author - 1];
+        a->posts++;
+        a->reach += r->followers;
+        a->eng += r->likes + r->reposts + r->replies;
+        a->infl_milli += r->infl_milli;
     }
-    for (k = 0; k < n; k++) {
-        s_entry_prefetch(t, b, g[k < r->n_tags ? AGG_TOP_HASHTAGS : AGG_TOP_TERMS], refs[k],
-                         stage);
+    for (k = 0; k < r->n_tags; k++) {
+        s_run_count(run, &b->acc[refs[k]], refs[k], AGG_TOP_HASHTAGS);
+    }
+    for (k = r->n_tags; k < (size_t)r->n_tags + r->n_terms; k++) {
+        s_run_count(run, &b->acc[refs[k]], refs[k], AGG_TOP_TERMS);
     }
 }
 
 static void s_tops_prune(agg_counters_t *self, struct s_tops *t);
 
 /* Part pt is in Redis: its posts and top-post candidates go into the open top lists (pruned
- * first when they hold too many entries). */
+ * first when they hold too many entries). The records' authors, hashtags and terms are first
+ * summed per member over each run of records of one day (per batch string, in b->acc: a
+ * look-up in a table of the batch's size), so the large top-list tables are looked up once
+ * per member and run instead of once per post. */
 static void
 s_part_applied(agg_counters_t *self, struct s_batch *b, struct s_part *pt)
 {
     struct s_tops *t = self->tops;
+    struct s_run *run = &self->ws.run;
     struct s_tlist *tl = &b->tl[pt->tl];
     uint32_t topic = s_tsid(self, b, tl->topic);
     uint32_t lo = tl->recs[pt->a];
     uint32_t hi = tl->recs[pt->b - 1];
     int64_t day = INT64_MIN;
     uint32_t g[3] = { 0, 0, 0 };
+    size_t need = pt->n_sent * (1 + (size_t)S_TAGS_PER_POST + AGG_TERMS_PER_POST);
     size_t i;
     size_t k;
 
     if (t->n_entries >= t->prune_at) {
         s_tops_prune(self, t);
     }
+    ESC_ASSERT(b->st.n < (1u << 30)); /* a sid and a kind share an update's 32 bits */
+    if (b->cap_acc < b->st.n) {
+        size_t old = b->cap_acc;
+
+        b->acc = s_grow(b->acc, &b->cap_acc, b->st.n, sizeof(*b->acc));
+        memset(b->acc + old, 0, (b->cap_acc - old) * sizeof(*b->acc));
+    }
+    run->upd = s_grow(run->upd, &run->cap_upd, need, sizeof(*run->upd));
+    run->auth = s_grow(run->auth, &run->cap_auth, pt->n_sent, sizeof(*run->auth));
+    run->n = 0;
+    run->n_auth = 0;
     for (i = 0; i < pt->n_sent; i++) {
         const struct s_rec *r = &b->recs[pt->sent[i]];
-        const uint32_t *refs = b->refs + r->refs;
         int64_t d = s_bucket(r->created_at, AGG_RES_DAY);
 
-        if (i + S_PF_FAR < pt->n_sent) {
-            s_applied_prefetch(self, b, &b->recs[pt->sent[i + S_PF_FAR]], 0, day, g);
-        }
-        if (i + S_PF_MID < pt->n_sent) {
-            s_applied_prefetch(self, b, &b->recs[pt->sent[i + S_PF_MID]], 1, day, g);
-        }
-        if (i + S_PF_NEAR < pt->n_sent) {
-            s_applied_prefetch(self, b, &b->recs[pt->sent[i + S_PF_NEAR]], 2, day, g);
-        }
+        /* a topic's records are spread over the batch: each step below is a cache miss */
+        if (i + 3 * S_PF_RECS < pt->n_sent) {
+            const char *ahead = (const char *)&b->recs[pt->sent[i + 3 * S_PF_RECS]];
 
+            __builtin_prefetch(ahead);
+            __builtin_prefetch(ahead + sizeof(struct s_rec) - 1); /* it may span two lines */
+        }
+        if (i + 2 * S_PF_RECS < pt->n_sent) {
+            const struct s_rec *ahead = &b->recs[pt->sent[i + 2 * S_PF_RECS]];
+            const char *from = (const char *)(b->refs + ahead->refs + ahead->n_topics);
+            const char *to = (const char *)(b->refs + ahead->refs + ahead->n_topics
+                                            + ahead->n_tags + ahead->n_terms);
+
+            for (; from < to; from += 64) {
+                __builtin_prefetch(from);
+            }
+            __builtin_prefetch(to - 1); /* the last line, when the refs start mid-line */
+        }
+        if (i + S_PF_RECS < pt->n_sent) {
+            const struct s_rec *ahead = &b->recs[pt->sent[i + S_PF_RECS]];
+            const uint32_t *refs = b->refs + ahead->refs + ahead->n_topics;
+
+            if (ahead->author != S_NONE) {
+                __builtin_prefetch(&b->acc[ahead->author]);
+            }
+            for (k = 0; k < (size_t)ahead->n_tags + ahead->n_terms; k++) {
+                __builtin_prefetch(&b->acc[refs[k]]);
+            }
+        }
         if (d != day) {
+            s_run_apply(self, b, g);
             day = d;
             g[AGG_TOP_AUTHORS] = s_tops_group(t, topic, AGG_TOP_AUTHORS, d);
             g[AGG_TOP_HASHTAGS] = s_tops_group(t, topic, AGG_TOP_HASHTAGS, d);
             g[AGG_TOP_TERMS] = s_tops_group(t, topic, AGG_TOP_TERMS, d);
         }
-        if (r->author != S_NONE) {
-            struct s_tentry *e = s_tops_entry(t, g[AGG_TOP_AUTHORS], s_tsid(self, b, r->author));
-
-            e->posts++;
-            e->reach += r->followers;
-            e->eng += r->likes + r->reposts + r->replies;
-            e->infl_milli += r->infl_milli;
-        }
-        for (k = 0; k < r->n_tags; k++) {
-            s_tops_entry(t, g[AGG_TOP_HASHTAGS], s_tsid(self, b, refs[r->n_topics + k]))->posts++;
-        }
-        for (k = 0; k < r->n_terms; k++) {
-            uint32_t sid = refs[r->n_topics + r->n_tags + k];
-
-            s_tops_entry(t, g[AGG_TOP_TERMS], s_tsid(self, b, sid))->posts++;
-        }
+        s_run_note(run, b, r);
     }
+    s_run_apply(self, b, g);
     for (i = 0; i < tl->n_heaps; i++) {
         struct s_heap *bh = &tl->heaps[i];
 
@@ -2697,11 +3011,9 @@ s_tops_prune(agg_counters_t *self, struct s_tops *t)
             t->groups[i].n = 0;
         }
     }
-    s_map_clear(&t->entries_m);
     for (i = 0, j = 0; i < t->n_entries; i++) {
         struct s_tentry *e = &t->entries[i];
         struct s_tgroup *g;
-        int found;
 
         if (e->sid == S_NONE) {
             continue;
@@ -2710,11 +3022,14 @@ s_tops_prune(agg_counters_t *self, struct s_tops *t)
         e = &t->entries[j];
         g = &t->groups[e->group];
         g->entries[g->n++] = (uint32_t)j;
-        (void)s_map_put(&t->entries_m, (1ULL << 63) | ((uint64_t)e->group << 32) | e->sid,
-                        (uint32_t)j, &found);
         j++;
     }
     t->n_entries = j;
+    for (i = 0; i < t->n_groups; i++) {
+        if (t->groups[i].kind != AGG_TOP_POSTS && t->groups[i].cap_tab > 0) {
+            s_tgroup_index(t, &t->groups[i], t->groups[i].n);
+        }
+    }
     t->prune_at = j * 2 > self->top_max_entries ? j * 2 : self->top_max_entries;
     self->fst->top_prunes++;
     esc_log_debug("top lists pruned entries=%zu kept=%zu lists=%zu per_list=%zu", before, j,
@@ -3608,6 +3923,8 @@ agg_counters_destroy(agg_counters_t **self_p)
     s_map_fini(&ws->cols_m);
     esc_free(ws->dcol);
     esc_free(ws->row);
+    esc_free(ws->run.upd);
+    esc_free(ws->run.auth);
     esc_free(ws->cells);
     esc_free(ws->dyn);
     esc_free(ws->hours);

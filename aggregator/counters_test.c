@@ -623,6 +623,73 @@ test_counters_top_lists(void **state)
     assert_int_equal(s_hget(f, "t:c:{gob/congreso}:d:1794787200", "posts"), 7);
 }
 
+/* A flush sums a part's authors, hashtags and terms per member before they reach the top lists
+ * in memory: posts of two days interleaved in one part (late posts) still count in their own
+ * day's lists, a string that is a hashtag, a term and (with '@') an author counts once in each
+ * list, and a part of thousands of posts with as many distinct terms keeps exact counts. */
+static void
+test_counters_top_lists_days_in_one_part(void **state)
+{
+    struct fix *f = *state;
+    const char *au16 = "t:top:{gob/congreso}:authors:1794787200";
+    const char *ai16 = "t:top:{gob/congreso}:authors:1794787200:info";
+    const char *tg16 = "t:top:{gob/congreso}:hashtags:1794787200";
+    const char *tm16 = "t:top:{gob/congreso}:terms:1794787200";
+    const char *ai15 = "t:top:{gob/congreso}:authors:1794700800:info";
+    const char *tg15 = "t:top:{gob/congreso}:hashtags:1794700800";
+    const char *tm15 = "t:top:{gob/congreso}:terms:1794700800";
+    struct tp t[5];
+    char id[16];
+    char text[64];
+    int i;
+    int day16 = 0;
+
+    memset(t, 0, sizeof(t));
+    t[0] = (struct tp){ .id = "p1", .ms = AT(60), .author = "@ana", .text = "#verde verde casa" };
+    t[1] = (struct tp){ .id = "p2", .ms = AT(-3600), .author = "@ana", .text = "verde casa casa" };
+    t[2] = (struct tp){ .id = "p3", .ms = AT(120), .followers = 100, .author = "@verde",
+                        .text = "verde" };
+    t[3] = (struct tp){ .id = "p4", .ms = AT(-1800), .author = "@ana", .text = "#verde" };
+    t[4] = (struct tp){ .id = "p5", .ms = AT(180), .author = "@ana", .text = "casa" };
+    for (i = 0; i < 5; i++) {
+        assert_int_equal(s_add(f, &t[i], s_congreso), 1);
+    }
+    assert_int_equal(agg_counters_flush(f->c, 1), ESC_OK);
+    assert_int_equal((long long)s_zscore(f, tm16, "verde"), 2);
+    assert_int_equal((long long)s_zscore(f, tm16, "casa"), 2);
+    assert_int_equal((long long)s_zscore(f, tm16, "#verde"), 1);
+    assert_int_equal((long long)s_zscore(f, tg16, "verde"), 1);
+    assert_int_equal(s_hget(f, ai16, "posts:@ana"), 2);
+    assert_int_equal(s_hget(f, ai16, "posts:@verde"), 1);
+    assert_int_equal(s_hget(f, ai16, "reach:@verde"), 100);
+    assert_true(s_zscore(f, au16, "@verde") > 1.0);
+    assert_int_equal((long long)s_zscore(f, tm15, "verde"), 1);
+    assert_int_equal((long long)s_zscore(f, tm15, "casa"), 1);
+    assert_int_equal((long long)s_zscore(f, tm15, "#verde"), 1);
+    assert_int_equal((long long)s_zscore(f, tg15, "verde"), 1);
+    assert_int_equal(s_hget(f, ai15, "posts:@ana"), 2);
+
+    /* 3,000 posts (two parts), the day changing every 100, each with a term of its own */
+    for (i = 0; i < 3000; i++) {
+        int64_t ms = (i / 100) % 2 == 0 ? AT(300 + i) : AT(-7200 - i);
+
+        snprintf(id, sizeof(id), "q%d", i);
+        snprintf(text, sizeof(text), "techo palabra%d", i);
+        memset(&t[0], 0, sizeof(t[0]));
+        t[0] = (struct tp){ .id = id, .ms = ms, .author = i % 2 == 0 ? "@ana" : "@bea",
+                            .text = text };
+        assert_int_equal(s_add(f, &t[0], s_congreso), 1);
+        day16 += (i / 100) % 2 == 0;
+    }
+    assert_int_equal(agg_counters_flush(f->c, 1), ESC_OK);
+    assert_int_equal((long long)s_zscore(f, tm16, "techo"), day16);
+    assert_int_equal((long long)s_zscore(f, tm15, "techo"), 3000 - day16);
+    assert_int_equal(s_hget(f, ai16, "posts:@ana"), 2 + day16 / 2);
+    assert_int_equal(s_hget(f, ai15, "posts:@bea"), (3000 - day16) / 2);
+    assert_int_equal((long long)s_zscore(f, tm16, "verde"), 2); /* the earlier write stays */
+    assert_int_equal(s_int_cmd(f, "ZCARD", tm16), 5); /* trimmed back to top_n */
+}
+
 /* Lists are trimmed back to top_n once they exceed 2 x top_n, with the components of the
  * authors that fall out; a flush sends at most top_flush_max members per list. */
 static void
@@ -1216,6 +1283,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_counters_top_lists_in_slices, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_counters_multi_topic_post, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_counters_top_lists, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_counters_top_lists_days_in_one_part, s_setup,
+                                        s_teardown),
         cmocka_unit_test_setup_teardown(test_counters_top_trim_and_flush_max, s_setup,
                                         s_teardown),
         cmocka_unit_test_setup_teardown(test_counters_top_lists_pruned, s_setup, s_teardown),

@@ -11,8 +11,9 @@
  * is not a stopword. Everything lives on the stack; the stopword hash table and a table of the
  * foldings of the two-byte UTF-8 characters (U+0080 to U+07FF: the accented letters of
  * Spanish and Portuguese text, which would otherwise each cost a utf8proc decomposition) are
- * built once under pthread_once. The URL and e-mail test of a chunk looks up the next ':' and
- * '@' of the whole text (memchr) instead of scanning every chunk. */
+ * built once. The URL and e-mail test of a chunk looks up the next ':' and '@' of the whole
+ * text (memchr); lower-case ASCII runs are copied eight bytes at a time; a word is hashed for
+ * the stopword table only when a bit per (length, first two bytes) says one could match. */
 #include <pthread.h>
 #include <stdint.h>
 #include <string.h>
@@ -93,6 +94,10 @@ static const char *const s_stopwords[] = {
 };
 
 static uint16_t s_stop_slot[S_STOP_SLOTS]; /* index + 1 into s_stopwords, 0 = empty */
+/* Bit (len, first byte & 31, second byte & 31) set when a stopword has that length and those
+ * bytes: most words are told apart from every stopword by this one look-up (a cached bit),
+ * without hashing them. */
+static uint64_t s_stop_pre[16 * 32 * 32 / 64];
 static uint8_t s_stop_len[ESC_ARRAY_LEN(s_stopwords)];
 static uint64_t s_stop_key[ESC_ARRAY_LEN(s_stopwords)][2]; /* the word, zero-padded to 16 */
 static pthread_once_t s_stop_once = PTHREAD_ONCE_INIT;
@@ -152,6 +157,14 @@ s_slot(const uint64_t key[2], size_t len)
 
 static void s_fold2_build(void);
 
+/* The bit of s_stop_pre for a word of len (3 to 15) bytes. */
+static uint32_t
+s_pre_bit(const char *w, size_t len)
+{
+    return ((uint32_t)len << 10) | (((uint32_t)(unsigned char)w[0] & 31) << 5)
+           | ((uint32_t)(unsigned char)w[1] & 31);
+}
+
 static void
 s_stop_build(void)
 {
@@ -163,7 +176,7 @@ s_stop_build(void)
         char pad[16] = { 0 };
         uint32_t slot;
 
-        ESC_ASSERT(strlen(w) <= 15);
+        ESC_ASSERT(strlen(w) >= 2 && strlen(w) <= 15);
         s_stop_len[i] = (uint8_t)strlen(w);
         memcpy(pad, w, strlen(w));
         memcpy(s_stop_key[i], pad, sizeof(pad));
@@ -176,6 +189,8 @@ s_stop_build(void)
             slot = (slot + 1) & (S_STOP_SLOTS - 1);
         }
         s_stop_slot[slot] = (uint16_t)(i + 1);
+        slot = s_pre_bit(w, s_stop_len[i]);
+        s_stop_pre[slot / 64] |= 1ULL << (slot % 64);
     }
     for (i = 0; i < ESC_ARRAY_LEN(s_word); i++) {
         if (s_ascii[i] == S_LOWER || s_ascii[i] == S_DIGIT) {
@@ -188,17 +203,13 @@ s_stop_build(void)
     s_fold2_build();
 }
 
-/* The lookup itself; the table must be built. Stopwords are 3 to 15 bytes. w has at least
- * 16 readable bytes, zero from w[len] on when len <= 15 (s_tok.buf is cleared for that). */
+/* s_is_stop past the s_stop_pre test: the hash table look-up (len 2 to 15). */
 static int
-s_is_stop(const char *w, size_t len)
+s_is_stop_hashed(const char *w, size_t len)
 {
     uint64_t key[2];
     uint32_t slot;
 
-    if (len > 15) {
-        return 0;
-    }
     memcpy(key, w, sizeof(key));
     slot = s_slot(key, len);
     while (s_stop_slot[slot] != 0) {
@@ -210,6 +221,24 @@ s_is_stop(const char *w, size_t len)
         slot = (slot + 1) & (S_STOP_SLOTS - 1);
     }
     return 0;
+}
+
+/* The lookup itself; the table must be built. Stopwords are 3 to 15 bytes. w has at least
+ * 16 readable bytes, zero from w[len] on when len <= 15 (s_tok.buf is cleared for that). The
+ * bit of s_stop_pre first (inline: most words end here), then the hash table. */
+static inline int
+s_is_stop(const char *w, size_t len)
+{
+    uint32_t bit;
+
+    if (len > 15 || len < 2) {
+        return 0;
+    }
+    bit = s_pre_bit(w, len);
+    if ((s_stop_pre[bit / 64] & (1ULL << (bit % 64))) == 0) {
+        return 0;
+    }
+    return s_is_stop_hashed(w, len);
 }
 
 int
@@ -379,6 +408,42 @@ s_read_char(const unsigned char *s, size_t n, size_t p, struct s_tok *t)
     return r;
 }
 
+/* Copies the run of a-z bytes (at most 8) that starts at s to out, which gets 8 bytes: the
+ * bytes after the run as zeros (the padding s_is_stop relies on). Returns the run's length.
+ * Eight bytes at a time: words are mostly lower-case ASCII. */
+static size_t
+s_lower_run(const unsigned char *s, char *out)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    const uint64_t low7 = 0x7F7F7F7F7F7F7F7FULL;
+    const uint64_t high = 0x8080808080808080ULL;
+    uint64_t w;
+    uint64_t ge_a;
+    uint64_t gt_z;
+    uint64_t lower;
+    size_t k;
+
+    memcpy(&w, s, 8);
+    ge_a = (w & low7) + 0x1F1F1F1F1F1F1F1FULL; /* bit 7: byte & 0x7f >= 'a' */
+    gt_z = (w & low7) + 0x0505050505050505ULL; /* bit 7: byte & 0x7f > 'z' */
+    lower = ge_a & ~gt_z & ~w & high;          /* bit 7: byte is a-z */
+    if (lower == high) {
+        memcpy(out, &w, 8);
+        return 8;
+    }
+    k = (size_t)__builtin_ctzll(~lower & high) / 8;
+    if (k > 0) {
+        w &= ~0ULL >> (64 - 8 * k);
+        memcpy(out, &w, 8);
+    }
+    return k;
+#else
+    (void)s;
+    (void)out;
+    return 0;
+#endif
+}
+
 /* Reads the word (or hashtag/mention body when under is set: '_' continues it) that starts at
  * s[p] into t. Returns the position after it. */
 static size_t
@@ -394,8 +459,22 @@ s_read_word(const unsigned char *s, size_t n, size_t p, int under, struct s_tok 
         size_t r;
 
         while (p < n && s[p] < 0x80) {
-            unsigned char c = s[p];
-            unsigned char w = s_word[c];
+            unsigned char c;
+            unsigned char w;
+
+            if (p + 8 <= n && len + 8 <= AGG_TERM_MAX) {
+                size_t k = s_lower_run(s + p, t->buf + len);
+
+                if (k > 0) {
+                    len += k;
+                    chars += k;
+                    letters += k;
+                    p += k;
+                    continue;
+                }
+            }
+            c = s[p];
+            w = s_word[c];
 
             if (w == 0) {
                 if (!under || c != '_') {

@@ -9,7 +9,8 @@
 
 #define AGG_TERM_MAX 64 /* bytes of a term, "#" included; longer tokens are skipped */
 
-/* Called once per term; term is NOT NUL-terminated. */
+/* Called once per term; term is NOT NUL-terminated. It is at the start of a buffer of at least
+ * AGG_TERM_MAX + 8 bytes (a reader may load whole 8-byte words past its end). */
 typedef void (*agg_term_fn)(void *arg, const char *term, size_t len);
 
 /* Extracts the content terms of a post text: lower-cased, accent-folded (ñ kept) words of >= 3

@@ -184,6 +184,52 @@ test_terms_null_and_empty(void **state)
     assert_false(agg_terms_is_stopword("qu", 2));
 }
 
+/* Lower-case ASCII runs are read eight bytes at a time: words of every length at every
+ * offset, mixed with capitals, digits, accents and a stopword that fills the eight bytes
+ * ("aquellos") or ends inside them, give the same terms as byte by byte; a word of
+ * AGG_TERM_MAX bytes is kept, one byte more is skipped. */
+static void
+test_terms_word_runs_at_every_offset(void **state)
+{
+    char text[256];
+    char want[256];
+    size_t len;
+    size_t off;
+    size_t k;
+
+    (void)state;
+    for (len = 1; len <= 20; len++) {
+        for (off = 0; off < 10; off++) {
+            memset(text, ' ', off);
+            for (k = 0; k < len; k++) {
+                text[off + k] = (char)('a' + (k * 7 + off) % 26);
+            }
+            memcpy(text + off + len, " zz", 4);
+            memcpy(want, text + off, len);
+            want[len] = '\0';
+            if (len < 3 || agg_terms_is_stopword(want, len)) {
+                want[0] = '\0';
+            }
+            s_expect(text, want);
+        }
+    }
+    s_expect("aquellos", "");
+    s_expect("aquellosx aquellos.", "aquellosx");
+    s_expect("xy aquellos estos nosotros ellos", "nosotros");
+    s_expect("abcdefgHIJKLmnop abcdefghi9klmn", "abcdefghijklmnop|abcdefghi9klmn");
+    s_expect("abcdefgh_ijk #abcdefgh_ijk abcdefgñandu",
+             "abcdefgh|ijk|#abcdefgh_ijk|abcdefgñandu");
+    s_expect("que QUE Que queso", "queso");
+    memset(text, 'x', AGG_TERM_MAX);
+    memcpy(text + AGG_TERM_MAX, " y", 3);
+    memcpy(want, text, AGG_TERM_MAX);
+    want[AGG_TERM_MAX] = '\0';
+    s_expect(text, want);
+    memset(text, 'x', AGG_TERM_MAX + 1);
+    memcpy(text + AGG_TERM_MAX + 1, " yyy", 5);
+    s_expect(text, "yyy");
+}
+
 int
 main(void)
 {
@@ -197,6 +243,7 @@ main(void)
         cmocka_unit_test(test_terms_invalid_utf8),
         cmocka_unit_test(test_terms_long_text_and_long_tokens),
         cmocka_unit_test(test_terms_null_and_empty),
+        cmocka_unit_test(test_terms_word_runs_at_every_offset),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

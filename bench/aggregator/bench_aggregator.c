@@ -334,6 +334,137 @@ s_sum_totals(esc_kv_t *kv, char **topic_keys, size_t n)
     return sum;
 }
 
+/* qsort order of C strings. */
+static int
+s_cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Writes one line per element of reply v (an array) after key and tag; with pairs set, two
+ * elements per line ("a b"), sorted when sort is set. */
+static void
+s_dump_elems(FILE *fp, const char *key, const char *tag, const struct esc_kv_val *v, int pairs,
+             int sort)
+{
+    size_t step = pairs ? 2 : 1;
+    size_t n = v->type == ESC_KV_ARRAY ? v->n / step : 0;
+    char **lines = esc_calloc(n > 0 ? n : 1, sizeof(*lines));
+    size_t i;
+
+    for (i = 0; i < n; i++) {
+        const struct esc_kv_val *a = &v->elem[i * step];
+        const struct esc_kv_val *b = pairs ? &v->elem[i * step + 1] : NULL;
+        size_t len = a->len + (b != NULL ? b->len : 0) + 2;
+
+        lines[i] = esc_malloc(len);
+        snprintf(lines[i], len, "%s%s%s", a->str != NULL ? a->str : "", b != NULL ? " " : "",
+                 b != NULL && b->str != NULL ? b->str : "");
+    }
+    if (sort) {
+        qsort(lines, n, sizeof(*lines), s_cmp_str);
+    }
+    for (i = 0; i < n; i++) {
+        fprintf(fp, "%s %s %s\n", key, tag, lines[i]);
+        esc_free(lines[i]);
+    }
+    esc_free(lines);
+}
+
+/* Writes every key of the benchmark's prefix with its contents, keys sorted, hash fields
+ * sorted, sorted sets in rank order, sets as their size (the seen-marks), to compare the
+ * Redis output of two builds (cmp). Returns 0, or -1 when Redis did not answer. */
+static int
+s_dump(esc_kv_t *kv, const char *path)
+{
+    FILE *fp = fopen(path, "w");
+    char **keys = NULL;
+    size_t n = 0;
+    size_t cap = 0;
+    char cursor[32] = "0";
+    size_t i;
+
+    if (fp == NULL) {
+        fprintf(stderr, "bench_aggregator: cannot write %s\n", path);
+        return -1;
+    }
+    do {
+        struct esc_kv_val v;
+        const char *argv[6] = { "SCAN", cursor, "MATCH", "b:*", "COUNT", "10000" };
+
+        if (esc_kv_cmdv(kv, &v, 6, argv, NULL) != ESC_OK || v.type != ESC_KV_ARRAY || v.n != 2) {
+            fclose(fp);
+            return -1;
+        }
+        esc_strlcpy(cursor, v.elem[0].str, sizeof(cursor));
+        for (i = 0; i < v.elem[1].n; i++) {
+            if (n == cap) {
+                cap = cap > 0 ? 2 * cap : 1024;
+                keys = esc_realloc(keys, cap * sizeof(*keys));
+            }
+            keys[n++] = esc_strdup(v.elem[1].elem[i].str);
+        }
+        esc_kv_val_fini(&v);
+    } while (strcmp(cursor, "0") != 0);
+    qsort(keys, n, sizeof(*keys), s_cmp_str);
+    for (i = 0; i < n; i++) {
+        struct esc_kv_val t;
+        struct esc_kv_val v;
+        const char *argv[5];
+
+        argv[1] = keys[i];
+        argv[0] = "TYPE";
+        if (esc_kv_cmdv(kv, &t, 2, argv, NULL) != ESC_OK) {
+            continue;
+        }
+        if (strcmp(t.str, "hash") == 0) {
+            argv[0] = "HGETALL";
+            if (esc_kv_cmdv(kv, &v, 2, argv, NULL) == ESC_OK) {
+                s_dump_elems(fp, keys[i], "h", &v, 1, 1);
+                esc_kv_val_fini(&v);
+            }
+        }
+        else if (strcmp(t.str, "zset") == 0) {
+            argv[0] = "ZRANGE";
+            argv[2] = "0";
+            argv[3] = "-1";
+            argv[4] = "WITHSCORES";
+            if (esc_kv_cmdv(kv, &v, 5, argv, NULL) == ESC_OK) {
+                s_dump_elems(fp, keys[i], "z", &v, 1, 0);
+                esc_kv_val_fini(&v);
+            }
+        }
+        else if (strcmp(t.str, "list") == 0) {
+            argv[0] = "LRANGE";
+            argv[2] = "0";
+            argv[3] = "-1";
+            if (esc_kv_cmdv(kv, &v, 4, argv, NULL) == ESC_OK) {
+                s_dump_elems(fp, keys[i], "l", &v, 0, 0);
+                esc_kv_val_fini(&v);
+            }
+        }
+        else if (strcmp(t.str, "set") == 0) {
+            argv[0] = "SCARD";
+            if (esc_kv_cmdv(kv, &v, 2, argv, NULL) == ESC_OK) {
+                fprintf(fp, "%s s %lld\n", keys[i], v.integer);
+                esc_kv_val_fini(&v);
+            }
+        }
+        else {
+            argv[0] = "GET";
+            if (esc_kv_cmdv(kv, &v, 2, argv, NULL) == ESC_OK) {
+                fprintf(fp, "%s v %s\n", keys[i], v.str != NULL ? v.str : "");
+                esc_kv_val_fini(&v);
+            }
+        }
+        esc_kv_val_fini(&t);
+        esc_free(keys[i]);
+    }
+    esc_free(keys);
+    fclose(fp);
+    return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -373,6 +504,7 @@ main(int argc, char **argv)
     uint64_t rt;
     double rmem;
     char model[128];
+    const char *dump;
     int failed = 0;
     int ok;
 
@@ -418,6 +550,10 @@ main(int argc, char **argv)
     co.top_flush_max = 200;
     co.top_flush_ms = 3600000; /* written when the loop says so (final = 1) */
     co.counters_only = s_flag(argc, argv, "--counters-only");
+    dump = bench_opt(argc, argv, "--dump");
+    if (dump != NULL) {
+        co.instance = "bench"; /* the marks hold the instance id: the same in every dump */
+    }
     c = agg_counters_new(kv, &co);
 
     rss_base = s_rss_kb();
@@ -494,6 +630,7 @@ main(int argc, char **argv)
             "  aggregator peak RSS      %.1f MiB (post pool %.1f MiB of it)\n"
             "  Redis used memory        %.1f MiB, Redis CPU %.2f s (%.2f us/post)\n"
             "  duplicates               memory %llu, redis %llu\n"
+            "  top-list prunes          %llu\n"
             "  verified                 %s (%lld topic posts in Redis, %lld expected)\n",
             co.counters_only ? "counters only" : "counters and top lists", model,
             sysconf(_SC_NPROCESSORS_ONLN), (long long)o.posts, (long long)o.topics,
@@ -502,7 +639,8 @@ main(int argc, char **argv)
             (double)o.posts / wall, (double)cmds / (double)o.posts, (unsigned long long)cmds,
             (unsigned long long)rt, executed / (double)o.posts, bench_vm_hwm_kb() / 1024.0, rss_base / 1024.0, rmem, rcpu,
             rcpu / (double)o.posts * 1e6, (unsigned long long)st.dup_memory,
-            (unsigned long long)st.dup_redis, ok ? "yes" : "NO", in_redis, pairs - dup_pairs);
+            (unsigned long long)st.dup_redis, (unsigned long long)st.top_prunes, ok ? "yes" : "NO",
+            in_redis, pairs - dup_pairs);
     printf("{\"benchmark\": \"aggregator\", \"mode\": \"%s\", ",
            co.counters_only ? "counters_only" : "counters_and_top_lists");
     bench_json_machine(stdout);
@@ -512,15 +650,19 @@ main(int argc, char **argv)
            "\"redis_cmds_per_post\": %.5f, \"redis_executed_per_post\": %.5f, "
            "\"round_trips\": %llu, \"peak_rss_mib\": %.1f, "
            "\"pool_rss_mib\": %.1f, \"redis_used_memory_mib\": %.1f, \"redis_cpu_s\": %.2f, "
-           "\"dup_memory\": %llu, \"dup_redis\": %llu, \"verified\": %s}\n",
+           "\"dup_memory\": %llu, \"dup_redis\": %llu, \"top_prunes\": %llu, \"verified\": %s}\n",
            (long long)o.posts, (long long)o.topics, (long long)o.authors,
            (long long)o.flush_every, (long long)o.top_every, (double)o.posts / cpu,
            (double)o.posts / wall, (cpu - cpu_flush) / (double)o.posts * 1e9,
            cpu_flush / (double)o.posts * 1e9, (double)cmds / (double)o.posts,
            executed / (double)o.posts, (unsigned long long)rt, bench_vm_hwm_kb() / 1024.0, rss_base / 1024.0, rmem, rcpu,
            (unsigned long long)st.dup_memory, (unsigned long long)st.dup_redis,
-           ok ? "true" : "false");
+           (unsigned long long)st.top_prunes, ok ? "true" : "false");
 
+    if (dump != NULL && s_dump(kv, dump) != 0) {
+        fprintf(stderr, "bench_aggregator: dump failed\n");
+        ok = 0;
+    }
     agg_counters_destroy(&c);
     esc_kv_destroy(&kv);
     esc_testenv_redis_stop(&redis);
