@@ -104,7 +104,8 @@ void cls_explain(cls_t *self, const struct esc_post *p, FILE *f);
 
 /* Classifies one bus message: decode a "post", analyse it, encode it as "classified" with
  * topics (config order, possibly none), language and sentiment (cls_analyze: "und" and 0
- * when there are no topics). Returns the message, borrowed: it is encoded into a buffer of
+ * when there are no topics; such a post also leaves its text, author, links, tags and counts
+ * behind, docs/classifier.md). Returns the message, borrowed: it is encoded into a buffer of
  * self's, valid until the next cls_process or cls_destroy (nothing is allocated per post);
  * its size is in *out_len. NULL when the message is invalid (logged at warn with the reason
  * and counted in stats.invalid). */

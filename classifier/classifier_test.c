@@ -121,22 +121,74 @@ test_cls_process_forwards_unmatched(void **state)
 {
     cls_t *c = s_cls(s_json);
     struct esc_post p;
+    struct esc_post in;
+    struct esc_error err;
+    const char *enc;
+    char *buf;
+    size_t len = 0;
+    size_t olen = 0;
 
     /* nothing downstream reads the language or sentiment of a post without topics: neither
-     * is decided, the message says "und" and 0 */
-    s_classify(c, "What a wonderful day, nothing to see here, I love it", "en", NULL, &p);
+     * is decided, the message says "und" and 0; and of the post itself the aggregator reads
+     * only its identity, times, source and ack, so the rest stays behind */
+    esc_post_init(&in);
+    in.id = esc_strdup("p1");
+    in.platform = esc_strdup("mastodon");
+    in.source = esc_strdup("m1");
+    in.author = esc_strdup("@ana@mastodon.social");
+    in.author_name = esc_strdup("Ana");
+    in.url = esc_strdup("https://mastodon.social/@ana/1");
+    in.lang = esc_strdup("en");
+    in.text = esc_strdup("What a wonderful day, nothing to see here, I love it");
+    in.ack_ref = esc_strdup("col-1:7");
+    in.followers = 1200;
+    in.likes = 3;
+    in.created_at = 1763300000000;
+    in.ingested_at = 1763300000500;
+    esc_strlist_push(&in.hashtags, &in.n_hashtags, "wow");
+    esc_strlist_push(&in.mentions, &in.n_mentions, "bob");
+    buf = esc_post_encode(&in, 0, &len);
+    esc_post_fini(&in);
+    enc = cls_process(c, buf, len, &olen);
+    esc_free(buf);
+    assert_non_null(enc);
+    print_message("unmatched post: %zu bytes in, %zu out\n", len, olen);
+    assert_int_equal(esc_post_decode(enc, olen, &p, NULL, &err), ESC_OK);
     assert_int_equal(p.n_topics, 0);
     assert_null(p.topics);
     assert_string_equal(p.language, "und");
     assert_true(p.sentiment == 0.0);
+    assert_string_equal(p.id, "p1");
+    assert_string_equal(p.platform, "mastodon");
+    assert_string_equal(p.source, "m1");
+    assert_int_equal(p.created_at, 1763300000000);
+    assert_int_equal(p.ingested_at, 1763300000500);
+    assert_string_equal(p.ack_ref, "col-1:7");
+    assert_string_equal(p.text, "");
+    assert_null(p.author);
+    assert_null(p.url);
+    assert_null(p.lang);
+    assert_null(p.author_name);
+    assert_int_equal(p.n_hashtags, 0);
+    assert_int_equal(p.n_mentions, 0);
+    assert_int_equal(p.followers, 0);
+    assert_int_equal(p.likes, 0);
+    assert_true(olen < len * 2 / 3);
     esc_post_fini(&p);
     s_classify(c, "", "en", NULL, &p);
     assert_int_equal(p.n_topics, 0);
     assert_string_equal(p.language, "und");
     assert_true(p.sentiment == 0.0);
     esc_post_fini(&p);
-    assert_int_equal(cls_get_stats(c)->in, 2);
-    assert_int_equal(cls_get_stats(c)->matched, 0);
+    /* a post with topics keeps every field */
+    s_classify(c, "El congreso aprobó la ley", "es", "#wow", &p);
+    assert_true(p.n_topics > 0);
+    assert_string_equal(p.text, "El congreso aprobó la ley");
+    assert_string_equal(p.lang, "es");
+    assert_int_equal(p.n_hashtags, 1);
+    esc_post_fini(&p);
+    assert_int_equal(cls_get_stats(c)->in, 3);
+    assert_int_equal(cls_get_stats(c)->matched, 1);
     cls_destroy(&c);
 }
 
