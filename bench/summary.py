@@ -175,6 +175,8 @@ def targets(res):
     cls = res["micro"].get("classifier") or {}
     by_topics = {}
     for r in cls.values():
+        if r.get("select", "all") != "all":
+            continue  # --select matched/unmatched: a part of the corpus, not the target's
         if r["config"].endswith("mixed.json") or "keywords" not in r["config"]:
             by_topics.setdefault(r["topics"], r)
     k1000 = [r for r in by_topics.values() if 1000 <= r["topics"] < 2000]
@@ -194,6 +196,12 @@ def targets(res):
             ratio += ", %.2fx (matching alone)" % (stage(small[0], "match")
                                                     / stage(large[0], "match"))
         rows.append(ratio)
+    matched = {r["topics"]: r for r in cls.values() if r.get("select") == "matched"}
+    ms = [matched[t] for t in matched if t < 100]
+    ml = [matched[t] for t in matched if t >= 10000]
+    if ms and ml and stage(ml[0], "all"):
+        rows.append("  the same on matched posts only (--select matched: every post runs language ID "
+                    "and sentiment): %.2fx (all)" % (stage(ms[0], "all") / stage(ml[0], "all")))
     cmds = [(r["redis"]["script_calls_per_post"], r["redis"]["commands_per_post"])
             for r in e2e.values()
             if r["redis"]["commands_per_post"] is not None and r["params"]["topics"] >= 1000]
