@@ -9,6 +9,10 @@ match no topic. On Thursday 2026-11-19 between 15:00 and 16:00 Lima time a burst
 about a vacancy vote in Congress makes the topic gobernanza/congreso spike.
 
 Deterministic: the same --seed and options always give the same bytes. Standard library only.
+--not-after TIME (ISO 8601 with a zone, or "now") leaves out the posts dated later: the demo
+passes "now", so that while the demo week is not over no post comes from the future (the
+collector would set such a post's event time to the moment it reads it, and the remaining
+hours of the week would pile up in one minute and look like a spike).
 
     /usr/bin/python3 examples/gen_posts.py --out out/demo/posts.jsonl
     /usr/bin/python3 examples/gen_posts.py --count 200 --burst 0 --bad 3 --summary
@@ -438,13 +442,28 @@ def main(argv=None):
     ap.add_argument("--config", default=os.path.join(here, "escucha.json"),
                     help="config whose topic keywords the texts are checked against")
     ap.add_argument("--summary", action="store_true", help="print counts per topic to stderr")
+    ap.add_argument("--not-after", default=None, metavar="TIME",
+                    help='leave out posts dated after TIME (ISO 8601 with a zone, or "now")')
     args = ap.parse_args(argv)
     if args.count < 0 or args.burst < 0 or args.bad < 0:
         ap.error("--count, --burst and --bad must not be negative")
+    not_after = None
+    if args.not_after == "now":
+        not_after = dt.datetime.now(dt.timezone.utc)
+    elif args.not_after is not None:
+        try:
+            not_after = dt.datetime.fromisoformat(args.not_after.replace("Z", "+00:00"))
+        except ValueError:
+            ap.error("--not-after: not an ISO 8601 time: %r" % args.not_after)
+        if not_after.tzinfo is None:
+            ap.error("--not-after: give a time zone (e.g. 2026-11-22T12:00:00Z)")
 
     gen = Generator(args.seed, load_keywords(args.config))
     made = [gen.regular() for _ in range(args.count)]
     made += [gen.burst() for _ in range(args.burst)]
+    if not_after is not None:
+        cut = not_after.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        made = [m for m in made if m[0]["created_at"] <= cut]
     made.sort(key=lambda m: (m[0]["created_at"], m[0]["id"]))
     lines = [json.dumps(p, ensure_ascii=False, separators=(",", ":")) for p, _, _ in made]
     lines += bad_lines(args.bad)

@@ -26,7 +26,9 @@ mkdir -p "$out/outbox"
 PY=/usr/bin/python3
 
 say "generating the sample data (deterministic)"
-$PY examples/gen_posts.py --out "$out/posts.jsonl"
+# --not-after now: while the demo week (2026-W47) is not over, its later posts are left out
+# instead of arriving from the future
+$PY examples/gen_posts.py --out "$out/posts.jsonl" --not-after now
 lines=$(wc -l <"$out/posts.jsonl")
 echo "$lines posts in $out/posts.jsonl"
 
